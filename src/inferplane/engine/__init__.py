@@ -1,0 +1,1 @@
+"""The data plane: scheduler, paged KV cache, model runner, sampling and the async front."""
