@@ -1,0 +1,1 @@
+"""The cost ledger: GPU prices, per-request usage and cost, budgets and reports."""
