@@ -98,9 +98,8 @@ def main() -> None:
     (RESULTS / "scheduler.json").write_text(json.dumps(payload, indent=2) + "\n")
     plot(rows, RESULTS / "scheduler.png")
     for row in rows:
-        print(
-            f"{int(row['num_seqs']):4d} seqs: p50 {row['p50_ms']:.3f} ms, p99 {row['p99_ms']:.3f} ms"
-        )
+        seqs, p50, p99 = int(row["num_seqs"]), row["p50_ms"], row["p99_ms"]
+        print(f"{seqs:4d} seqs: p50 {p50:.3f} ms, p99 {p99:.3f} ms")
 
 
 if __name__ == "__main__":
