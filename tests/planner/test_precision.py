@@ -1,0 +1,23 @@
+import pytest
+
+from inferplane.planner.precision import get_precision, lighter_precisions, precisions
+
+
+def test_aliases_and_unknown_names() -> None:
+    assert get_precision("bfloat16").name == "bf16"
+    assert get_precision("FP16").name == "fp16"
+    with pytest.raises(ValueError, match="use one of fp32, bf16"):
+        get_precision("int3")
+
+
+def test_bytes_per_weight() -> None:
+    table = precisions()
+    assert [table[n].linear_bytes for n in ("fp32", "bf16", "fp8", "int8")] == [4, 2, 1, 1]
+    assert table["int4"].linear_bytes == pytest.approx(0.5 + 2.5 / 128)
+    assert table["fp8"].kv_bytes == 1 and table["int4"].kv_bytes == 2
+
+
+def test_lighter_precisions() -> None:
+    assert lighter_precisions("fp32") == ["bf16", "fp8", "int4"]
+    assert lighter_precisions("int8") == ["int4"]
+    assert lighter_precisions("int4") == []
