@@ -1,0 +1,152 @@
+"""Attention over the paged KV cache for one ragged step, in plain torch.
+
+The cache of one layer is a tensor [num_blocks * block_size, kv_heads, head_dim] (blocks laid
+end to end), so a token's slot is block * block_size + offset. Each step's metadata is built
+once and reused by every layer: the slots to write, and for each sequence the slots of its
+whole context to read. Prefill chunks attend one sequence at a time with a causal mask that
+accounts for the tokens already cached; single-token (decode) chunks attend together, padded
+to the longest context with a mask, so a batch of decodes is one SDPA call per layer.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class ChunkSpan:
+    """What attention needs of one chunk: where it sits in the step and in its sequence."""
+
+    start_position: int
+    num_tokens: int
+    block_table: Sequence[int]
+
+
+@dataclass(frozen=True)
+class PrefillSpan:
+    """A multi-token chunk: rows [row_start, row_start + num_rows) of the step."""
+
+    row_start: int
+    num_rows: int
+    context_slots: torch.Tensor  # [context_len] slots of positions 0 .. end
+    mask: torch.Tensor | None  # [num_rows, context_len] bool; None: plain causal from 0
+
+
+@dataclass(frozen=True)
+class DecodeGroup:
+    """All single-token chunks, attended together."""
+
+    rows: torch.Tensor  # [B] rows of the step
+    context_slots: torch.Tensor  # [B, S] slots, padded with slot 0
+    mask: torch.Tensor | None  # [B, 1, 1, S] bool; None when every context has length S
+    all_rows: bool  # the step is decode-only: rows == arange(T)
+
+
+@dataclass(frozen=True)
+class AttentionMetadata:
+    slot_mapping: torch.Tensor  # [T] where each new token's K and V go
+    prefills: tuple[PrefillSpan, ...]
+    decode: DecodeGroup | None
+
+
+def build_metadata(
+    spans: Sequence[ChunkSpan], block_size: int, device: torch.device
+) -> AttentionMetadata:
+    """Turn a step's chunks into index tensors (built on CPU, moved to `device` once)."""
+    slot_rows: list[torch.Tensor] = []
+    prefills: list[PrefillSpan] = []
+    decodes: list[tuple[int, torch.Tensor]] = []
+    row = 0
+    for span in spans:
+        end = span.start_position + span.num_tokens
+        slots = _context_slots(span.block_table, end, block_size)
+        slot_rows.append(slots[span.start_position :])
+        if span.num_tokens == 1:
+            decodes.append((row, slots))
+        else:
+            prefills.append(_prefill_span(row, span, slots, device))
+        row += span.num_tokens
+    slot_mapping = torch.cat(slot_rows).to(device)
+    return AttentionMetadata(slot_mapping, tuple(prefills), _decode_group(decodes, row, device))
+
+
+def _context_slots(block_table: Sequence[int], length: int, block_size: int) -> torch.Tensor:
+    num_blocks = -(-length // block_size)
+    if len(block_table) < num_blocks:
+        raise ValueError(f"block table covers {len(block_table)} blocks, {num_blocks} needed")
+    blocks = torch.tensor(list(block_table[:num_blocks]), dtype=torch.long)
+    offsets = torch.arange(block_size, dtype=torch.long)
+    return (blocks[:, None] * block_size + offsets[None, :]).reshape(-1)[:length]
+
+
+def _prefill_span(
+    row: int, span: ChunkSpan, slots: torch.Tensor, device: torch.device
+) -> PrefillSpan:
+    mask = None
+    if span.start_position > 0:
+        query_pos = torch.arange(span.num_tokens) + span.start_position
+        mask = (torch.arange(len(slots))[None, :] <= query_pos[:, None]).to(device)
+    return PrefillSpan(row, span.num_tokens, slots.to(device), mask)
+
+
+def _decode_group(
+    decodes: list[tuple[int, torch.Tensor]], num_rows: int, device: torch.device
+) -> DecodeGroup | None:
+    if not decodes:
+        return None
+    longest = max(len(slots) for _, slots in decodes)
+    padded = torch.zeros(len(decodes), longest, dtype=torch.long)
+    lengths = torch.tensor([len(slots) for _, slots in decodes])
+    for i, (_, slots) in enumerate(decodes):
+        padded[i, : len(slots)] = slots
+    mask = None
+    if bool((lengths != longest).any()):
+        mask = (torch.arange(longest)[None, :] < lengths[:, None])[:, None, None, :].to(device)
+    rows = torch.tensor([r for r, _ in decodes], dtype=torch.long)
+    return DecodeGroup(rows.to(device), padded.to(device), mask, len(decodes) == num_rows)
+
+
+def paged_attention(
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, meta: AttentionMetadata
+) -> torch.Tensor:
+    """q [T, heads, head_dim] against the cached context -> [T, heads * head_dim]."""
+    num_rows, heads, head_dim = q.shape
+    decode = meta.decode
+    if decode is not None and decode.all_rows:
+        return _decode_attention(q, k_cache, v_cache, decode).reshape(num_rows, heads * head_dim)
+    out = torch.empty_like(q)
+    for span in meta.prefills:
+        rows = slice(span.row_start, span.row_start + span.num_rows)
+        out[rows] = _prefill_attention(q[rows], k_cache, v_cache, span)
+    if decode is not None:
+        out[decode.rows] = _decode_attention(q[decode.rows], k_cache, v_cache, decode)
+    return out.reshape(num_rows, heads * head_dim)
+
+
+def _prefill_attention(
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, span: PrefillSpan
+) -> torch.Tensor:
+    k = k_cache[span.context_slots].transpose(0, 1)  # [kv_heads, ctx, head_dim]
+    v = v_cache[span.context_slots].transpose(0, 1)
+    out = F.scaled_dot_product_attention(
+        q.transpose(0, 1),
+        k,
+        v,
+        attn_mask=span.mask,
+        is_causal=span.mask is None,
+        enable_gqa=True,
+    )
+    return out.transpose(0, 1)
+
+
+def _decode_attention(
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, group: DecodeGroup
+) -> torch.Tensor:
+    k = k_cache[group.context_slots].transpose(1, 2)  # [B, kv_heads, S, head_dim]
+    v = v_cache[group.context_slots].transpose(1, 2)
+    out = F.scaled_dot_product_attention(
+        q[:, :, None, :], k, v, attn_mask=group.mask, enable_gqa=True
+    )
+    return out[:, :, 0, :]

@@ -1,0 +1,96 @@
+"""Building blocks shared by the decoder models: linear, RMSNorm, rotary embedding.
+
+Weights are registered as buffers, not parameters: the engine never trains, and buffers move
+with `Module.to` all the same.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inferplane.engine.loader import RopeConfig
+
+
+class Linear(nn.Module):
+    """y = x W^T + b with W [out, in] in the model's dtype."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.weight: torch.Tensor
+        self.bias: torch.Tensor | None
+        self.register_buffer("weight", weight)
+        self.register_buffer("bias", bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+class RMSNorm(nn.Module):
+    """Normalise in float32, scale in the model's dtype, as the reference implementation does."""
+
+    def __init__(self, weight: torch.Tensor, eps: float) -> None:
+        super().__init__()
+        self.weight: torch.Tensor
+        self.register_buffer("weight", weight)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32:
+            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+        normed = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)
+        return self.weight * normed.to(x.dtype)
+
+
+def inverse_frequencies(rope: RopeConfig, head_dim: int) -> torch.Tensor:
+    """Per-pair rotation frequencies, with linear or llama3 scaling applied."""
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim
+    inv_freq = 1.0 / (rope.theta**exponents)
+    if rope.kind == "linear":
+        return inv_freq / rope.factor
+    if rope.kind == "llama3":
+        return _llama3_scaling(inv_freq, rope)
+    return inv_freq
+
+
+def _llama3_scaling(inv_freq: torch.Tensor, rope: RopeConfig) -> torch.Tensor:
+    """Long wavelengths slow down by `factor`, short ones stay, the band between blends."""
+    old_len = rope.original_max_position_embeddings
+    low_wavelen = old_len / rope.low_freq_factor
+    high_wavelen = old_len / rope.high_freq_factor
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > low_wavelen, inv_freq / rope.factor, inv_freq)
+    smooth = (old_len / wavelen - rope.low_freq_factor) / (
+        rope.high_freq_factor - rope.low_freq_factor
+    )
+    blended = (1 - smooth) * scaled / rope.factor + smooth * scaled
+    medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+    return torch.where(medium, blended, scaled)
+
+
+class Rotary(nn.Module):
+    """Tables of cos and signed sin per position, so rotation is x*cos + roll(x)*sin.
+
+    roll(x, half) swaps the two halves; with sin's first half negated this equals the
+    reference's rotate_half(x) * sin in three ops instead of six.
+    """
+
+    def __init__(self, rope: RopeConfig, head_dim: int, max_len: int, dtype: torch.dtype) -> None:
+        super().__init__()
+        freqs = torch.outer(
+            torch.arange(max_len, dtype=torch.float32), inverse_frequencies(rope, head_dim)
+        )
+        half_sin = freqs.sin()
+        self.cos: torch.Tensor
+        self.sin: torch.Tensor
+        self.register_buffer("cos", torch.cat((freqs.cos(), freqs.cos()), -1).to(dtype))
+        self.register_buffer("sin", torch.cat((-half_sin, half_sin), -1).to(dtype))
+        self.half_dim = head_dim // 2
+
+    def tables(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin for each row, shaped [T, 1, head_dim] to broadcast over heads."""
+        return self.cos[positions][:, None, :], self.sin[positions][:, None, :]
+
+    def rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(x * cos, torch.roll(x, self.half_dim, -1), sin)

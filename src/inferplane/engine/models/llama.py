@@ -1,0 +1,171 @@
+"""The Llama-family decoder over a ragged, flattened step with a paged KV cache.
+
+One class covers Llama 2/3, Mistral, Qwen2 (biases on q/k/v) and Qwen3 (RMSNorm on each
+query and key head): the differences are which tensors the checkpoint carries. q/k/v and
+gate/up are concatenated at load so each layer runs four matrix products.
+"""
+
+from collections.abc import Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inferplane.engine.attention import AttentionMetadata, paged_attention
+from inferplane.engine.loader import ModelConfig
+from inferplane.engine.models.layers import Linear, RMSNorm, Rotary
+
+# Builds a linear layer from a weight [out, in] and optional bias: dense or quantized.
+LinearFactory = Callable[[torch.Tensor, torch.Tensor | None], nn.Module]
+Weights = Mapping[str, torch.Tensor]
+
+
+class Attention(nn.Module):
+    def __init__(self, config: ModelConfig, weights: Weights, prefix: str, make: LinearFactory):
+        super().__init__()
+        names = [f"{prefix}.self_attn.{p}_proj" for p in "qkv"]
+        self.qkv = make(_cat_weights(weights, names, ".weight"), _cat_bias(weights, names))
+        o_name = f"{prefix}.self_attn.o_proj"
+        self.o = make(weights[f"{o_name}.weight"], weights.get(f"{o_name}.bias"))
+        self.q_norm = _optional_norm(weights, f"{prefix}.self_attn.q_norm", config)
+        self.k_norm = _optional_norm(weights, f"{prefix}.self_attn.k_norm", config)
+        self.heads, self.kv_heads, self.head_dim = (
+            config.num_heads,
+            config.num_kv_heads,
+            config.head_dim,
+        )
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rotary: Rotary,
+        cos_sin: tuple[torch.Tensor, torch.Tensor],
+        meta: AttentionMetadata,
+        kv: tuple[torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
+        rows = x.shape[0]
+        qkv = self.qkv(x).view(rows, self.heads + 2 * self.kv_heads, self.head_dim)
+        q, k, v = qkv.split([self.heads, self.kv_heads, self.kv_heads], dim=1)
+        if self.q_norm is not None and self.k_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = rotary.rotate(q, *cos_sin), rotary.rotate(k, *cos_sin)
+        k_cache, v_cache = kv
+        k_cache.index_copy_(0, meta.slot_mapping, k)
+        v_cache.index_copy_(0, meta.slot_mapping, v)
+        out: torch.Tensor = self.o(paged_attention(q, k_cache, v_cache, meta))
+        return out
+
+
+class MLP(nn.Module):
+    def __init__(self, weights: Weights, prefix: str, make: LinearFactory) -> None:
+        super().__init__()
+        names = [f"{prefix}.mlp.gate_proj", f"{prefix}.mlp.up_proj"]
+        self.gate_up = make(_cat_weights(weights, names, ".weight"), _cat_bias(weights, names))
+        down = f"{prefix}.mlp.down_proj"
+        self.down = make(weights[f"{down}.weight"], weights.get(f"{down}.bias"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        out: torch.Tensor = self.down(F.silu(gate) * up)
+        return out
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, config: ModelConfig, weights: Weights, index: int, make: LinearFactory):
+        super().__init__()
+        prefix = f"model.layers.{index}"
+        eps = config.rms_norm_eps
+        self.input_norm = RMSNorm(weights[f"{prefix}.input_layernorm.weight"], eps)
+        self.attn = Attention(config, weights, prefix, make)
+        self.post_norm = RMSNorm(weights[f"{prefix}.post_attention_layernorm.weight"], eps)
+        self.mlp = MLP(weights, prefix, make)
+
+    def forward(
+        self,
+        h: torch.Tensor,
+        rotary: Rotary,
+        cos_sin: tuple[torch.Tensor, torch.Tensor],
+        meta: AttentionMetadata,
+        kv: tuple[torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
+        h = h + self.attn(self.input_norm(h), rotary, cos_sin, meta, kv)
+        out: torch.Tensor = h + self.mlp(self.post_norm(h))
+        return out
+
+
+class LlamaModel(nn.Module):
+    """Embedding, decoder layers, final norm and the LM head (tied or not)."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        weights: Weights,
+        max_len: int,
+        dtype: torch.dtype,
+        make_linear: LinearFactory = Linear,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.embed: torch.Tensor
+        self.register_buffer("embed", weights["model.embed_tokens.weight"])
+        self.layers = nn.ModuleList(
+            DecoderLayer(config, weights, i, make_linear) for i in range(config.num_layers)
+        )
+        self.norm = RMSNorm(weights["model.norm.weight"], config.rms_norm_eps)
+        self.lm_head = Linear(_lm_head_weight(config, weights))
+        self.rotary = Rotary(config.rope, config.head_dim, max_len, dtype)
+
+    def forward(
+        self,
+        token_ids: torch.Tensor,
+        positions: torch.Tensor,
+        meta: AttentionMetadata,
+        kv_cache: torch.Tensor,
+    ) -> torch.Tensor:
+        """Hidden states [T, hidden] after the last layer (before the final norm).
+
+        kv_cache is [layers, 2, slots, kv_heads, head_dim]; this step's K/V are written in.
+        """
+        h = F.embedding(token_ids, self.embed)
+        cos_sin = self.rotary.tables(positions)
+        for index, layer in enumerate(self.layers):
+            h = layer(h, self.rotary, cos_sin, meta, (kv_cache[index, 0], kv_cache[index, 1]))
+        return h
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """float32 logits for the given rows only (the ones that sample)."""
+        out: torch.Tensor = self.lm_head(self.norm(hidden))
+        return out.float()
+
+
+def _cat_weights(weights: Weights, names: list[str], suffix: str) -> torch.Tensor:
+    return torch.cat([weights[name + suffix] for name in names], dim=0)
+
+
+def _cat_bias(weights: Weights, names: list[str]) -> torch.Tensor | None:
+    """Concatenated biases when the checkpoint has them (Qwen2); zeros fill a missing one."""
+    present = [weights.get(f"{name}.bias") for name in names]
+    if all(b is None for b in present):
+        return None
+    rows = [weights[f"{name}.weight"].shape[0] for name in names]
+    template = next(b for b in present if b is not None)
+    filled = [
+        b if b is not None else template.new_zeros(n) for b, n in zip(present, rows, strict=True)
+    ]
+    return torch.cat(filled)
+
+
+def _optional_norm(weights: Weights, name: str, config: ModelConfig) -> RMSNorm | None:
+    weight = weights.get(f"{name}.weight")
+    return None if weight is None else RMSNorm(weight, config.rms_norm_eps)
+
+
+def _lm_head_weight(config: ModelConfig, weights: Weights) -> torch.Tensor:
+    if config.tie_word_embeddings:
+        return weights["model.embed_tokens.weight"]
+    if "lm_head.weight" not in weights:
+        raise ValueError(
+            "the checkpoint has no lm_head.weight and config.json says tie_word_embeddings is "
+            "false: set tie_word_embeddings true if the head shares the embedding"
+        )
+    return weights["lm_head.weight"]
