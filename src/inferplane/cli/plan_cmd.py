@@ -1,7 +1,9 @@
 """`inferplane plan`: VRAM, GPU options and cost for serving a model, as a table, JSON or chart.
 
 This module does the I/O the planner's pure core leaves out: reading config.json files,
-bench results and the price catalog, printing, and drawing the chart.
+bench results and the price catalog, printing, and drawing the chart. Exit status: 0 when
+something fits, 1 when nothing does (the message names the smallest option that would),
+2 for bad input.
 """
 
 import json
@@ -233,7 +235,11 @@ def _options_table(result: Plan, top: int) -> Table:
 
 
 def _money(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value:.3g}"  # cents of a cent matter for small models
+    return f"{value:,.{digits}f}"
 
 
 def _option_row(rank: int, option: Option) -> list[str]:

@@ -11,13 +11,15 @@ Tensor-parallel degrees are 1, 2, 4, 8 within one node, where the heads divide e
     $ per 1M tok  $/hour / (prompt + output tokens served per hour) x 1e6, at the workload's
                   rate, or at the fleet's capacity (utilisation cap) when no rate is given
 
+An option that cannot meet the target at any concurrency is still listed (marked as missing
+it) at its cheapest concurrency, so the cost of relaxing the target is visible.
+
 Ranking: options that meet the target first, then priced before unpriced, then by $ per 1M
 tokens at the requested capacity (on-demand, spot or reserved), then by p95 latency.
 """
 
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from inferplane.planner.efficiency import EfficiencyTable
 from inferplane.planner.gpus import GpuSpec
@@ -27,7 +29,6 @@ from inferplane.planner.performance import (
     Replica,
     Workload,
     latency_at,
-    p95_latency_s,
     replicas_needed,
 )
 from inferplane.planner.prices import CAPACITIES, PriceLookup
@@ -146,24 +147,19 @@ Choice = tuple[Latency, int, float, bool]  # latency, replicas, p95, meets the t
 
 
 def _best_concurrency(request: PlanRequest, replica: Replica, limit: int) -> Choice:
+    """Fewest replicas (then lowest p95) that meet the target; else the cheapest at any p95."""
     workload, cap = request.workload, request.perf.max_utilization
-    choices: list[Choice] = []
+    relaxed = replace(workload, p95_latency_s=None)
+    met: list[Choice] = []
+    missed: list[Choice] = []
     for concurrency in sorted({b for b in _LADDER if b <= limit} | {limit}):
         latency = latency_at(replica, workload, concurrency)
         found = replicas_needed(latency, workload, cap)
         if found is not None:
-            choices.append((latency, found[0], found[1], True))
-    if choices:
-        return min(choices, key=lambda choice: (choice[1], choice[2]))
-    return _best_effort(request, replica)
-
-
-def _best_effort(request: PlanRequest, replica: Replica) -> Choice:
-    """No concurrency meets the target: one request per slot, enough replicas for the load."""
-    latency = latency_at(replica, request.workload, 1)
-    rate = request.workload.requests_per_s
-    replicas = max(1, math.ceil(rate / (latency.requests_per_s * request.perf.max_utilization)))
-    return latency, replicas, p95_latency_s(latency, replicas, rate), False
+            met.append((latency, found[0], found[1], True))
+        elif (anyway := replicas_needed(latency, relaxed, cap)) is not None:
+            missed.append((latency, anyway[0], anyway[1], False))
+    return min(met or missed, key=lambda choice: (choice[1], choice[2]))
 
 
 def _option(request: PlanRequest, replica: Replica, holds: int, choice: Choice) -> Option:
