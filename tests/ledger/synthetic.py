@@ -30,7 +30,8 @@ def _spans(rng: random.Random, replica: Replica, start: float, n: int) -> list[R
     for i in range(n):
         now += rng.expovariate(1 / 20.0)
         length = rng.uniform(0.05, 3.0)
-        spans.append(RequestSpan(f"{replica.name}-{i}", now, now + length, rng.randint(10, 900)))
+        request_id = f"{replica.name}-{int(start)}-{i}"
+        spans.append(RequestSpan(request_id, now, now + length, rng.randint(10, 900)))
     return spans
 
 
