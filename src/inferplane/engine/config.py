@@ -5,6 +5,7 @@ from typing import Literal
 
 DTypeName = Literal["auto", "float32", "bfloat16", "float16"]
 QuantName = Literal["none", "int8"]
+SchedulingPolicy = Literal["fcfs", "priority"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class EngineConfig:
     max_num_batched_tokens: int = 2048
     enable_prefix_caching: bool = True
     max_waiting: int = 1024  # beyond this the server answers 429
+    scheduling_policy: SchedulingPolicy = "fcfs"  # priority: lower `priority` values go first
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -37,3 +39,7 @@ class EngineConfig:
             raise ValueError("max_num_batched_tokens must be at least one block")
         if self.kv_cache_bytes <= 0:
             raise ValueError("kv_cache_bytes must be positive")
+        if self.scheduling_policy not in ("fcfs", "priority"):
+            raise ValueError(
+                f"scheduling_policy must be 'fcfs' or 'priority', got {self.scheduling_policy!r}"
+            )
