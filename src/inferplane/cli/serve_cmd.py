@@ -1,0 +1,100 @@
+"""`inferplane serve MODEL`: one model server with the OpenAI API (like `vllm serve`)."""
+
+import os
+import re
+from typing import Annotated
+
+import typer
+
+from inferplane.server.serve import ServeOptions, run
+from inferplane.server.state import ServerState
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+ADMIN_KEY_ENV = "INFERPLANE_ADMIN_KEY"
+
+
+def parse_size(text: str) -> int:
+    """'512MiB' -> 536870912; a bare number is bytes."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise typer.BadParameter(f"{text!r} is not a size: write e.g. 512MiB, 2GiB or 1000000")
+    number, unit = match.groups()
+    return int(float(number) * _UNITS[(unit or "b").lower()])
+
+
+def _announce(state: ServerState, url: str) -> None:
+    names = ", ".join(state.model_names)
+    typer.echo(f"inferplane: serving {names} at {url}/v1 (Ctrl-C or SIGTERM drains, then exits)")
+
+
+def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
+    model: Annotated[
+        str, typer.Argument(help="A model directory, demo:tiny, demo:small or package:NAME.")
+    ],
+    served_model_name: Annotated[
+        str | None, typer.Option(help="The name clients send as `model` (default: MODEL).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    max_model_len: Annotated[
+        int | None, typer.Option(help="Context length (default: the model's).")
+    ] = None,
+    kv_cache_memory: Annotated[
+        str,
+        typer.Option("--kv-cache-memory", "--kv-cache-bytes", help="KV cache size, e.g. 512MiB."),
+    ] = "512MiB",
+    max_num_seqs: Annotated[int, typer.Option(help="Most requests in one batch.")] = 64,
+    max_waiting: Annotated[int, typer.Option(help="Most waiting requests before 429.")] = 1024,
+    quantization: Annotated[str, typer.Option(help="none or int8.")] = "none",
+    task: Annotated[
+        str, typer.Option(help="generate, embed or auto (BERT-family -> embed).")
+    ] = "auto",
+    embedding_model: Annotated[
+        str | None, typer.Option(help="Also serve this embedding model, e.g. package:NAME.")
+    ] = None,
+    admin_key: Annotated[
+        str | None, typer.Option(help=f"Key of the admin API (or ${ADMIN_KEY_ENV}).")
+    ] = None,
+    model_version: Annotated[
+        str, typer.Option(help="Reported in headers and /v1/predict.")
+    ] = "unversioned",
+    drain_timeout: Annotated[
+        float, typer.Option(help="Seconds SIGTERM waits for in-flight requests.")
+    ] = 30.0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Serve MODEL with an OpenAI-compatible API until SIGTERM or Ctrl-C."""
+    try:
+        options = ServeOptions(
+            model=model,
+            served_model_name=served_model_name,
+            host=host,
+            port=port,
+            dtype=dtype,  # type: ignore[arg-type]  # EngineConfig validates the choice
+            max_model_len=max_model_len,
+            kv_cache_bytes=parse_size(kv_cache_memory),
+            max_num_seqs=max_num_seqs,
+            max_waiting=max_waiting,
+            quantization=quantization,  # type: ignore[arg-type]
+            task=task,  # type: ignore[arg-type]
+            embedding_model=embedding_model,
+            admin_key=admin_key or os.environ.get(ADMIN_KEY_ENV) or None,
+            model_version=model_version,
+            drain_timeout_s=drain_timeout,
+            device=device,
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    run(options, _announce)

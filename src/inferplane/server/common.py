@@ -1,0 +1,127 @@
+"""Pieces every generation route shares: timing, headers, usage, prefetch and collection."""
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+
+from inferplane.engine.outputs import RequestOutput
+from inferplane.server.errors import APIError
+from inferplane.server.generation import Choice
+from inferplane.server.state import ServerState
+
+Item = tuple[int, RequestOutput]
+DISCONNECT_POLL_S = 0.5
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def server_state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.inferplane
+    return state
+
+
+@dataclass
+class Timer:
+    """Server-side timings of one request, on the state's clock."""
+
+    clock: Callable[[], float]
+    start: float
+    first_token: float | None = None
+    end: float | None = None
+
+    @classmethod
+    def started(cls, clock: Callable[[], float]) -> "Timer":
+        return cls(clock, clock())
+
+    def saw(self, out: RequestOutput) -> None:
+        if self.first_token is None and out.new_tokens:
+            self.first_token = self.clock()
+
+    def finish(self) -> None:
+        self.end = self.clock()
+
+    @property
+    def ttft_s(self) -> float | None:
+        return None if self.first_token is None else self.first_token - self.start
+
+    @property
+    def total_s(self) -> float:
+        return (self.end if self.end is not None else self.clock()) - self.start
+
+
+def response_headers(state: ServerState, request_id: str, timer: Timer) -> dict[str, str]:
+    headers = {"x-request-id": request_id, "x-model-version": state.settings.model_version}
+    timings = []
+    if timer.ttft_s is not None:
+        headers["x-time-to-first-token-ms"] = f"{timer.ttft_s * 1000:.1f}"
+        timings.append(f"ttft;dur={timer.ttft_s * 1000:.1f}")
+    if timer.end is not None:
+        headers["x-inference-time-ms"] = f"{timer.total_s * 1000:.1f}"
+        timings.append(f"total;dur={timer.total_s * 1000:.1f}")
+    if timings:
+        headers["server-timing"] = ", ".join(timings)
+    return headers
+
+
+def usage(choices: Sequence[Choice], prompt_tokens: int) -> dict[str, Any]:
+    completion = sum(choice.completion_tokens for choice in choices)
+    cached = max((choice.cached_tokens for choice in choices), default=0)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion,
+        "total_tokens": prompt_tokens + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
+
+
+async def prefetch(stream: AsyncGenerator[Item, None], timer: Timer) -> tuple[Item | None, bool]:
+    """Wait for the first update so queue-full and context errors become HTTP statuses
+    before any header is sent. Returns (item, more) where more=False means it ended."""
+    try:
+        item = await anext(stream)
+    except StopAsyncIteration:
+        return None, False
+    timer.saw(item[1])
+    return item, True
+
+
+async def chain(first: Item | None, rest: AsyncGenerator[Item, None]) -> AsyncGenerator[Item, None]:
+    if first is not None:
+        yield first
+    async with contextlib.aclosing(rest):
+        async for item in rest:
+            yield item
+
+
+async def collect(
+    request: Request, items: AsyncGenerator[Item, None], choices: list[Choice], timer: Timer
+) -> None:
+    """Fill `choices`; stop (aborting the engine requests) if the client goes away."""
+
+    async def consume() -> None:
+        async with contextlib.aclosing(items):
+            async for index, out in items:
+                timer.saw(out)
+                choices[index].add(out)
+
+    task = asyncio.create_task(consume())
+    while not task.done():
+        await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+        if not task.done() and await request.is_disconnected():
+            task.cancel()
+    if task.cancelled():
+        raise APIError(499, "the client closed the request", code="client_closed_request")
+    await task
+    timer.finish()
+
+
+def observe(state: ServerState, model: str, timer: Timer, choices: Sequence[Choice]) -> None:
+    tokens = sum(choice.completion_tokens for choice in choices)
+    state.metrics.observe_generation(model, timer.ttft_s, timer.total_s, tokens)

@@ -1,0 +1,167 @@
+"""POST /v1/chat/completions: messages through the model's chat template, then generation."""
+
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from inferplane.engine.protocol import EngineClient
+from inferplane.server import common
+from inferplane.server.common import Item, Timer
+from inferplane.server.errors import APIError
+from inferplane.server.generation import Choice, Job, resolve_max_tokens, run_jobs, sampling_params
+from inferplane.server.logprobs import chat_logprobs
+from inferplane.server.protocol import ChatCompletionRequest
+from inferplane.server.streaming import DONE, SSE_HEADERS, sse_event
+
+router = APIRouter()
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+    state = common.server_state(request)
+    engine = state.generation_engine(body.model)
+    request.state.model_label = body.model
+    prompt_ids = _prompt_ids(engine, body)
+    rid = common.new_id("chatcmpl")
+    jobs = _jobs(engine, body, prompt_ids, rid)
+    timer = Timer.started(state.clock)
+    stream = run_jobs(engine, jobs)
+    first, _ = await common.prefetch(stream, timer)
+    items = common.chain(first, stream)
+    reply = _Reply(engine, body, rid, int(state.wall_clock()), len(prompt_ids))
+    if body.stream:
+        headers = common.response_headers(state, rid, timer) | SSE_HEADERS
+        events = _stream(reply, items, timer, request)
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+    choices = [Choice(job.index) for job in jobs]
+    await common.collect(request, items, choices, timer)
+    common.observe(state, body.model, timer, choices)
+    headers = common.response_headers(state, rid, timer)
+    return JSONResponse(reply.complete(choices), headers=headers)
+
+
+def _prompt_ids(engine: EngineClient, body: ChatCompletionRequest) -> list[int]:
+    messages = [{"role": m.role, "content": m.text()} for m in body.messages]
+    tokenizer = engine.tokenizer
+    # encode_chat, where the tokenizer has it, adds no special tokens on top of the template's.
+    encode_chat = getattr(tokenizer, "encode_chat", None)
+    try:
+        if encode_chat is not None:
+            return list(encode_chat(messages))
+        return tokenizer.encode(tokenizer.apply_chat_template(messages))
+    except ValueError as error:  # a template that rejects these messages: the client's 400
+        raise APIError(
+            400,
+            f"the chat template rejected the messages: {error}",
+            param="messages",
+            code="invalid_value",
+        ) from error
+
+
+def _jobs(
+    engine: EngineClient, body: ChatCompletionRequest, prompt_ids: list[int], rid: str
+) -> list[Job]:
+    if body.top_logprobs is not None and not body.logprobs:
+        raise APIError(
+            400,
+            "top_logprobs needs logprobs set to true",
+            param="top_logprobs",
+            code="invalid_value",
+        )
+    max_tokens = resolve_max_tokens(engine, len(prompt_ids), body.token_limit(), None, "messages")
+    logprobs = (body.top_logprobs or 0) if body.logprobs else None
+    return [
+        Job(i, f"{rid}-{i}", prompt_ids, sampling_params(body, max_tokens, logprobs, i))
+        for i in range(body.n)
+    ]
+
+
+class _Reply:
+    """Builds the response objects of one chat request."""
+
+    def __init__(
+        self,
+        engine: EngineClient,
+        body: ChatCompletionRequest,
+        rid: str,
+        created: int,
+        prompt_tokens: int,
+    ) -> None:
+        self.engine, self.body, self.rid = engine, body, rid
+        self.created, self.prompt_tokens = created, prompt_tokens
+
+    def _head(self, obj: str) -> dict[str, Any]:
+        return {
+            "id": self.rid,
+            "object": obj,
+            "created": self.created,
+            "model": self.body.model,
+            "system_fingerprint": None,
+        }
+
+    def complete(self, choices: list[Choice]) -> dict[str, Any]:
+        return self._head("chat.completion") | {
+            "choices": [self._choice(c) for c in choices],
+            "usage": common.usage(choices, self.prompt_tokens),
+        }
+
+    def _choice(self, choice: Choice) -> dict[str, Any]:
+        message = {"role": "assistant", "content": "".join(choice.text), "refusal": None}
+        return {
+            "index": choice.index,
+            "message": message,
+            "logprobs": self._logprobs(choice),
+            "finish_reason": choice.finish_reason,
+        }
+
+    def _logprobs(self, choice: Choice) -> dict[str, Any] | None:
+        if not self.body.logprobs:
+            return None
+        return chat_logprobs(self.engine.tokenizer, choice.tokens)
+
+    def chunk(
+        self,
+        index: int,
+        delta: dict[str, Any],
+        finish: str | None,
+        logprobs: dict[str, Any] | None = None,
+    ) -> str:
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+        payload = self._head("chat.completion.chunk") | {"choices": [choice]}
+        if self.body.include_usage():
+            payload["usage"] = None
+        return sse_event(payload)
+
+    def usage_chunk(self, choices: list[Choice]) -> str:
+        payload = self._head("chat.completion.chunk") | {"choices": []}
+        return sse_event(payload | {"usage": common.usage(choices, self.prompt_tokens)})
+
+
+async def _stream(
+    reply: _Reply, items: AsyncGenerator[Item, None], timer: Timer, request: Request
+) -> AsyncGenerator[str, None]:
+    choices = [Choice(i) for i in range(reply.body.n)]
+    for choice in choices:
+        yield reply.chunk(choice.index, {"role": "assistant", "content": ""}, None)
+    async with contextlib.aclosing(items):
+        async for index, out in items:
+            timer.saw(out)
+            choice = choices[index]
+            choice.add(out)
+            if out.new_tokens:
+                logprobs = (
+                    chat_logprobs(reply.engine.tokenizer, out.new_tokens)
+                    if reply.body.logprobs
+                    else None
+                )
+                yield reply.chunk(index, {"content": out.text}, None, logprobs)
+            if out.finished:
+                yield reply.chunk(index, {}, choice.finish_reason)
+    timer.finish()
+    if reply.body.include_usage():
+        yield reply.usage_chunk(choices)
+    yield DONE
+    common.observe(common.server_state(request), reply.body.model, timer, choices)

@@ -1,0 +1,203 @@
+"""Running one model server process: load the models, serve HTTP, drain on SIGTERM.
+
+uvicorn's own signal handling would stop accepting work and cancel what is left after its
+timeout; `DrainingServer` replaces it: the first SIGTERM (or Ctrl-C) flips /ready to 503 and
+refuses new API requests with 503, waits for in-flight requests up to the drain deadline, then
+lets uvicorn shut down, and the process exits 0. A second Ctrl-C forces the exit.
+"""
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Literal
+
+import uvicorn
+
+from inferplane.engine.config import DTypeName, EngineConfig, QuantName
+from inferplane.server.app import create_app
+from inferplane.server.state import ServerSettings, ServerState
+from inferplane.sources import resolve_source
+
+log = logging.getLogger(__name__)
+AnnounceFn = Callable[[ServerState, str], None]
+Task = Literal["generate", "embed", "auto"]
+# Encoder-only families: their checkpoints embed, they do not generate.
+EMBEDDING_MODEL_TYPES = frozenset(
+    {"bert", "roberta", "xlm-roberta", "distilbert", "mpnet", "nomic_bert", "modernbert"}
+)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Everything `inferplane serve` takes; defaults live here and the CLI mirrors them."""
+
+    model: str
+    served_model_name: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    dtype: DTypeName = "auto"
+    max_model_len: int | None = None
+    kv_cache_bytes: int = 512 * 1024 * 1024
+    max_num_seqs: int = 64
+    max_waiting: int = 1024
+    quantization: QuantName = "none"
+    task: Task = "auto"
+    embedding_model: str | None = None
+    embedding_model_name: str | None = None
+    admin_key: str | None = None
+    model_version: str = "unversioned"
+    drain_timeout_s: float = 30.0
+    max_body_bytes: int = 4 * 1024 * 1024
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in 0..65535, got {self.port}")
+        if self.task not in ("generate", "embed", "auto"):
+            raise ValueError(f"task must be generate, embed or auto, got {self.task!r}")
+
+
+def detect_task(source: str) -> Literal["generate", "embed"]:
+    """embed for BERT-family encoders, generate for everything else."""
+    config_path = Path(resolve_source(source)) / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    model_type = str(config.get("model_type", "")).lower()
+    return "embed" if model_type in EMBEDDING_MODEL_TYPES else "generate"
+
+
+def build_state(options: ServeOptions) -> tuple[ServerState, "ModelLoader"]:
+    task = detect_task(options.model) if options.task == "auto" else options.task
+    name = options.served_model_name or options.model
+    generation = name if task == "generate" else None
+    embedding_source = options.model if task == "embed" else options.embedding_model
+    embedding_name = name if task == "embed" else options.embedding_model_name
+    if embedding_source is not None and embedding_name is None:
+        embedding_name = embedding_source
+    settings = ServerSettings(
+        model_name=generation,
+        embedding_model_name=embedding_name,
+        model_version=options.model_version,
+        admin_key=options.admin_key,
+        max_body_bytes=options.max_body_bytes,
+        drain_timeout_s=options.drain_timeout_s,
+    )
+    engine_config = _engine_config(options) if generation is not None else None
+    return ServerState(settings), ModelLoader(engine_config, embedding_source, options.device)
+
+
+def _engine_config(options: ServeOptions) -> EngineConfig:
+    return EngineConfig(
+        model=options.model,
+        dtype=options.dtype,
+        quantization=options.quantization,
+        device=options.device,
+        max_model_len=options.max_model_len,
+        kv_cache_bytes=options.kv_cache_bytes,
+        max_num_seqs=options.max_num_seqs,
+        max_waiting=options.max_waiting,
+    )
+
+
+class ModelLoader:
+    """Loads the engine and the embedding model after the server starts (so /health answers
+    meanwhile), then records how long it took."""
+
+    def __init__(self, engine: EngineConfig | None, embedding: str | None, device: str) -> None:
+        self.engine = engine
+        self.embedding = embedding
+        self.device = device
+
+    async def __call__(self, state: ServerState) -> None:
+        started = time.perf_counter()
+        if self.engine is not None:
+            state.engine = await _load_engine(self.engine)
+        if self.embedding is not None:
+            state.embedder = await _load_embedder(self.embedding, self.device)
+        seconds = time.perf_counter() - started
+        for name in state.model_names:
+            state.metrics.load_seconds.labels(name).set(seconds)
+
+
+async def _load_engine(config: EngineConfig):  # type: ignore[no-untyped-def]
+    from inferplane.engine.async_engine import AsyncLLMEngine  # noqa: PLC0415 (torch-heavy)
+
+    return await asyncio.to_thread(AsyncLLMEngine.from_config, config)
+
+
+async def _load_embedder(source: str, device: str):  # type: ignore[no-untyped-def]
+    from inferplane.engine.embedding import AsyncEmbeddingModel, EmbeddingModel  # noqa: PLC0415
+
+    model = await asyncio.to_thread(EmbeddingModel.load, resolve_source(source), device)
+    return AsyncEmbeddingModel(model)
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn with drain-on-signal instead of stop-on-signal."""
+
+    def __init__(self, config: uvicorn.Config, state: ServerState) -> None:
+        super().__init__(config)
+        self.state = state
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def serve(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Not calling super(): uvicorn would re-raise the signal after shutdown, and the
+        # process would die by SIGTERM instead of exiting 0 after a clean drain.
+        if self.state.drain.draining or self._loop is None:
+            self.force_exit = sig == signal.SIGINT
+            self.should_exit = True
+            return
+        self.state.drain.start_draining()
+        self._loop.call_soon_threadsafe(self._start_drain)
+
+    def _start_drain(self) -> None:
+        self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        deadline = self.state.settings.drain_timeout_s
+        log.info(
+            "draining: %d request(s) in flight, deadline %.0fs",
+            self.state.drain.in_flight,
+            deadline,
+        )
+        if not await self.state.drain.wait_idle(deadline):
+            log.warning("drain deadline passed with %d in flight", self.state.drain.in_flight)
+        self.should_exit = True
+
+
+def run(options: ServeOptions, announce: AnnounceFn | None = None) -> None:
+    """Serve until drained; returns normally (exit code 0) after SIGTERM or Ctrl-C."""
+    state, loader = build_state(options)
+    holder: list[DrainingServer] = []
+
+    async def load_and_announce(state: ServerState) -> None:
+        await loader(state)
+        for _ in range(200):  # the socket binds right after startup: wait at most 10 s
+            if holder[0].started:
+                break
+            await asyncio.sleep(0.05)
+        if announce is not None:
+            announce(state, f"http://{options.host}:{options.port}")
+
+    app = create_app(state, load_and_announce)
+    config = uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        access_log=False,
+        log_level="info",
+        timeout_graceful_shutdown=5,
+        lifespan="on",
+    )
+    holder.append(DrainingServer(config, state))
+    holder[0].run()

@@ -1,0 +1,106 @@
+import json
+
+import httpx
+
+from tests.server.fake_engine import EchoEngine
+
+HELLO = [{"role": "user", "content": "hello there"}]
+
+
+def _events(text: str) -> list[dict[str, object]]:
+    lines = [line for line in text.split("\n\n") if line]
+    assert lines[-1] == "data: [DONE]"
+    return [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
+
+
+async def test_chat_completion_has_openai_shape(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/chat/completions", json={"model": "tiny", "messages": HELLO, "max_tokens": 4}
+    )
+    body = response.json()
+    assert response.status_code == 200
+    assert body["id"].startswith("chatcmpl-")
+    assert body["object"] == "chat.completion"
+    assert isinstance(body["created"], int)
+    choice = body["choices"][0]
+    assert choice["message"]["role"] == "assistant"
+    assert choice["finish_reason"] == "length"
+    usage = body["usage"]
+    assert usage["completion_tokens"] == 4
+    assert usage["total_tokens"] == usage["prompt_tokens"] + 4
+    assert response.headers["x-model-version"] == "v7"
+    assert float(response.headers["x-inference-time-ms"]) > 0
+
+
+async def test_n_choices_and_logprobs(client: httpx.AsyncClient) -> None:
+    body = {
+        "model": "tiny",
+        "messages": HELLO,
+        "max_tokens": 3,
+        "n": 3,
+        "logprobs": True,
+        "top_logprobs": 2,
+    }
+    choices = (await client.post("/v1/chat/completions", json=body)).json()["choices"]
+    assert [c["index"] for c in choices] == [0, 1, 2]
+    content = choices[0]["logprobs"]["content"]
+    assert len(content) == 3
+    assert {"token", "logprob", "bytes", "top_logprobs"} <= set(content[0])
+
+
+async def test_top_logprobs_needs_logprobs(client: httpx.AsyncClient) -> None:
+    body = {"model": "tiny", "messages": HELLO, "top_logprobs": 2}
+    response = await client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "top_logprobs"
+
+
+async def test_streaming_with_usage(client: httpx.AsyncClient) -> None:
+    body = {
+        "model": "tiny",
+        "messages": HELLO,
+        "max_tokens": 5,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    response = await client.post("/v1/chat/completions", json=body)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = _events(response.text)
+    assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}  # type: ignore[index]
+    text = "".join(
+        e["choices"][0]["delta"].get("content", "")  # type: ignore[index]
+        for e in events
+        if e["choices"]
+    )
+    finishes = [e["choices"][0]["finish_reason"] for e in events if e["choices"]]  # type: ignore[index]
+    assert text
+    assert finishes[-1] == "length"
+    assert events[-1]["choices"] == []
+    assert events[-1]["usage"]["completion_tokens"] == 5  # type: ignore[index]
+    assert all(e["usage"] is None for e in events[:-1])
+    assert len({e["id"] for e in events}) == 1
+
+
+async def test_unknown_model_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/chat/completions", json={"model": "gpt-9", "messages": HELLO})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "model_not_found"
+
+
+async def test_context_length_exceeded(client: httpx.AsyncClient, engine: EchoEngine) -> None:
+    messages = [{"role": "user", "content": "word " * engine.max_model_len}]
+    response = await client.post(
+        "/v1/chat/completions", json={"model": "tiny", "messages": messages}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "context_length_exceeded"
+
+
+async def test_queue_full_is_429_with_retry_after(
+    client: httpx.AsyncClient, engine: EchoEngine
+) -> None:
+    engine.max_waiting = 0
+    response = await client.post("/v1/chat/completions", json={"model": "tiny", "messages": HELLO})
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["error"]["type"] == "rate_limit_error"
