@@ -46,7 +46,9 @@ def load_model(
     """Read the shards (memory-mapped), cast to `dtype` on `device`, and build the model."""
     config = read_model_config(directory)
     weights = {
-        name: tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else None)
+        name: tensor.to(
+            device=device, dtype=dtype if tensor.is_floating_point() else None, copy=True
+        )
         for name, tensor in iter_tensors(directory)
     }
     make: LinearFactory = Int8Linear.from_float if quantization == "int8" else Linear

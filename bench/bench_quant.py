@@ -1,0 +1,160 @@
+"""Int8 weight-only quantization against the dense model: memory, quality and decode speed.
+
+Quality on fixed text (the demo corpus' shipped passage): cosine similarity of the
+next-token logits per position, top-1 agreement, and perplexity of each model on the text.
+The demo models have random weights, so their perplexities are large in absolute terms;
+the gap between dense and int8 is what the quantization costs. Speed: median batch-1 decode
+step after a 32-token prompt, for the dense dtype, float32 and int8.
+
+    python bench/bench_quant.py [--model demo:small] [--dtype bfloat16] [--decode-steps 12]
+
+Writes bench/results/quant.json and bench/results/quant.png.
+"""
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+
+from inferplane.engine.batch import SequenceChunk, StepBatch
+from inferplane.engine.config import DTypeName, EngineConfig, QuantName
+from inferplane.engine.quant import weight_bytes
+from inferplane.engine.runner import TorchModelRunner
+from inferplane.engine.sampling_params import SamplingParams
+from inferplane.sources import resolve_source
+from inferplane.sources.corpus import SHIPPED_TEXT
+
+RESULTS = Path(__file__).parent / "results"
+GREEDY = SamplingParams(temperature=0.0)
+BLOCK = 16
+
+
+def build(model: str, dtype: str, quantization: str) -> TorchModelRunner:
+    config = EngineConfig(
+        model=model,
+        dtype=cast(DTypeName, dtype),
+        quantization=cast(QuantName, quantization),
+        kv_cache_bytes=96 << 20,
+    )
+    return TorchModelRunner.from_config(config)
+
+
+def text_ids(model: str, limit: int) -> list[int]:
+    tokenizer = Tokenizer.from_file(str(resolve_source(model) / "tokenizer.json"))
+    return tokenizer.encode(SHIPPED_TEXT).ids[:limit]
+
+
+def prompt_logits(runner: TorchModelRunner, ids: list[int]) -> torch.Tensor:
+    blocks = list(range(-(-len(ids) // BLOCK)))
+    return runner.forward_logits(StepBatch([SequenceChunk("t", ids, 0, blocks, True, GREEDY)]))
+
+
+def perplexity(logits: torch.Tensor, ids: list[int]) -> float:
+    targets = torch.tensor(ids[1:])
+    return float(torch.exp(F.cross_entropy(logits[:-1].float(), targets)))
+
+
+def quality(dense: torch.Tensor, quant: torch.Tensor, ids: list[int]) -> dict[str, float]:
+    cosine = F.cosine_similarity(dense, quant, dim=-1)
+    return {
+        "tokens": len(ids),
+        "logit_cosine_mean": float(cosine.mean()),
+        "logit_cosine_min": float(cosine.min()),
+        "top1_agreement": float((dense.argmax(-1) == quant.argmax(-1)).float().mean()),
+        "perplexity_dense": perplexity(dense, ids),
+        "perplexity_int8": perplexity(quant, ids),
+    }
+
+
+def decode_seconds(runner: TorchModelRunner, steps: int) -> float:
+    """Median seconds of one batch-1 greedy decode step after a 32-token prompt."""
+    tokens, blocks = list(range(10, 42)), list(range(-(-(32 + steps + 1) // BLOCK)))
+    (first,) = runner.execute(StepBatch([SequenceChunk("d", tokens, 0, blocks, True, GREEDY)]))
+    tokens.append(first.token_id)
+    times = []
+    for _ in range(steps):
+        chunk = SequenceChunk("d", tokens[-1:], len(tokens) - 1, blocks, True, GREEDY)
+        started = time.perf_counter()
+        (token,) = runner.execute(StepBatch([chunk]))
+        times.append(time.perf_counter() - started)
+        tokens.append(token.token_id)
+    return statistics.median(times)
+
+
+def speed(runner: TorchModelRunner, name: str, steps: int) -> dict[str, Any]:
+    seconds = decode_seconds(runner, steps)
+    size = weight_bytes(runner.model)
+    return {
+        "variant": name,
+        "weight_bytes": size,
+        "load_seconds": round(runner.load_seconds, 3),
+        "decode_ms": round(seconds * 1e3, 2),
+        "tokens_per_second": round(1 / seconds, 2),
+        "effective_gb_per_s": round(size / seconds / 1e9, 2),
+    }
+
+
+def run(model: str, dtype: str, steps: int, text_tokens: int) -> dict[str, Any]:
+    ids = text_ids(model, text_tokens)
+    dense, quant = build(model, dtype, "none"), build(model, dtype, "int8")
+    result: dict[str, Any] = {
+        "model": model,
+        "dtype": dtype,
+        "threads": torch.get_num_threads(),
+        "quality": quality(prompt_logits(dense, ids), prompt_logits(quant, ids), ids),
+        "layer_bytes": {
+            "dense": weight_bytes(dense.model.layers),
+            "int8": weight_bytes(quant.model.layers),
+        },
+        "speed": [speed(dense, dtype, steps), speed(quant, f"int8 ({dtype})", steps)],
+    }
+    del dense, quant
+    if dtype != "float32":
+        result["speed"].append(speed(build(model, "float32", "none"), "float32", steps))
+    return result
+
+
+def chart(result: dict[str, Any], path: Path) -> None:
+    rows = result["speed"]
+    names = [row["variant"] for row in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.bar(names, [row["weight_bytes"] / 1e6 for row in rows], color="#4c72b0")
+    left.set_ylabel("weights (MB)")
+    right.bar(names, [row["tokens_per_second"] for row in rows], color="#55a868")
+    right.set_ylabel("batch-1 decode (tokens/s)")
+    q = result["quality"]
+    fig.suptitle(
+        f"{result['model']}: int8 logit cosine {q['logit_cosine_mean']:.4f}, "
+        f"top-1 agreement {q['top1_agreement']:.3f}, "
+        f"ppl {q['perplexity_dense']:.1f} -> {q['perplexity_int8']:.1f}"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="demo:small")
+    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--decode-steps", type=int, default=12)
+    parser.add_argument("--text-tokens", type=int, default=256)
+    args = parser.parse_args()
+    result = run(args.model, args.dtype, args.decode_steps, args.text_tokens)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "quant.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    chart(result, RESULTS / "quant.png")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
