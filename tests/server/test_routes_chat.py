@@ -1,8 +1,12 @@
 import json
+from pathlib import Path
 
 import httpx
 
-from tests.server.fake_engine import EchoEngine
+from inferplane.engine.async_engine import AsyncLLMEngine
+from inferplane.server.app import create_app
+from inferplane.server.state import ServerSettings, ServerState
+from tests.server.conftest import tiny_engine
 
 HELLO = [{"role": "user", "content": "hello there"}]
 
@@ -15,7 +19,8 @@ def _events(text: str) -> list[dict[str, object]]:
 
 async def test_chat_completion_has_openai_shape(client: httpx.AsyncClient) -> None:
     response = await client.post(
-        "/v1/chat/completions", json={"model": "tiny", "messages": HELLO, "max_tokens": 4}
+        "/v1/chat/completions",
+        json={"model": "tiny", "messages": HELLO, "max_tokens": 4, "ignore_eos": True},
     )
     body = response.json()
     assert response.status_code == 200
@@ -87,7 +92,7 @@ async def test_unknown_model_is_404(client: httpx.AsyncClient) -> None:
     assert response.json()["error"]["code"] == "model_not_found"
 
 
-async def test_context_length_exceeded(client: httpx.AsyncClient, engine: EchoEngine) -> None:
+async def test_context_length_exceeded(client: httpx.AsyncClient, engine: AsyncLLMEngine) -> None:
     messages = [{"role": "user", "content": "word " * engine.max_model_len}]
     response = await client.post(
         "/v1/chat/completions", json={"model": "tiny", "messages": messages}
@@ -96,11 +101,15 @@ async def test_context_length_exceeded(client: httpx.AsyncClient, engine: EchoEn
     assert response.json()["error"]["code"] == "context_length_exceeded"
 
 
-async def test_queue_full_is_429_with_retry_after(
-    client: httpx.AsyncClient, engine: EchoEngine
-) -> None:
-    engine.max_waiting = 0
-    response = await client.post("/v1/chat/completions", json={"model": "tiny", "messages": HELLO})
+async def test_queue_full_is_429_with_retry_after(tiny_model_dir: Path) -> None:
+    engine = tiny_engine(tiny_model_dir, max_waiting=0)
+    state = ServerState(ServerSettings(model_name="tiny"), engine=engine)
+    transport = httpx.ASGITransport(app=create_app(state))
+    async with httpx.AsyncClient(transport=transport, base_url="http://s") as client:
+        response = await client.post(
+            "/v1/chat/completions", json={"model": "tiny", "messages": HELLO}
+        )
+    await engine.shutdown()
     assert response.status_code == 429
     assert response.headers["retry-after"] == "1"
     assert response.json()["error"]["type"] == "rate_limit_error"

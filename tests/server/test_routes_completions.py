@@ -2,7 +2,13 @@ import httpx
 
 
 async def test_completions_with_several_prompts_and_n(client: httpx.AsyncClient) -> None:
-    body = {"model": "tiny", "prompt": ["one", "two words"], "n": 2, "max_tokens": 2}
+    body = {
+        "model": "tiny",
+        "prompt": ["one", "two words"],
+        "n": 2,
+        "max_tokens": 2,
+        "ignore_eos": True,
+    }
     response = await client.post("/v1/completions", json=body)
     payload = response.json()
     assert response.status_code == 200
@@ -12,12 +18,20 @@ async def test_completions_with_several_prompts_and_n(client: httpx.AsyncClient)
 
 
 async def test_default_max_tokens_is_16(client: httpx.AsyncClient) -> None:
-    response = await client.post("/v1/completions", json={"model": "tiny", "prompt": "hi"})
+    response = await client.post(
+        "/v1/completions", json={"model": "tiny", "prompt": "hi", "ignore_eos": True}
+    )
     assert response.json()["usage"]["completion_tokens"] == 16
 
 
 async def test_token_id_prompt_and_logprobs(client: httpx.AsyncClient) -> None:
-    body = {"model": "tiny", "prompt": [5, 6, 7], "max_tokens": 3, "logprobs": 1}
+    body = {
+        "model": "tiny",
+        "prompt": [5, 6, 7],
+        "max_tokens": 3,
+        "logprobs": 1,
+        "ignore_eos": True,
+    }
     choice = (await client.post("/v1/completions", json=body)).json()["choices"][0]
     logprobs = choice["logprobs"]
     assert len(logprobs["tokens"]) == len(logprobs["token_logprobs"]) == 3
@@ -38,7 +52,7 @@ async def test_echo_prepends_the_prompt(client: httpx.AsyncClient) -> None:
 
 
 async def test_streaming_completion(client: httpx.AsyncClient) -> None:
-    body = {"model": "tiny", "prompt": "hello", "max_tokens": 3, "stream": True}
+    body = {"model": "tiny", "prompt": "hello", "max_tokens": 3, "stream": True, "ignore_eos": True}
     response = await client.post("/v1/completions", json=body)
     chunks = [c for c in response.text.split("\n\n") if c]
     assert chunks[-1] == "data: [DONE]"

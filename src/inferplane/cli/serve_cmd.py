@@ -64,6 +64,9 @@ def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
     embedding_model: Annotated[
         str | None, typer.Option(help="Also serve this embedding model, e.g. package:NAME.")
     ] = None,
+    embedding_model_name: Annotated[
+        str | None, typer.Option(help="The name clients send for the embedding model.")
+    ] = None,
     admin_key: Annotated[
         str | None, typer.Option(help=f"Key of the admin API (or ${ADMIN_KEY_ENV}).")
     ] = None,
@@ -90,6 +93,7 @@ def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
             quantization=quantization,  # type: ignore[arg-type]
             task=task,  # type: ignore[arg-type]
             embedding_model=embedding_model,
+            embedding_model_name=embedding_model_name,
             admin_key=admin_key or os.environ.get(ADMIN_KEY_ENV) or None,
             model_version=model_version,
             drain_timeout_s=drain_timeout,
@@ -98,3 +102,7 @@ def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     run(options, _announce)
+
+
+if __name__ == "__main__":  # `python -m inferplane.cli.serve_cmd MODEL`, before registration
+    typer.run(serve)

@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 
+from inferplane.engine.async_engine import EngineShutdownError
 from inferplane.engine.engine import ContextLengthExceededError
 from inferplane.engine.outputs import RequestOutput, TokenInfo
 from inferplane.engine.protocol import EngineClient, QueueFullError
@@ -76,6 +77,8 @@ def sampling_params(
         )
     except InvalidParameterError as error:
         raise APIError(400, str(error), param=error.param, code="invalid_value") from error
+    except EngineShutdownError as error:
+        raise APIError(503, "the engine is shutting down", code="shutting_down") from error
 
 
 def _or(value: float | None, default: float) -> float:
@@ -132,11 +135,14 @@ async def _one(engine: EngineClient, job: Job) -> AsyncGenerator[tuple[int, Requ
         raise APIError(400, str(error), param="messages", code="context_length_exceeded") from error
     except InvalidParameterError as error:
         raise APIError(400, str(error), param=error.param, code="invalid_value") from error
+    except EngineShutdownError as error:
+        raise APIError(503, "the engine is shutting down", code="shutting_down") from error
     finally:
         if not finished:
             with anyio.CancelScope(shield=True):  # the client may be gone: abort anyway
                 await _close(stream)
-                await engine.abort(job.request_id)
+                with contextlib.suppress(Exception):  # an engine shut down has nothing to free
+                    await engine.abort(job.request_id)
 
 
 async def _close(stream: AsyncIterator[Any]) -> None:

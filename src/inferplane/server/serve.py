@@ -20,6 +20,8 @@ from typing import Literal
 import uvicorn
 
 from inferplane.engine.config import DTypeName, EngineConfig, QuantName
+from inferplane.engine.embedding import AsyncEmbeddingModel, EmbeddingModel
+from inferplane.engine.protocol import EngineClient
 from inferplane.server.app import create_app
 from inferplane.server.state import ServerSettings, ServerState
 from inferplane.sources import resolve_source
@@ -116,7 +118,7 @@ class ModelLoader:
     async def __call__(self, state: ServerState) -> None:
         started = time.perf_counter()
         if self.engine is not None:
-            state.engine = await _load_engine(self.engine)
+            state.engine = await _load_engine(self.engine, state.settings.model_name)
         if self.embedding is not None:
             state.embedder = await _load_embedder(self.embedding, self.device)
         seconds = time.perf_counter() - started
@@ -124,14 +126,13 @@ class ModelLoader:
             state.metrics.load_seconds.labels(name).set(seconds)
 
 
-async def _load_engine(config: EngineConfig):  # type: ignore[no-untyped-def]
+async def _load_engine(config: EngineConfig, name: str | None) -> EngineClient:
     from inferplane.engine.async_engine import AsyncLLMEngine  # noqa: PLC0415 (torch-heavy)
 
-    return await asyncio.to_thread(AsyncLLMEngine.from_config, config)
+    return await asyncio.to_thread(AsyncLLMEngine.from_config, config, name)
 
 
-async def _load_embedder(source: str, device: str):  # type: ignore[no-untyped-def]
-    from inferplane.engine.embedding import AsyncEmbeddingModel, EmbeddingModel  # noqa: PLC0415
+async def _load_embedder(source: str, device: str) -> AsyncEmbeddingModel:
 
     model = await asyncio.to_thread(EmbeddingModel.load, resolve_source(source), device)
     return AsyncEmbeddingModel(model)

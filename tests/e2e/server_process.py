@@ -1,0 +1,77 @@
+"""A real `inferplane serve` process on a free port of 127.0.0.1, for end-to-end tests."""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+
+READY_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_command() -> list[str]:
+    """`python -m inferplane serve` once the command is registered, else the module itself."""
+    from inferplane.cli.app import app  # noqa: PLC0415
+
+    names = {command.name for command in app.registered_commands}
+    if "serve" in names:
+        return [sys.executable, "-m", "inferplane", "serve"]
+    return [sys.executable, "-m", "inferplane.cli.serve_cmd"]
+
+
+class ServerProcess:
+    def __init__(self, args: Sequence[str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        command = [*serve_command(), *args, "--port", str(self.port)]
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/ready", timeout=1.0).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise TimeoutError(f"server not ready after {timeout_s}s:\n{self.log()}")
+
+    def terminate(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+
+    def wait_exit(self, timeout_s: float) -> int:
+        return self.process.wait(timeout=timeout_s)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def running_server(args: Sequence[str], log_path: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(args, log_path)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.kill()
