@@ -43,12 +43,13 @@ class Attention(nn.Module):
         meta: AttentionMetadata,
         kv: tuple[torch.Tensor, torch.Tensor],
     ) -> torch.Tensor:
-        rows = x.shape[0]
-        qkv = self.qkv(x).view(rows, self.heads + 2 * self.kv_heads, self.head_dim)
-        q, k, v = qkv.split([self.heads, self.kv_heads, self.kv_heads], dim=1)
+        heads, kv_heads = self.heads, self.kv_heads
+        qkv = self.qkv(x).view(x.shape[0], heads + 2 * kv_heads, self.head_dim)
+        qk = qkv[:, : heads + kv_heads]  # queries and keys side by side: rotate them at once
         if self.q_norm is not None and self.k_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = rotary.rotate(q, *cos_sin), rotary.rotate(k, *cos_sin)
+            qk = torch.cat((self.q_norm(qk[:, :heads]), self.k_norm(qk[:, heads:])), dim=1)
+        q, k = rotary.rotate(qk, *cos_sin).split([heads, kv_heads], dim=1)
+        v = qkv[:, heads + kv_heads :]
         k_cache, v_cache = kv
         k_cache.index_copy_(0, meta.slot_mapping, k)
         v_cache.index_copy_(0, meta.slot_mapping, v)
