@@ -1,6 +1,7 @@
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -166,7 +167,28 @@ def test_it_is_an_engine_client() -> None:
         _ = AsyncLLMEngine(bare, "x").tokenizer
 
 
+async def drain(stream: AsyncIterator[RequestOutput]) -> list[RequestOutput]:
+    return [out async for out in stream]
+
+
 async def wait_for(condition: object, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():  # type: ignore[operator]
             await asyncio.sleep(0.005)
+
+
+async def test_from_config_serves_the_tiny_model(tiny_model_dir: Path) -> None:
+    config = EngineConfig(
+        model=str(tiny_model_dir), dtype="float32", device="cpu", kv_cache_bytes=1 << 21
+    )
+    client = AsyncLLMEngine.from_config(config, model_name="tiny")
+    assert client.model_name == "tiny"
+    prompt = client.tokenizer.encode("Once upon a time")
+    params = SamplingParams(max_tokens=6, temperature=0.0, ignore_eos=True)
+    streams = [client.generate(prompt, params, f"t{i}") for i in range(3)]
+    results = await asyncio.gather(*(drain(stream) for stream in streams))
+    texts = {"".join(out.text for out in outputs) for outputs in results}
+    assert len(texts) == 1  # greedy: the same prompt gives the same text
+    assert all(outputs[-1].completion_tokens == 6 for outputs in results)
+    assert client.stats().prefix_cache_hits == 0  # a 4-token prompt has no full block
+    await client.shutdown()

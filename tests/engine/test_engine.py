@@ -1,11 +1,15 @@
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from inferplane.engine.config import EngineConfig
 from inferplane.engine.engine import ContextLengthExceededError, LLMEngine
 from inferplane.engine.outputs import RequestOutput
+from inferplane.engine.runner import TorchModelRunner
 from inferplane.engine.sampling_params import SamplingParams
+from inferplane.engine.tokenizer import Tokenizer
 from tests.engine.echo_runner import PagedEchoRunner, reference
 
 
@@ -197,3 +201,60 @@ def test_without_a_tokenizer_text_is_empty() -> None:
     outputs = run(engine)
     assert text(outputs["a"]) == ""
     assert token_ids(outputs["a"]) == reference([97, 98], 2)
+
+
+# --- with the real torch runner on the tiny demo model ---
+
+BLOCK_BYTES = 16 * 2 * 4 * 4 * 32 * 4  # a 16-token block of demo:tiny in float32
+
+
+def tiny_engine(model_dir: Path, num_blocks: int, **overrides: object) -> LLMEngine:
+    settings: dict[str, object] = {
+        "dtype": "float32",
+        "device": "cpu",
+        "kv_cache_bytes": num_blocks * BLOCK_BYTES,
+        **overrides,
+    }
+    config = EngineConfig(model=str(model_dir), **settings)  # type: ignore[arg-type]
+    return LLMEngine(config, TorchModelRunner.from_config(config), Tokenizer.from_dir(model_dir))
+
+
+def test_real_runner_tokens_survive_chunking_prefix_hits_and_preemption(
+    tiny_model_dir: Path,
+) -> None:
+    """Greedy tokens from a roomy engine (whole prompts in one step, no cache sharing) equal
+    those from a cramped one (32-token steps, prefix hits, a preemption)."""
+    tokenizer = Tokenizer.from_dir(tiny_model_dir)
+    shared = tokenizer.encode("A shared system prompt that several requests begin with. " * 2)
+    prompts = {f"r{i}": shared + tokenizer.encode(f"Question {i}: what next?") for i in range(3)}
+    params = SamplingParams(max_tokens=16, temperature=0.0, ignore_eos=True)
+    roomy = tiny_engine(tiny_model_dir, num_blocks=64, enable_prefix_caching=False)
+    cramped = tiny_engine(tiny_model_dir, num_blocks=6, max_num_batched_tokens=32)
+    results = []
+    for engine in (roomy, cramped):
+        for rid, prompt in prompts.items():
+            engine.add_request(rid, prompt, params)
+        results.append(run(engine))
+    expected = {rid: token_ids(updates) for rid, updates in results[0].items()}
+    assert {rid: token_ids(updates) for rid, updates in results[1].items()} == expected
+    stats = cramped.stats()
+    assert stats.prefix_cache_hits > 0
+    assert stats.num_preemptions > 0
+    assert stats.kv_usage == 0.0
+    for rid, updates in results[1].items():
+        # a character cut off by max_tokens is dropped, not sent as U+FFFD
+        assert text(updates) == tokenizer.decode(expected[rid]).rstrip("\ufffd")
+
+
+def test_real_runner_stops_on_a_string(tiny_model_dir: Path) -> None:
+    tokenizer = Tokenizer.from_dir(tiny_model_dir)
+    prompt = tokenizer.encode("Once upon a time")
+    greedy = SamplingParams(max_tokens=16, temperature=0.0, ignore_eos=True)
+    engine = tiny_engine(tiny_model_dir, num_blocks=16)
+    engine.add_request("free", prompt, greedy)
+    full = text(run(engine)["free"])
+    stop = full[len(full) // 2 : len(full) // 2 + 2]
+    engine.add_request("stop", prompt, replace(greedy, stop=(stop,)))
+    updates = run(engine)["stop"]
+    assert text(updates) == full[: full.index(stop)]
+    assert updates[-1].finish_reason == "stop"
