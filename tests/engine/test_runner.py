@@ -108,7 +108,8 @@ def test_rejects_max_model_len_beyond_the_model(tiny_model_dir: Path) -> None:
 def test_bfloat16_agrees_with_transformers_in_bfloat16(tiny_model_dir: Path) -> None:
     config = EngineConfig(model=str(tiny_model_dir), dtype="bfloat16", kv_cache_bytes=1 << 20)
     runner = TorchModelRunner.from_config(config)
-    reference = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).eval()
+    reference: Any = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16)
+    reference.eval()
     prompt = _prompt(9, 24)
     got = runner.forward_logits(StepBatch([chunk("h", prompt, 0, [0, 1])]))
     want = hf_logits(reference, prompt)

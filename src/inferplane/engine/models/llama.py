@@ -48,7 +48,7 @@ class Attention(nn.Module):
         qk = qkv[:, : heads + kv_heads]  # queries and keys side by side: rotate them at once
         if self.q_norm is not None and self.k_norm is not None:
             qk = torch.cat((self.q_norm(qk[:, :heads]), self.k_norm(qk[:, heads:])), dim=1)
-        q, k = rotary.rotate(qk, *cos_sin).split([heads, kv_heads], dim=1)
+        q, k = torch.split(rotary.rotate(qk, *cos_sin), [heads, kv_heads], dim=1)
         v = qkv[:, heads + kv_heads :]
         k_cache, v_cache = kv
         k_cache.index_copy_(0, meta.slot_mapping, k)
