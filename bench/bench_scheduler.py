@@ -2,7 +2,9 @@
 
 For 64, 128 and 256 running sequences (128-token prompts, prefix caching on), time
 `schedule()` + `update_from_output()` over steady-state decode steps and write p50/p99 to
-bench/results/scheduler.json and a chart to bench/results/scheduler.png.
+bench/results/scheduler.json and a chart to bench/results/scheduler.png. For context it also
+times a whole `LLMEngine.step()` around a runner that does no work (batch building, incremental
+detokenization, outputs): the engine's Python overhead per step.
 
     python bench/bench_scheduler.py [--steps 400]
 """
@@ -18,6 +20,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from inferplane.engine.batch import SampledToken, StepBatch
+from inferplane.engine.config import EngineConfig
+from inferplane.engine.engine import LLMEngine
 from inferplane.engine.kv_cache import KVCacheManager
 from inferplane.engine.request import Request
 from inferplane.engine.sampling_params import SamplingParams
@@ -64,25 +69,78 @@ def measure(num_seqs: int, steps: int) -> dict[str, float]:
         "num_seqs": num_seqs,
         "steps": steps,
         "p50_ms": statistics.median(times),
-        "p99_ms": times[min(len(times) - 1, int(len(times) * 0.99))],
+        "p99_ms": _p99(times),
         "mean_ms": statistics.fmean(times),
         "kv_usage": sched.kv.usage,
         "prefix_hit_rate": sched.kv.stats().hit_rate,
     }
 
 
+class NullRunner:
+    """Samples a letter per sampling chunk, computes nothing."""
+
+    block_size = BLOCK_SIZE
+
+    def __init__(self, num_blocks: int) -> None:
+        self.num_blocks = num_blocks
+        self.max_model_len = 4096
+
+    def execute(self, batch: StepBatch) -> list[SampledToken]:
+        return [
+            SampledToken(c.request_id, 97 + c.end_position % 26) for c in batch.chunks if c.sample
+        ]
+
+
+class ByteTokenizer:
+    eos_token_ids = (0,)
+
+    def decode(self, ids: list[int]) -> str:
+        return bytes(ids).decode("utf-8", errors="replace")
+
+
+def measure_engine(num_seqs: int, steps: int) -> dict[str, float]:
+    config = EngineConfig(model="none", max_num_seqs=num_seqs, max_num_batched_tokens=8192)
+    blocks = num_seqs * ((PROMPT_LEN + steps) // BLOCK_SIZE + 2)
+    engine = LLMEngine(config, NullRunner(blocks), ByteTokenizer(), clock=time.perf_counter)
+    params = SamplingParams(max_tokens=steps + 10, ignore_eos=True)
+    for i in range(num_seqs):
+        engine.add_request(f"r{i}", [97 + (i + j) % 26 for j in range(PROMPT_LEN)], params)
+    while engine.scheduler.num_waiting or any(
+        r.num_output_tokens == 0 for r in engine.scheduler.running
+    ):
+        engine.step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        engine.step()
+        times.append((time.perf_counter() - start) * 1e3)
+    times.sort()
+    return {"engine_p50_ms": statistics.median(times), "engine_p99_ms": _p99(times)}
+
+
+def _p99(sorted_times: list[float]) -> float:
+    return sorted_times[min(len(sorted_times) - 1, int(len(sorted_times) * 0.99))]
+
+
 def plot(rows: list[dict[str, float]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     xs = [int(r["num_seqs"]) for r in rows]
-    ax.plot(xs, [r["p50_ms"] for r in rows], marker="o", label="p50")
-    ax.plot(xs, [r["p99_ms"] for r in rows], marker="o", label="p99")
+    ax.plot(xs, [r["p50_ms"] for r in rows], marker="o", label="scheduler + KV, p50")
+    ax.plot(xs, [r["p99_ms"] for r in rows], marker="o", label="scheduler + KV, p99")
+    ax.plot(
+        xs,
+        [r["engine_p50_ms"] for r in rows],
+        marker="s",
+        linestyle=":",
+        label="whole engine step, null model (p50)",
+    )
     ax.axhline(TARGET_MS, color="grey", linestyle="--", label="target 1 ms")
     ax.set_xlabel("running sequences")
-    ax.set_ylabel("scheduler + KV bookkeeping per step (ms)")
+    ax.set_ylabel("time per decode step (ms)")
     ax.set_xticks(xs)
     ax.set_ylim(bottom=0)
     ax.legend()
-    ax.set_title("Decode step overhead without a model")
+    ax.set_title("Scheduler + KV bookkeeping per decode step")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -92,14 +150,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400)
     args = parser.parse_args()
-    rows = [measure(n, args.steps) for n in SIZES]
+    rows = [{**measure(n, args.steps), **measure_engine(n, args.steps)} for n in SIZES]
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"target_ms": TARGET_MS, "block_size": BLOCK_SIZE, "results": rows}
     (RESULTS / "scheduler.json").write_text(json.dumps(payload, indent=2) + "\n")
     plot(rows, RESULTS / "scheduler.png")
     for row in rows:
         seqs, p50, p99 = int(row["num_seqs"]), row["p50_ms"], row["p99_ms"]
-        print(f"{seqs:4d} seqs: p50 {p50:.3f} ms, p99 {p99:.3f} ms")
+        engine = row["engine_p50_ms"]
+        print(f"{seqs:4d} seqs: p50 {p50:.3f} ms, p99 {p99:.3f} ms (engine step p50 {engine:.3f})")
 
 
 if __name__ == "__main__":
