@@ -118,3 +118,20 @@ def test_bfloat16_agrees_with_transformers_in_bfloat16(tiny_model_dir: Path) -> 
     # bf16 logits tie often; where the top token differs it must be a near-tie in the reference.
     chosen = want.gather(-1, got.argmax(-1, keepdim=True))[:, 0]
     assert float((want.max(-1).values - chosen).max()) < 0.1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bfloat16_follows_cpu_float32(tiny_model_dir: Path, runner: TorchModelRunner) -> None:
+    config = EngineConfig(
+        model=str(tiny_model_dir), dtype="bfloat16", device="cuda", kv_cache_bytes=1 << 20
+    )
+    cuda = TorchModelRunner.from_config(config)
+    batch = StepBatch([chunk("g", _prompt(10, 30), 0, [0, 1])])
+    cosine = torch.nn.functional.cosine_similarity(
+        cuda.forward_logits(batch).cpu(), runner.forward_logits(batch), dim=-1
+    )
+    assert float(cosine.min()) > 0.99
+    cuda.sleep()
+    cuda.wake()
+    assert cuda.execute(batch)[0].token_id == runner.execute(batch)[0].token_id

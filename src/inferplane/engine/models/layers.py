@@ -78,7 +78,14 @@ class Rotary(nn.Module):
     reference's rotate_half(x) * sin in three ops instead of six.
     """
 
-    def __init__(self, rope: RopeConfig, head_dim: int, max_len: int, dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        rope: RopeConfig,
+        head_dim: int,
+        max_len: int,
+        dtype: torch.dtype,
+        device: torch.device | None = None,
+    ) -> None:
         super().__init__()
         freqs = torch.outer(
             torch.arange(max_len, dtype=torch.float32), inverse_frequencies(rope, head_dim)
@@ -86,8 +93,9 @@ class Rotary(nn.Module):
         half_sin = freqs.sin()
         self.cos: torch.Tensor
         self.sin: torch.Tensor
-        self.register_buffer("cos", torch.cat((freqs.cos(), freqs.cos()), -1).to(dtype))
-        self.register_buffer("sin", torch.cat((-half_sin, half_sin), -1).to(dtype))
+        cos = torch.cat((freqs.cos(), freqs.cos()), -1)
+        self.register_buffer("cos", cos.to(device=device, dtype=dtype))
+        self.register_buffer("sin", torch.cat((-half_sin, half_sin), -1).to(device, dtype))
         self.half_dim = head_dim // 2
 
     def tables(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

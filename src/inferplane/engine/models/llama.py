@@ -114,7 +114,7 @@ class LlamaModel(nn.Module):
         )
         self.norm = RMSNorm(weights["model.norm.weight"], config.rms_norm_eps)
         self.lm_head = Linear(_lm_head_weight(config, weights))
-        self.rotary = Rotary(config.rope, config.head_dim, max_len, dtype)
+        self.rotary = Rotary(config.rope, config.head_dim, max_len, dtype, self.embed.device)
 
     def forward(
         self,
