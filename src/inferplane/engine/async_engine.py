@@ -134,7 +134,7 @@ class AsyncLLMEngine:
             return  # the caller left before the engine saw the request
         try:
             self._engine.add_request(request_id, prompt, params, priority=prio)
-        except ValueError as error:
+        except Exception as error:  # the caller gets it; the step thread must live on
             self._fail([request_id], error)
 
     def _drop(self, request_id: str) -> None:
@@ -204,7 +204,9 @@ class AsyncLLMEngine:
     def _step(self) -> None:
         try:
             outputs = self._engine.step()
-        except Exception as error:  # the model failed: fail this step's requests, keep serving
+        except Exception as error:
+            # The model failed (out of memory, a bad kernel): every request in flight gets the
+            # error rather than hanging, and the engine keeps serving new ones.
             self._fail(list(self._streams), error)
             return
         self._deliver(outputs)
