@@ -1,3 +1,5 @@
+import random
+
 import pytest
 
 from inferplane.engine.kv_cache import KVCacheManager
@@ -215,3 +217,45 @@ def test_config_validation() -> None:
         SchedulerConfig(max_model_len=0)
     with pytest.raises(ValueError, match="max_num_batched_tokens"):
         SchedulerConfig(max_num_batched_tokens=0)
+
+
+def check_invariants(sched: Scheduler) -> None:
+    pool = sched.kv.pool
+    refs: dict[int, int] = {}
+    for request in sched.running:
+        for block_id in sched.kv.block_ids(request.request_id):
+            refs[block_id] = refs.get(block_id, 0) + 1
+    for request in sched.waiting:
+        assert sched.kv.block_ids(request.request_id) == []
+    assert {b.block_id: b.ref_count for b in pool.blocks if b.ref_count} == refs
+    assert sorted(pool.free.block_ids()) == [b.block_id for b in pool.blocks if not b.ref_count]
+    assert all(block.block_hash == h for h, block in pool.cached.items())
+    assert len(sched.running) <= sched.config.max_num_seqs
+
+
+@pytest.mark.parametrize("policy", ["fcfs", "priority"])
+def test_random_workload_keeps_block_accounting_exact(policy: Policy) -> None:
+    rng = random.Random(7)
+    sched = make_scheduler(num_blocks=24, seqs=6, budget=16, max_len=64, policy=policy)
+    shared = [5, 6, 7, 8, 9, 10, 11, 12]
+    next_id = 0
+    for step in range(600):
+        if rng.random() < 0.3:
+            prompt = (shared if rng.random() < 0.5 else []) + [
+                rng.randrange(20, 60) for _ in range(rng.randrange(1, 20))
+            ]
+            params = SamplingParams(max_tokens=rng.randrange(1, 20), ignore_eos=True)
+            request = Request(
+                f"q{next_id}", prompt, params, arrival_time=step, priority=rng.randrange(3)
+            )
+            sched.add_request(request)
+            next_id += 1
+        if sched.requests and rng.random() < 0.05:
+            sched.abort_request(rng.choice(list(sched.requests)))
+        run_step(sched, token=rng.randrange(20, 60))
+        check_invariants(sched)
+    assert sched.num_preemptions > 0
+    assert sched.kv.stats().prefix_hits > 0
+    while sched.has_unfinished():
+        run_step(sched)
+    assert sched.kv.usage == 0.0
