@@ -173,6 +173,8 @@ def test_sleep_requeues_and_wake_resumes() -> None:
     prompt = list(b"sleepy prompt")
     engine.add_request("z", prompt, SamplingParams(max_tokens=8, ignore_eos=True))
     engine.step()
+    engine.wake()  # awake already: nothing happens
+    engine.sleep()
     engine.sleep()
     assert runner.asleep and engine.stats().sleeping
     assert engine.step() == []

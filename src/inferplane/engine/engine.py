@@ -170,13 +170,17 @@ class LLMEngine:
 
     def sleep(self) -> None:
         """Send every running request back to the queue, forget cached prefixes (the KV
-        tensors go away) and let the runner release its memory."""
+        tensors go away) and let the runner release its memory. Idempotent."""
+        if self.sleeping:
+            return
         self.scheduler.preempt_all()
         self.kv.reset_prefix_cache()
         _call_hook(self.runner, "sleep")
         self.sleeping = True
 
     def wake(self) -> None:
+        if not self.sleeping:
+            return  # a runner's wake reallocates the cache: never under live cached blocks
         _call_hook(self.runner, "wake")
         self.sleeping = False
 
