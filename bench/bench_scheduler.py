@@ -11,6 +11,7 @@ detokenization, outputs): the engine's Python overhead per step.
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -152,7 +153,14 @@ def main() -> None:
     args = parser.parse_args()
     rows = [{**measure(n, args.steps), **measure_engine(n, args.steps)} for n in SIZES]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"target_ms": TARGET_MS, "block_size": BLOCK_SIZE, "results": rows}
+    payload = {
+        "target_ms": TARGET_MS,
+        "block_size": BLOCK_SIZE,
+        # p99 is sensitive to other processes on the machine: record how busy it was
+        "cpu_count": os.cpu_count(),
+        "load_avg_1m": os.getloadavg()[0],
+        "results": rows,
+    }
     (RESULTS / "scheduler.json").write_text(json.dumps(payload, indent=2) + "\n")
     plot(rows, RESULTS / "scheduler.png")
     for row in rows:
