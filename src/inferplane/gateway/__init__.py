@@ -1,0 +1,1 @@
+"""The front door: rules pick a pool, a balancer picks a replica, the proxy forwards."""
