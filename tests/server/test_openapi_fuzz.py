@@ -48,8 +48,8 @@ def test_no_server_errors(api_schema: Any) -> None:
 
 
 def _fuzz(operation: Any) -> None:
-    @SETTINGS
-    @hypothesis.given(case=operation.as_strategy())
+    @SETTINGS  # type: ignore[untyped-decorator]
+    @hypothesis.given(case=operation.as_strategy())  # type: ignore[untyped-decorator]
     def run(case: Any) -> None:
         _aim_at_served_models(case)
         response = case.call()
