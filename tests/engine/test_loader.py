@@ -87,3 +87,11 @@ def test_untied_head_missing_is_an_error(tiny_model_dir: Path, tmp_path: Path) -
     save_file(weights, str(target / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(ValueError, match="tie_word_embeddings"):
         fp32_runner(target)
+
+
+def test_follows_the_shard_index(tmp_path: Path) -> None:
+    for name in ("a.safetensors", "b.safetensors", "consolidated.safetensors"):
+        save_file({"x": torch.zeros(1)}, str(tmp_path / name))
+    index = {"weight_map": {"w1": "b.safetensors", "w2": "a.safetensors", "w3": "a.safetensors"}}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    assert [p.name for p in checkpoint_files(tmp_path)] == ["a.safetensors", "b.safetensors"]

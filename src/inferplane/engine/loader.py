@@ -134,7 +134,17 @@ def resolve_dtype(name: str, config: ModelConfig, device: torch.device) -> torch
 
 
 def checkpoint_files(directory: Path) -> list[Path]:
-    """The safetensors shards; a directory holding only pickle checkpoints is refused."""
+    """The safetensors shards; a directory holding only pickle checkpoints is refused.
+
+    The shard index, when present, names the files: some repositories also carry a
+    differently named consolidated copy that must not be loaded twice.
+    """
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        return [directory / name for name in sorted(set(weight_map.values()))]
+    if (directory / "model.safetensors").is_file():
+        return [directory / "model.safetensors"]
     shards = sorted(directory.glob("*.safetensors"))
     if shards:
         return shards
