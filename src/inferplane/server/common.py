@@ -81,28 +81,38 @@ def usage(choices: Sequence[Choice], prompt_tokens: int) -> dict[str, Any]:
     }
 
 
-async def prefetch(stream: AsyncGenerator[Item, None], timer: Timer) -> tuple[Item | None, bool]:
-    """Wait for the first update so queue-full and context errors become HTTP statuses
-    before any header is sent. Returns (item, more) where more=False means it ended."""
-    try:
-        item = await anext(stream)
-    except StopAsyncIteration:
-        return None, False
-    timer.saw(item[1])
-    return item, True
+class Prefetched:
+    """A stream whose first item was awaited before the response started (so queue-full and
+    context errors become HTTP statuses before any header is sent). A plain iterator, not a
+    generator layer: each token of each stream passes through here."""
+
+    def __init__(self, stream: AsyncGenerator[Item, None]) -> None:
+        self._stream = stream
+        self._first: Item | None = None
+
+    async def start(self, timer: Timer) -> "Prefetched":
+        try:
+            self._first = await anext(self._stream)
+        except StopAsyncIteration:
+            return self
+        timer.saw(self._first[1])
+        return self
+
+    def __aiter__(self) -> "Prefetched":
+        return self
+
+    async def __anext__(self) -> Item:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        return await self._stream.__anext__()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
 
-async def chain(first: Item | None, rest: AsyncGenerator[Item, None]) -> AsyncGenerator[Item, None]:
-    if first is not None:
-        yield first
-    async with contextlib.aclosing(rest):
-        async for item in rest:
-            yield item
-
-
-async def collect(
-    request: Request, items: AsyncGenerator[Item, None], choices: list[Choice], timer: Timer
-) -> None:
+async def collect(request: Request, items: Prefetched, choices: list[Choice], timer: Timer) -> None:
     """Fill `choices`; stop (aborting the engine requests) if the client goes away."""
 
     async def consume() -> None:

@@ -152,17 +152,13 @@ async def _close(stream: AsyncIterator[Any]) -> None:
             await close()
 
 
-async def run_jobs(
+def run_jobs(
     engine: EngineClient, jobs: Sequence[Job]
 ) -> AsyncGenerator[tuple[int, RequestOutput], None]:
     """Merge the jobs' streams in arrival order. Closing this iterator aborts them all."""
-    if len(jobs) == 1:  # the common case, without the cost of tasks and a queue
-        async with contextlib.aclosing(_one(engine, jobs[0])) as stream:
-            async for item in stream:
-                yield item
-        return
-    async for item in _merged(engine, jobs):
-        yield item
+    if len(jobs) == 1:  # the common case: no tasks, no queue, no extra generator layer
+        return _one(engine, jobs[0])
+    return _merged(engine, jobs)
 
 
 async def _merged(

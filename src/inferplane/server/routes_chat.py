@@ -9,12 +9,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from inferplane.engine.protocol import EngineClient
 from inferplane.server import common
-from inferplane.server.common import Item, Timer
+from inferplane.server.common import Prefetched, Timer
 from inferplane.server.errors import APIError
 from inferplane.server.generation import Choice, Job, resolve_max_tokens, run_jobs, sampling_params
 from inferplane.server.logprobs import chat_logprobs
 from inferplane.server.protocol import ChatCompletionRequest
-from inferplane.server.streaming import DONE, SSE_HEADERS, sse_event
+from inferplane.server.streaming import DONE, SSE_HEADERS, ChunkTemplate, sse_event
 
 router = APIRouter()
 
@@ -28,9 +28,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     rid = common.new_id("chatcmpl")
     jobs = _jobs(engine, body, prompt_ids, rid)
     timer = Timer.started(state.clock)
-    stream = run_jobs(engine, jobs)
-    first, _ = await common.prefetch(stream, timer)
-    items = common.chain(first, stream)
+    items = await Prefetched(run_jobs(engine, jobs)).start(timer)
     reply = _Reply(engine, body, rid, int(state.wall_clock()), len(prompt_ids))
     if body.stream:
         headers = common.response_headers(state, rid, timer) | SSE_HEADERS
@@ -92,6 +90,7 @@ class _Reply:
     ) -> None:
         self.engine, self.body, self.rid = engine, body, rid
         self.created, self.prompt_tokens = created, prompt_tokens
+        self._template = ChunkTemplate(self._head("chat.completion.chunk"), body.include_usage())
 
     def _head(self, obj: str) -> dict[str, Any]:
         return {
@@ -130,10 +129,7 @@ class _Reply:
         logprobs: dict[str, Any] | None = None,
     ) -> str:
         choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
-        payload = self._head("chat.completion.chunk") | {"choices": [choice]}
-        if self.body.include_usage():
-            payload["usage"] = None
-        return sse_event(payload)
+        return self._template.render(choice)
 
     def usage_chunk(self, choices: list[Choice]) -> str:
         payload = self._head("chat.completion.chunk") | {"choices": []}
@@ -141,7 +137,7 @@ class _Reply:
 
 
 async def _stream(
-    reply: _Reply, items: AsyncGenerator[Item, None], timer: Timer, request: Request
+    reply: _Reply, items: Prefetched, timer: Timer, request: Request
 ) -> AsyncGenerator[str, None]:
     choices = [Choice(i) for i in range(reply.body.n)]
     for choice in choices:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from inferplane.engine.protocol import EngineClient
 from inferplane.server import common
-from inferplane.server.common import Item, Timer
+from inferplane.server.common import Prefetched, Timer
 from inferplane.server.errors import APIError
 from inferplane.server.generation import (
     Choice,
@@ -21,7 +21,7 @@ from inferplane.server.generation import (
 )
 from inferplane.server.logprobs import completion_logprobs
 from inferplane.server.protocol import CompletionRequest, PredictRequest
-from inferplane.server.streaming import DONE, SSE_HEADERS, sse_event
+from inferplane.server.streaming import DONE, SSE_HEADERS, ChunkTemplate, sse_event
 
 router = APIRouter()
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for completions
@@ -38,9 +38,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     rid = common.new_id("cmpl")
     jobs = _jobs(engine, body, prompts, rid)
     timer = Timer.started(state.clock)
-    stream = run_jobs(engine, jobs)
-    first, _ = await common.prefetch(stream, timer)
-    items = common.chain(first, stream)
+    items = await Prefetched(run_jobs(engine, jobs)).start(timer)
     reply = _Reply(engine, body, rid, int(state.wall_clock()), prompts)
     if body.stream:
         headers = common.response_headers(state, rid, timer) | SSE_HEADERS
@@ -66,7 +64,7 @@ async def predict(body: PredictRequest, request: Request) -> Response:
     job = Job(0, rid, prompt_ids, sampling_params(params, max_tokens, None, 0))
     timer = Timer.started(state.clock)
     choices = [Choice(0)]
-    await common.collect(request, run_jobs(engine, [job]), choices, timer)
+    await common.collect(request, Prefetched(run_jobs(engine, [job])), choices, timer)
     common.observe(state, model, timer, choices)
     result = {
         "output": "".join(choices[0].text),
@@ -127,6 +125,7 @@ class _Reply:
         self.engine, self.body, self.rid, self.created = engine, body, rid, created
         self.prompts = prompts
         self.prompt_tokens = sum(len(ids) for _, ids in prompts)
+        self._template = ChunkTemplate(self._head(), body.include_usage())
 
     def _head(self) -> dict[str, Any]:
         return {
@@ -163,10 +162,7 @@ class _Reply:
         if self.body.logprobs is not None:
             logprobs = completion_logprobs(self.engine.tokenizer, out_tokens)
         entry = {"index": choice.index, "text": text, "logprobs": logprobs, "finish_reason": finish}
-        payload = self._head() | {"choices": [entry]}
-        if self.body.include_usage():
-            payload["usage"] = None
-        return sse_event(payload)
+        return self._template.render(entry)
 
     def usage_chunk(self, choices: list[Choice]) -> str:
         payload = self._head() | {"choices": []}
@@ -175,7 +171,7 @@ class _Reply:
 
 async def _stream(
     reply: _Reply,
-    items: AsyncGenerator[Item, None],
+    items: Prefetched,
     timer: Timer,
     request: Request,
     count: int,

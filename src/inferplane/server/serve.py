@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from inferplane.sources import resolve_source
 
 log = logging.getLogger(__name__)
 AnnounceFn = Callable[[ServerState, str], None]
+GIL_SWITCH_INTERVAL_S = 0.0005
 Task = Literal["generate", "embed", "auto"]
 # Encoder-only families: their checkpoints embed, they do not generate.
 EMBEDDING_MODEL_TYPES = frozenset(
@@ -179,6 +181,9 @@ class DrainingServer(uvicorn.Server):
 def run(options: ServeOptions, announce: AnnounceFn | None = None) -> None:
     """Serve until drained; returns normally (exit code 0) after SIGTERM or Ctrl-C."""
     state, loader = build_state(options)
+    # The engine's step thread and this event loop share the GIL. Python's default 5 ms switch
+    # interval makes the step thread queue behind HTTP work; a shorter one keeps steps flowing.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     holder: list[DrainingServer] = []
 
     async def load_and_announce(state: ServerState) -> None:

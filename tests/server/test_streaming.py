@@ -1,0 +1,21 @@
+import json
+
+from inferplane.server.streaming import DONE, ChunkTemplate, sse_event
+
+
+def test_sse_framing() -> None:
+    assert sse_event({"a": "é"}) == 'data: {"a":"é"}\n\n'
+    assert DONE == "data: [DONE]\n\n"
+
+
+def test_template_matches_a_full_encoding() -> None:
+    head = {"id": "cmpl-1", "object": "text_completion", "created": 5, "model": "m"}
+    choice = {"index": 0, "text": 'a "quoted" é', "finish_reason": None}
+    for include_usage in (False, True):
+        rendered = ChunkTemplate(head, include_usage).render(choice)
+        expected = head | {"choices": [choice]}
+        if include_usage:
+            expected["usage"] = None
+        assert rendered.startswith("data: ")
+        assert rendered.endswith("\n\n")
+        assert json.loads(rendered[6:]) == expected
