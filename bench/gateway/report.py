@@ -1,0 +1,133 @@
+"""Turns the gateway benchmark's raw measurements into ratios, pass/fail and a chart."""
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+VS_VLLM_ROUTER = 0.5  # inferplane req/s >= 0.5 x vllm-router's
+VS_LITELLM = 50.0  # inferplane req/s >= 50 x LiteLLM's (its best configuration)
+ADDED_TTFB_P50_MS = 1.0
+ADDED_TTFB_P99_MS = 5.0
+ONE_WORKER_RPS = 3200.0  # 5 x vLLM production-stack's Python router on the reference machine
+GATEWAYS = ("inferplane-1w", "inferplane-2w")
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def _rps(results: dict[str, Any], name: str) -> float | None:
+    entry = results.get(name, {})
+    value = entry.get("rps", {}).get("requests_per_s")
+    return float(value) if value else None
+
+
+def add_deltas(results: dict[str, Any]) -> None:
+    """Added time to first / last byte vs direct, per target, in ms."""
+    base = results.get("direct", {}).get("stream", {})
+    if "ttfb_ms" not in base:
+        return
+    for entry in results.values():
+        stream = entry.get("stream", {})
+        if "ttfb_ms" not in stream:
+            continue
+        entry["added_ms"] = {
+            f"{kind}_{q}": round(stream[f"{kind}_ms"][q] - base[f"{kind}_ms"][q], 3)
+            for kind in ("ttfb", "ttlb")
+            for q in ("p50", "p99")
+        }
+
+
+def _best_litellm(results: dict[str, Any]) -> float | None:
+    values = [v for n in ("litellm-1w", "litellm-2w") if (v := _rps(results, n))]
+    return max(values) if values else None
+
+
+def _check(value: float | None, bound: float, above: bool) -> dict[str, Any]:
+    if value is None:
+        return {"value": None, "bound": bound, "pass": None}
+    ok = value >= bound if above else value <= bound
+    return {"value": round(value, 3), "bound": bound, "pass": ok}
+
+
+def verdicts(results: dict[str, Any]) -> dict[str, Any]:
+    """Every target of the issue, for each gateway configuration that ran."""
+    router, litellm = _rps(results, "vllm-router"), _best_litellm(results)
+    out: dict[str, Any] = {}
+    for name in GATEWAYS:
+        rps = _rps(results, name)
+        if rps is None:
+            continue
+        added = results[name].get("added_ms", {})
+        checks = {
+            "rps_vs_vllm_router": _check(rps / router if router else None, VS_VLLM_ROUTER, True),
+            "rps_vs_litellm": _check(rps / litellm if litellm else None, VS_LITELLM, True),
+            "added_ttfb_p50_ms": _check(added.get("ttfb_p50"), ADDED_TTFB_P50_MS, False),
+            "added_ttfb_p99_ms": _check(added.get("ttfb_p99"), ADDED_TTFB_P99_MS, False),
+        }
+        if name == "inferplane-1w":
+            checks["one_worker_rps"] = _check(rps, ONE_WORKER_RPS, True)
+        out[name] = checks
+    return out
+
+
+def ratios(results: dict[str, Any]) -> dict[str, Any]:
+    """Each target's req/s as a fraction of direct, vllm-router and LiteLLM."""
+    bases = {
+        "direct": _rps(results, "direct"),
+        "vllm-router": _rps(results, "vllm-router"),
+        "litellm_best": _best_litellm(results),
+    }
+    table: dict[str, Any] = {}
+    for name in results:
+        rps = _rps(results, name)
+        if rps is not None:
+            table[name] = {f"vs_{b}": round(rps / v, 3) for b, v in bases.items() if v}
+    return table
+
+
+def plot(results: dict[str, Any], labels: dict[str, str], path: Path) -> None:
+    names = [n for n in results if _rps(results, n)]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    values = [_rps(results, n) or 0.0 for n in names]
+    bars = left.bar([labels[n] for n in names], values, color="#4477aa")
+    left.bar_label(bars, fmt="%.0f", fontsize=8)
+    left.set_yscale("log")
+    left.set_ylabel("requests/s (log scale)")
+    left.set_title("Non-streaming chat, concurrency 32")
+    left.tick_params(axis="x", rotation=30, labelsize=8)
+    streamed = [n for n in names if "added_ms" in results[n] and n != "direct"]
+    xs = range(len(streamed))
+    p50 = [results[n]["added_ms"]["ttfb_p50"] for n in streamed]
+    p99 = [results[n]["added_ms"]["ttfb_p99"] for n in streamed]
+    right.bar([x - 0.2 for x in xs], p50, width=0.4, label="added TTFB p50", color="#228833")
+    right.bar([x + 0.2 for x in xs], p99, width=0.4, label="added TTFB p99", color="#ccbb44")
+    right.set_xticks(list(xs), [labels[n] for n in streamed], rotation=30, fontsize=8)
+    right.set_yscale("symlog", linthresh=1.0)
+    right.axhline(ADDED_TTFB_P50_MS, color="#228833", linestyle=":", linewidth=1)
+    right.axhline(ADDED_TTFB_P99_MS, color="#ccbb44", linestyle=":", linewidth=1)
+    right.set_ylabel("ms over direct (symlog)")
+    right.set_title("Streaming (20 chunks over 180 ms), concurrency 32")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
