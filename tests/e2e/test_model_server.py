@@ -164,6 +164,18 @@ def test_disconnect_mid_stream_frees_blocks(server: ServerProcess) -> None:
     assert _metric(server, "vllm:generation_tokens_total") - before < 1000
 
 
+def test_disconnect_while_waiting_for_a_whole_answer(server: ServerProcess) -> None:
+    body = {"model": "tiny", "prompt": "go", "max_tokens": 1000, "ignore_eos": True}
+    before = _metric(server, "vllm:generation_tokens_total")
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.url}/v1/completions", json=body, timeout=0.5)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _metric(server, "vllm:num_requests_running") > 0:
+        time.sleep(0.05)
+    assert _metric(server, "vllm:num_requests_running") == 0
+    assert _metric(server, "vllm:generation_tokens_total") - before < 1000
+
+
 def test_promtool_accepts_metrics(server: ServerProcess) -> None:
     if shutil.which("promtool") is None:
         pytest.skip("promtool is not installed: scripts/ci/promtool.sh installs it")

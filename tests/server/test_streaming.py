@@ -19,3 +19,14 @@ def test_template_matches_a_full_encoding() -> None:
         assert rendered.startswith("data: ")
         assert rendered.endswith("\n\n")
         assert json.loads(rendered[6:]) == expected
+
+
+def test_error_event_carries_the_openai_body() -> None:
+    from inferplane.server.errors import APIError  # noqa: PLC0415
+    from inferplane.server.streaming import error_event  # noqa: PLC0415
+
+    told = error_event(APIError(429, "busy", code="queue_full"))
+    hidden = error_event(RuntimeError("secret detail"))
+    assert json.loads(told.split("\n\n")[0][6:])["error"]["code"] == "queue_full"
+    assert "secret" not in hidden
+    assert hidden.endswith(DONE)

@@ -1,12 +1,14 @@
 """POST /v1/chat/completions: messages through the model's chat template, then generation."""
 
 import contextlib
+import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from inferplane.engine.outputs import RequestOutput
 from inferplane.engine.protocol import EngineClient
 from inferplane.server import common
 from inferplane.server.common import Prefetched, Timer
@@ -14,8 +16,9 @@ from inferplane.server.errors import APIError
 from inferplane.server.generation import Choice, Job, resolve_max_tokens, run_jobs, sampling_params
 from inferplane.server.logprobs import chat_logprobs
 from inferplane.server.protocol import ChatCompletionRequest
-from inferplane.server.streaming import DONE, SSE_HEADERS, ChunkTemplate, sse_event
+from inferplane.server.streaming import DONE, SSE_HEADERS, ChunkTemplate, error_event, sse_event
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 
 
@@ -121,6 +124,9 @@ class _Reply:
             return None
         return chat_logprobs(self.engine.tokenizer, choice.tokens)
 
+    def logprobs(self, out: RequestOutput) -> dict[str, Any] | None:
+        return chat_logprobs(self.engine.tokenizer, out.new_tokens) if self.body.logprobs else None
+
     def chunk(
         self,
         index: int,
@@ -142,20 +148,20 @@ async def _stream(
     choices = [Choice(i) for i in range(reply.body.n)]
     for choice in choices:
         yield reply.chunk(choice.index, {"role": "assistant", "content": ""}, None)
-    async with contextlib.aclosing(items):
-        async for index, out in items:
-            timer.saw(out)
-            choice = choices[index]
-            choice.add(out)
-            if out.new_tokens:
-                logprobs = (
-                    chat_logprobs(reply.engine.tokenizer, out.new_tokens)
-                    if reply.body.logprobs
-                    else None
-                )
-                yield reply.chunk(index, {"content": out.text}, None, logprobs)
-            if out.finished:
-                yield reply.chunk(index, {}, choice.finish_reason)
+    try:
+        async with contextlib.aclosing(items):
+            async for index, out in items:
+                timer.saw(out)
+                choice = choices[index]
+                choice.add(out)
+                if out.new_tokens:
+                    yield reply.chunk(index, {"content": out.text}, None, reply.logprobs(out))
+                if out.finished:
+                    yield reply.chunk(index, {}, choice.finish_reason)
+    except Exception as error:
+        log.exception("stream %s failed", reply.rid)
+        yield error_event(error)
+        return
     timer.finish()
     if reply.body.include_usage():
         yield reply.usage_chunk(choices)

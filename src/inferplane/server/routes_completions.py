@@ -1,6 +1,7 @@
 """POST /v1/completions (raw prompts, n choices per prompt) and POST /v1/predict (simple form)."""
 
 import contextlib
+import logging
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
@@ -21,8 +22,9 @@ from inferplane.server.generation import (
 )
 from inferplane.server.logprobs import completion_logprobs
 from inferplane.server.protocol import CompletionRequest, PredictRequest
-from inferplane.server.streaming import DONE, SSE_HEADERS, ChunkTemplate, sse_event
+from inferplane.server.streaming import DONE, SSE_HEADERS, ChunkTemplate, error_event, sse_event
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for completions
 
@@ -180,14 +182,19 @@ async def _stream(
     if reply.body.echo:
         for choice in choices:
             yield reply.chunk(choice, reply._echo(choice.index), (), None)
-    async with contextlib.aclosing(items):
-        async for index, out in items:
-            timer.saw(out)
-            choice = choices[index]
-            choice.add(out)
-            if out.new_tokens or out.finished:
-                finish = choice.finish_reason if out.finished else None
-                yield reply.chunk(choice, out.text, out.new_tokens, finish)
+    try:
+        async with contextlib.aclosing(items):
+            async for index, out in items:
+                timer.saw(out)
+                choice = choices[index]
+                choice.add(out)
+                if out.new_tokens or out.finished:
+                    finish = choice.finish_reason if out.finished else None
+                    yield reply.chunk(choice, out.text, out.new_tokens, finish)
+    except Exception as error:
+        log.exception("stream %s failed", reply.rid)
+        yield error_event(error)
+        return
     timer.finish()
     if reply.body.include_usage():
         yield reply.usage_chunk(choices)

@@ -3,6 +3,8 @@
 import json
 from typing import Any
 
+from inferplane.server.errors import APIError, error_body
+
 DONE = "data: [DONE]\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -26,3 +28,12 @@ class ChunkTemplate:
             + json.dumps(choice, separators=(",", ":"), ensure_ascii=False)
             + self._suffix
         )
+
+
+def error_event(error: Exception) -> str:
+    """A failure after the headers went out can only be told inside the stream."""
+    if isinstance(error, APIError):
+        body = error_body(error.status, error.message, error.param, error.code)
+    else:
+        body = error_body(500, "generation failed: the engine raised an error", code="internal")
+    return sse_event(body) + DONE
