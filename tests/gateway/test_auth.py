@@ -116,3 +116,11 @@ def test_names_and_hashes_must_be_unique() -> None:
     twice = f"keys: [{{name: a, key_hash: '{ALICE.key_hash}'}}, {{name: a, key_hash: '{other}'}}]"
     with pytest.raises(KeysFileError, match="repeated"):
         parse_keys(twice)
+
+
+def test_the_example_keys_file_loads() -> None:
+    example = load_keys(Path(__file__).parents[2] / "examples" / "keys.yaml")
+    assert [key.name for key in example.keys] == ["admin", "support-bot", "research-notebook"]
+    assert example.keys[1].allows_model("chat-small")
+    assert not example.keys[1].allows_model("minilm")
+    assert len(example.budgets()) == 2
