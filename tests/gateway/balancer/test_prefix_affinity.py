@@ -89,8 +89,9 @@ def test_a_conversation_follows_its_spilled_replica() -> None:
 
 def test_removing_a_replica_moves_only_its_prefixes() -> None:
     fleet, texts = replicas(5), [f"{i:05d}" + SYSTEM for i in range(300)]
-    before = [PrefixAffinity(memory=1).select(ask(t), fleet) for t in texts]
-    after = [PrefixAffinity(memory=1).select(ask(t), fleet[:-1]) for t in texts]
+    first, second = PrefixAffinity(memory=1), PrefixAffinity(memory=1)  # ring placement only
+    before = [first.select(ask(t), fleet) for t in texts]
+    after = [second.select(ask(t), fleet[:-1]) for t in texts]
     moved = [b for b, a in zip(before, after, strict=True) if a != b]
     assert set(moved) == {"r4"}
 
