@@ -1,9 +1,10 @@
 """Routing rules: which pool serves a request, and the reason, from the fleet file's routes.
 
 Rules are tried in order and the first that applies wins. A rule applies when every condition
-in its `match` holds (header present, task, model, tier of the key, deadline below
+in its `match` holds (header present, task, model, tier, deadline below
 max_latency_ms_below), the caller's key is allowed when the rule has allow_keys, and its
-target serves the requested model:
+target serves the requested model. The tier is the key's; without a key (the simulator),
+the request's.
 
 - Model names are aliases. A request's model must be a model of the fleet, the model of a
   pool (external pools name theirs), or a name some rule's match.model maps; otherwise the
