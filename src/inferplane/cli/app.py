@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from inferplane import __version__
-from inferplane.cli import config_cmd, cost_cmd, models_cmd, plan_cmd
+from inferplane.cli import config_cmd, cost_cmd, keys_cmd, models_cmd, plan_cmd
 
 app = typer.Typer(
     name="inferplane",
@@ -17,6 +17,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(models_cmd.app, name="models")
 app.command("plan")(plan_cmd.plan)
 app.add_typer(cost_cmd.app, name="cost")
+app.add_typer(keys_cmd.app, name="keys")
 
 
 def _print_version(value: bool) -> None:
