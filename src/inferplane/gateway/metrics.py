@@ -1,0 +1,61 @@
+"""The gateway's Prometheus metrics, on a registry the app owns (two apps in one process never
+share series). Labels stay bounded: model and pool names come from the fleet file, the status
+is an HTTP code, the rule is a rule name; never a user id or key."""
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+TTFT_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+UNKNOWN = "_unknown"  # the model label when the client named a model the fleet lacks
+
+
+@dataclass
+class GatewayMetrics:
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter(
+            "inference_request", "Requests by outcome.", ["model", "pool", "status"], registry=r
+        )
+        self.duration = Histogram(
+            "inference_request_duration_seconds",
+            "Request time through the gateway.",
+            ["model", "pool"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "inference_time_to_first_token_seconds",
+            "Time to the first streamed byte through the gateway.",
+            ["model", "pool"],
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "inference_route_decisions", "Routing decisions by rule.", ["rule"], registry=r
+        )
+        self.retries = Counter(
+            "inference_gateway_retries",
+            "Attempts retried on another replica.",
+            ["pool"],
+            registry=r,
+        )
+        self.ejections = Counter(
+            "inference_gateway_ejections", "Replicas ejected as outliers.", ["pool"], registry=r
+        )
+        self.replicas_ready = Gauge(
+            "inference_gateway_replicas_ready", "Routable replicas per pool.", ["pool"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def observe(self, model: str, pool: str, status: int, seconds: float) -> None:
+        self.requests.labels(model, pool, str(status)).inc()
+        if pool:
+            self.duration.labels(model, pool).observe(seconds)

@@ -1,0 +1,252 @@
+"""Forwarding one request to a replica, with failover.
+
+The client's body bytes go upstream untouched and the replica's bytes come back untouched.
+A failure before anything reached the client (connection error, 5xx, 429, a stream without
+its first byte in time) is retried on another replica while attempts and the retry budget
+last. Once a stream's first byte is sent the replica is committed: a later error ends the
+stream, it is never replayed elsewhere, so no token is duplicated.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from inferplane.gateway import errors
+from inferplane.gateway.asgi import Receive, Send
+from inferplane.gateway.balancer import Policy
+from inferplane.gateway.client import Connection, Headers, UpstreamClosed
+from inferplane.gateway.health import OutlierDetector
+from inferplane.gateway.metrics import GatewayMetrics
+from inferplane.gateway.registry import Replica, ReplicaRegistry
+from inferplane.gateway.retry import RetryBudget
+from inferplane.gateway.types import RouteRequest
+from inferplane.gateway.upstream import Upstream
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], float]
+RETRYABLE = frozenset({429, 500, 502, 503, 504})
+UNHEALTHY = frozenset({500, 502, 504})  # 429 and 503 mean busy or draining, not broken
+DROP_HEADERS = frozenset(
+    {b"content-length", b"connection", b"keep-alive", b"transfer-encoding", b"date", b"server"}
+)
+CLIENT_CLOSED = 499  # the status recorded when the client hung up mid-stream
+STREAM_BROKEN = 502  # the status recorded when the replica broke a stream after its first byte
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    first_token_timeout_s: float = 60.0
+    total_timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.first_token_timeout_s <= 0 or self.total_timeout_s <= 0:
+            raise ValueError("first-token and total timeouts must be > 0 seconds")
+
+
+@dataclass
+class Call:
+    """One request on its way through: what to send, where it was routed, and for whom."""
+
+    path: bytes
+    body: bytes
+    stream: bool
+    pool: str
+    route: RouteRequest
+    route_header: bytes
+    reason: str
+    extra_headers: bytes  # header lines for the replica, each ending in CRLF
+    started: float
+    receive: Receive
+    replica: Replica | None = None
+    ttft_s: float | None = None
+    committed: bool = False  # the response has started: no retry, no error body now
+
+
+@dataclass
+class Failed:
+    """An attempt that sent nothing to the client; `response` is kept to pass on if last."""
+
+    reason: str
+    timeout: bool = False
+    response: tuple[int, Headers, bytes] | None = None
+
+
+@dataclass
+class Proxy:
+    registry: ReplicaRegistry
+    policies: Mapping[str, Policy]
+    detector: OutlierDetector
+    budget: RetryBudget
+    upstream: Upstream
+    metrics: GatewayMetrics
+    config: ProxyConfig
+    clock: Clock
+
+    async def forward(self, call: Call, send: Send) -> int:
+        """Send the call's response to the client; return the status it got."""
+        self.budget.on_request()
+        tried: set[str] = set()
+        failed: Failed | None = None
+        deadline = call.started + self.config.total_timeout_s
+        for attempt in range(self.budget.config.max_attempts):
+            if attempt and not self.budget.try_spend():
+                break
+            replica = self._pick(call, tried)
+            if replica is None:
+                break
+            if attempt:
+                self.metrics.retries.labels(call.pool).inc()
+            tried.add(replica.id)
+            outcome = await self._attempt_on(replica, call, send, deadline)
+            if not isinstance(outcome, Failed):
+                return outcome
+            failed = outcome
+            if outcome.timeout:
+                break
+        return await self._give_up(call, send, failed, len(tried))
+
+    def _pick(self, call: Call, tried: set[str]) -> Replica | None:
+        snapshots = self.registry.snapshots(call.pool, frozenset(tried))
+        if not snapshots and tried:  # the only replicas left were tried: one more go on them
+            snapshots = self.registry.snapshots(call.pool)
+        if not snapshots:
+            return None
+        chosen = self.policies[call.pool].select(call.route, snapshots)
+        return None if chosen is None else self.registry.get(call.pool, chosen)
+
+    async def _attempt_on(
+        self, replica: Replica, call: Call, send: Send, deadline: float
+    ) -> int | Failed:
+        call.replica = replica
+        replica.in_flight += 1
+        try:
+            async with asyncio.timeout(max(deadline - self.clock(), 0.0)):
+                outcome = await self._attempt(replica, call, send)
+        except TimeoutError:
+            outcome = await _timed_out(call, send)
+        finally:
+            replica.in_flight -= 1
+        self._record(replica, outcome)
+        return outcome
+
+    def _record(self, replica: Replica, outcome: int | Failed) -> None:
+        if isinstance(outcome, int):
+            self.detector.success(replica)
+        elif outcome.response is None or outcome.response[0] in UNHEALTHY:
+            log.info("attempt on %s failed: %s", replica.id, outcome.reason)
+            self.detector.failure(replica)
+
+    async def _attempt(self, replica: Replica, call: Call, send: Send) -> int | Failed:
+        pool = self.upstream.pool(replica.url)
+        try:
+            conn = await pool.acquire(self.upstream.config.connect_timeout_s)
+        except (OSError, TimeoutError) as error:
+            return Failed(f"cannot connect: {type(error).__name__} {error}")
+        try:
+            conn.send(pool.request_head(call.path, len(call.body), call.extra_headers), call.body)
+            if call.stream:
+                return await self._relay_stream(conn, replica, call, send)
+            status, headers = await conn.read_head()
+            return await self._relay_whole(conn, status, headers, replica, call, send)
+        except UpstreamClosed as error:
+            return Failed(str(error))
+        finally:
+            pool.release(conn)
+
+    async def _relay_whole(  # noqa: PLR0917 (one private step of _attempt)
+        self,
+        conn: Connection,
+        status: int,
+        raw: Headers,
+        replica: Replica,
+        call: Call,
+        send: Send,
+    ) -> int | Failed:
+        body = await conn.read_all()
+        headers = _headers(raw, replica, call, len(body))
+        if status in RETRYABLE:
+            return Failed(f"upstream status {status}", response=(status, headers, body))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        return status
+
+    async def _relay_stream(
+        self, conn: Connection, replica: Replica, call: Call, send: Send
+    ) -> int | Failed:
+        try:  # headers and the first chunk, both within the first-token timeout
+            async with asyncio.timeout(self.config.first_token_timeout_s):
+                status, raw = await conn.read_head()
+                first = await conn.read_chunk() if status == 200 else b""
+        except TimeoutError:
+            conn.close()
+            return Failed("no first byte within the first-token timeout")
+        if status != 200:
+            return await self._relay_whole(conn, status, raw, replica, call, send)
+        if not first:
+            return Failed("the stream ended before its first byte")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": _headers(raw, replica, call, None),
+            }
+        )
+        call.committed = True
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+        call.ttft_s = self.clock() - call.started
+        replica.observe_ttft(call.ttft_s)
+        return await _pump(conn, replica, call, send)
+
+    async def _give_up(self, call: Call, send: Send, failed: Failed | None, attempts: int) -> int:
+        if failed is not None and failed.response is not None:
+            status, headers, body = failed.response
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return status
+        if failed is None:
+            raise errors.no_healthy_replica(call.pool)
+        if failed.timeout:
+            raise errors.upstream_timeout(
+                f"no complete answer within {self.config.total_timeout_s:g}s"
+            )
+        raise errors.upstream_failed(attempts, failed.reason)
+
+
+async def _timed_out(call: Call, send: Send) -> int | Failed:
+    if not call.committed:
+        return Failed("total timeout", timeout=True)
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    return 504
+
+
+async def _pump(conn: Connection, replica: Replica, call: Call, send: Send) -> int:
+    """Chunks through as they come; a client hang-up closes the upstream connection too."""
+    watcher = asyncio.create_task(_wait_disconnect(call.receive, conn))
+    status = 200
+    try:
+        while chunk := await conn.read_chunk():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except UpstreamClosed as error:
+        status = CLIENT_CLOSED if watcher.done() else STREAM_BROKEN
+        if status == STREAM_BROKEN:
+            log.warning("stream from %s broke after its first byte: %s", replica.id, error)
+    finally:
+        watcher.cancel()
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    return status
+
+
+def _headers(raw: Headers, replica: Replica, call: Call, length: int | None) -> Headers:
+    headers = [(k, v) for k, v in raw if k.lower() not in DROP_HEADERS]
+    headers.append((b"x-inferplane-route", call.route_header))
+    headers.append((b"x-inferplane-replica", replica.id.encode()))
+    if length is not None:
+        headers.append((b"content-length", b"%d" % length))
+    return headers
+
+
+async def _wait_disconnect(receive: Receive, conn: Connection) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    conn.close()

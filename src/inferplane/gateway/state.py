@@ -1,0 +1,104 @@
+"""Everything one gateway process holds: the fleet, the replica registry, balancing policies,
+health, the retry budget, the upstream client and metrics; started and stopped with the app.
+
+`set_replicas(pool, urls)` is the control plane's hook: it hands over the URLs of the replicas
+it runs; pools with `endpoints:` in the fleet file are filled from there at construction.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from inferplane.config.schema import FleetConfig
+from inferplane.gateway.access import Access
+from inferplane.gateway.balancer import Policy, policy_from_config
+from inferplane.gateway.health import HealthChecker, OutlierDetector
+from inferplane.gateway.metrics import GatewayMetrics
+from inferplane.gateway.proxy import Proxy
+from inferplane.gateway.registry import Replica, ReplicaRegistry
+from inferplane.gateway.retry import RetryBudget
+from inferplane.gateway.settings import GatewaySettings
+from inferplane.gateway.upstream import Upstream
+
+Clock = Callable[[], float]
+
+
+class GatewayState:
+    def __init__(
+        self,
+        fleet: FleetConfig,
+        settings: GatewaySettings | None = None,
+        replicas: Mapping[str, Iterable[str]] | None = None,
+        clock: Clock = time.monotonic,
+        *,
+        access: Access | None = None,
+    ) -> None:
+        self.fleet = fleet
+        self.access = access or Access.from_fleet(fleet, Path.cwd(), clock)
+        self.settings = settings or GatewaySettings()
+        self.clock = clock
+        self.metrics = GatewayMetrics()
+        self.registry = ReplicaRegistry({name: pool.model for name, pool in fleet.pools.items()})
+        self.policies: dict[str, Policy] = {
+            name: policy_from_config(fleet.balancing) for name in fleet.pools
+        }
+        self.detector = OutlierDetector(self.settings.health, clock, self._on_eject)
+        self.upstream = Upstream(self.settings.upstream)
+        self.health = HealthChecker(self.registry, self.detector, self.upstream)
+        self.proxy = Proxy(
+            registry=self.registry,
+            policies=self.policies,
+            detector=self.detector,
+            budget=RetryBudget(self.settings.retry, clock),
+            upstream=self.upstream,
+            metrics=self.metrics,
+            config=self.settings.proxy,
+            clock=clock,
+        )
+        self.models = sorted(self.access.models)
+        self.wants_prefix = fleet.balancing.policy == "prefix_affinity"
+        self._health_task: asyncio.Task[None] | None = None
+        for name, pool in fleet.pools.items():
+            if pool.endpoints:
+                self.set_replicas(name, pool.endpoints)
+        for name, urls in (replicas or {}).items():
+            self.set_replicas(name, urls)
+
+    def set_replicas(self, pool: str, urls: Iterable[str]) -> None:
+        """Make `pool`'s replica set exactly `urls` (the control plane calls this)."""
+        self.registry.set_replicas(pool, urls)
+        self._publish_ready()
+
+    def _on_eject(self, replica: Replica) -> None:
+        self.metrics.ejections.labels(replica.pool).inc()
+
+    def _publish_ready(self) -> None:
+        for pool in self.registry.pools():
+            self.metrics.replicas_ready.labels(pool).set(self.registry.ready_count(pool))
+
+    def any_ready(self) -> bool:
+        return any(r.routable for r in self.registry)
+
+    async def start(self) -> None:
+        """Open the upstream pools, check every replica once (bounded), then keep checking."""
+        await self.upstream.start()
+        await self.check_health()
+        self._health_task = asyncio.create_task(self._health_loop())
+
+    async def check_health(self) -> None:
+        await self.health.check_all()
+        self._publish_ready()
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.health.interval_s)
+            await self.check_health()
+
+    async def stop(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+        await self.upstream.close()
