@@ -1,7 +1,19 @@
 import pytest
 from pydantic import ValidationError
 
-from inferplane.config.schema import Autoscale, PoolSpec, ReplicaBounds, Resources, RouteRule
+from inferplane.config.schema import (
+    Autoscale,
+    DailyWindow,
+    FleetConfig,
+    GpuInventory,
+    PoolSpec,
+    ReplicaBounds,
+    Resources,
+    RouteRule,
+    ScheduledMinimum,
+    TierBudgets,
+    TierPolicy,
+)
 
 
 def test_defaults_follow_keda_behaviour() -> None:
@@ -37,3 +49,34 @@ def test_catch_all() -> None:
 
 def test_pool_external() -> None:
     assert not PoolSpec(model="m").is_external
+
+
+def test_inventory_and_tiers_default_empty() -> None:
+    fleet = FleetConfig()
+    assert fleet.inventory == ()
+    assert fleet.tiers == TierBudgets()
+    assert TierPolicy().prewarm == ()
+
+
+def test_inventory_entry() -> None:
+    fleet = FleetConfig.model_validate(
+        {"inventory": [{"gpu": "H100", "count": 2, "mig": True}, {"gpu": "L4"}]}
+    )
+    assert fleet.inventory == (GpuInventory(gpu="H100", count=2, mig=True), GpuInventory(gpu="L4"))
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        GpuInventory(gpu="L4", count=0)
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        GpuInventory.model_validate({"gpu": "L4", "mem": 3})
+
+
+def test_tier_budgets_and_prewarm_windows() -> None:
+    budgets = TierBudgets.model_validate({"hot_gib": 40, "idle_to_warm": "5m"})
+    assert (budgets.hot_gib, budgets.warm_gib, budgets.idle_to_warm) == (40, None, 300)
+    policy = TierPolicy.model_validate({"prewarm": [{"start": "07:45", "end": "09:00"}]})
+    assert policy.prewarm == (DailyWindow(start="07:45", end="09:00"),)
+    with pytest.raises(ValidationError, match="pattern"):
+        DailyWindow(start="24:00", end="01:00")
+
+
+def test_scheduled_minimum_is_a_daily_window() -> None:
+    assert isinstance(ScheduledMinimum(start="08:00", end="18:00", min=2), DailyWindow)

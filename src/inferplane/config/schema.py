@@ -86,11 +86,16 @@ class Resources(Section):
         return self.gpu != "none" or self.mig is not None
 
 
-class ScheduledMinimum(Section):
-    """A floor on replicas during a daily window, for known peaks (times in UTC, HH:MM)."""
+class DailyWindow(Section):
+    """A daily window in UTC (HH:MM); an end before the start wraps past midnight."""
 
     start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     end: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class ScheduledMinimum(DailyWindow):
+    """A floor on replicas during a daily window, for known peaks (times in UTC, HH:MM)."""
+
     min: int = Field(ge=0)
 
 
@@ -108,7 +113,40 @@ class Autoscale(Section):
 
 
 class TierPolicy(Section):
+    """How a pool's model moves between hot, warm and cold.
+
+    keep_warm: never demote below warm (the process stays up). prewarm: daily windows in which
+    the model is promoted to hot ahead of traffic.
+    """
+
     keep_warm: bool = False
+    prewarm: tuple[DailyWindow, ...] = ()
+
+
+class TierBudgets(Section):
+    """Memory budgets per tier, in GiB: device memory for hot models, host RAM for warm ones.
+
+    None means no budget: a tier is then limited only by idleness.
+    """
+
+    hot_gib: float | None = Field(default=None, gt=0)
+    warm_gib: float | None = Field(default=None, gt=0)
+    idle_to_warm: Duration = 600.0
+    idle_to_cold: Duration = 3600.0
+
+
+class GpuInventory(Section):
+    """GPUs a fleet may place replicas on, declared for planning when NVML cannot be asked.
+
+    `gpu` is a catalog name (H100, H100-SXM, A100-80GB, L4, ...); `memory_gib` overrides the
+    catalog's memory (required for a GPU the catalog does not know). `mig: true` lets placement
+    split these GPUs into MIG slices (A100-80GB and H100 class only).
+    """
+
+    gpu: str = Field(min_length=1)
+    count: int = Field(default=1, ge=1)
+    mig: bool = False
+    memory_gib: float | None = Field(default=None, gt=0)
 
 
 class PoolSpec(Section):
@@ -231,3 +269,5 @@ class FleetConfig(Section):
     pricing: Pricing = Pricing()
     ledger: Ledger = Ledger()
     auth: Auth = Auth()
+    inventory: tuple[GpuInventory, ...] = ()
+    tiers: TierBudgets = TierBudgets()
