@@ -1,0 +1,69 @@
+"""A real `inferplane gateway` process on a free port of 127.0.0.1, for end-to-end tests."""
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.server_process import free_port
+
+READY_TIMEOUT_S = 30.0
+
+
+def gateway_command() -> list[str]:
+    """`python -m inferplane gateway` once the command is registered, else the module itself."""
+    from inferplane.cli.app import app  # noqa: PLC0415
+
+    names = {command.name for command in app.registered_commands}
+    if "gateway" in names:
+        return [sys.executable, "-m", "inferplane", "gateway"]
+    return [sys.executable, "-m", "inferplane.cli.gateway_cmd"]
+
+
+class GatewayProcess:
+    def __init__(self, fleet: Path, args: Sequence[str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        command = [*gateway_command(), str(fleet), "--port", str(self.port), *args]
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def wait_up(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.process.returncode}:\n{self.log()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise TimeoutError(f"gateway not up after {timeout_s}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def running_gateway(fleet: Path, args: Sequence[str], log_path: Path) -> Iterator[GatewayProcess]:
+    gateway = GatewayProcess(fleet, args, log_path)
+    try:
+        gateway.wait_up()
+        yield gateway
+    finally:
+        gateway.stop()

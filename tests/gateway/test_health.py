@@ -1,0 +1,53 @@
+import pytest
+
+from inferplane.gateway.health import HealthChecker, HealthConfig, OutlierDetector
+from inferplane.gateway.registry import Replica, ReplicaRegistry
+from inferplane.gateway.upstream import Upstream, UpstreamConfig
+from tests.gateway.upstreams import Behaviour, fake_replica
+
+pytestmark = pytest.mark.timeout(20)
+
+
+def test_ejection_backs_off_and_readmission_waits_for_a_good_check() -> None:
+    now = [0.0]
+    ejected: list[str] = []
+    config = HealthConfig(eject_after=2, base_ejection_s=1.0)
+    detector = OutlierDetector(config, lambda: now[0], lambda r: ejected.append(r.id))
+    replica = Replica("p/a", "p", "m", "http://a")
+    detector.failure(replica)
+    detector.success(replica)
+    detector.failure(replica)
+    assert replica.state == "ready"  # not consecutive
+    detector.failure(replica)
+    assert (replica.state, ejected) == ("failed", ["p/a"])
+    detector.checked(replica, 200)
+    assert replica.state == "failed"  # still inside its ejection time
+    now[0] = 1.0
+    detector.checked(replica, 200)
+    assert replica.state == "ready"
+    detector.failure(replica)
+    detector.failure(replica)
+    assert replica.ejected_until == 1.0 + 2.0  # second ejection lasts twice as long
+    detector.checked(replica, 503)
+    assert replica.state == "draining"
+    detector.checked(replica, None)
+    assert replica.state == "failed"
+
+
+async def test_checker_probes_and_scrapes() -> None:
+    behaviour = Behaviour()
+    registry = ReplicaRegistry({"p": "m"})
+    upstream = Upstream(UpstreamConfig())
+    await upstream.start()
+    detector = OutlierDetector(HealthConfig(), lambda: 0.0)
+    try:
+        async with fake_replica(behaviour) as url:
+            registry.set_replicas("p", [url, "http://127.0.0.1:9"])
+            live, dead = registry.replicas("p")
+            await HealthChecker(registry, detector, upstream).check_all()
+            assert (live.state, live.waiting, dead.state) == ("ready", 2, "failed")
+            behaviour.ready = 503
+            await HealthChecker(registry, detector, upstream).check_all()
+            assert live.state == "draining"
+    finally:
+        await upstream.close()
