@@ -64,8 +64,8 @@ def _int8_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> torch
 
 
 def weight_bytes(module: nn.Module) -> int:
-    """Bytes held by a module's buffers, counting a shared tensor once."""
+    """Bytes held by a module's buffers, counting a shared tensor once (packed ones too)."""
     seen: dict[int, int] = {}
     for buffer in module.buffers():
-        seen[buffer.data_ptr()] = buffer.numel() * buffer.element_size()
+        seen[id(buffer)] = buffer.numel() * buffer.element_size()
     return sum(seen.values())

