@@ -31,6 +31,8 @@ def test_ejection_backs_off_and_readmission_waits_for_a_good_check() -> None:
     detector.checked(replica, 503)
     assert replica.state == "draining"
     detector.checked(replica, None)
+    assert replica.state == "draining"  # one failed check is not enough
+    detector.checked(replica, 500)
     assert replica.state == "failed"
 
 
@@ -44,10 +46,12 @@ async def test_checker_probes_and_scrapes() -> None:
         async with fake_replica(behaviour) as url:
             registry.set_replicas("p", [url, "http://127.0.0.1:9"])
             live, dead = registry.replicas("p")
-            await HealthChecker(registry, detector, upstream).check_all()
+            checker = HealthChecker(registry, detector, upstream)
+            await checker.check_all()
+            await checker.check_all()
             assert (live.state, live.waiting, dead.state) == ("ready", 2, "failed")
             behaviour.ready = 503
-            await HealthChecker(registry, detector, upstream).check_all()
+            await checker.check_all()
             assert live.state == "draining"
     finally:
         await upstream.close()

@@ -5,7 +5,9 @@ Passive: `eject_after` consecutive failures (connection errors, timeouts, 5xx) e
 for `base_ejection_s` times the number of times it was ejected before (capped), so a flapping
 replica stays out longer. Active: every `interval_s` each replica's /ready (or /health where a
 server has no /ready) is fetched; 200 readmits an ejected replica once its ejection time is
-over, 503 marks it draining, anything else marks it failed. The same round scrapes /metrics.
+over, 503 marks it draining, and `checks_to_fail` consecutive other answers (or none) mark it
+failed. The same round scrapes /metrics. When no replica of a pool is routable, the proxy
+still tries the failed ones (panic mode) rather than answer 503 for certain.
 """
 
 import asyncio
@@ -30,6 +32,7 @@ class HealthConfig:
     eject_after: int = 3
     base_ejection_s: float = 2.0
     max_ejection_s: float = 30.0
+    checks_to_fail: int = 2  # one slow /ready under load is not a dead replica
 
     def __post_init__(self) -> None:
         if self.interval_s <= 0 or self.timeout_s <= 0:
@@ -78,10 +81,14 @@ class OutlierDetector:
                 replica.consecutive_failures = 0
         elif status == 503:
             replica.state = "draining"
-        elif replica.state != "failed":
-            replica.state = "failed"
-            replica.ejected_until = self.clock()
-            log.warning("replica %s failed its readiness check (%s)", replica.id, status)
+        else:
+            replica.failed_checks += 1
+            if replica.state != "failed" and replica.failed_checks >= self.config.checks_to_fail:
+                replica.state = "failed"
+                replica.ejected_until = self.clock()
+                log.warning("replica %s failed its readiness check (%s)", replica.id, status)
+            return
+        replica.failed_checks = 0
 
 
 class HealthChecker:

@@ -20,7 +20,7 @@ from inferplane.gateway.health import OutlierDetector
 from inferplane.gateway.metrics import GatewayMetrics
 from inferplane.gateway.registry import Replica, ReplicaRegistry
 from inferplane.gateway.retry import RetryBudget
-from inferplane.gateway.types import RouteRequest
+from inferplane.gateway.types import ReplicaSnapshot, RouteRequest
 from inferplane.gateway.upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -107,13 +107,19 @@ class Proxy:
         return await self._give_up(call, send, failed, len(tried))
 
     def _pick(self, call: Call, tried: set[str]) -> Replica | None:
-        snapshots = self.registry.snapshots(call.pool, frozenset(tried))
+        snapshots = self._candidates(call.pool, frozenset(tried))
         if not snapshots and tried:  # the only replicas left were tried: one more go on them
-            snapshots = self.registry.snapshots(call.pool)
+            snapshots = self._candidates(call.pool, frozenset())
         if not snapshots:
             return None
         chosen = self.policies[call.pool].select(call.route, snapshots)
         return None if chosen is None else self.registry.get(call.pool, chosen)
+
+    def _candidates(self, pool: str, exclude: frozenset[str]) -> list[ReplicaSnapshot]:
+        ready = self.registry.snapshots(pool, exclude)
+        if ready or self.registry.ready_count(pool):
+            return ready
+        return self.registry.panic_snapshots(pool, exclude)
 
     async def _attempt_on(
         self, replica: Replica, call: Call, send: Send, deadline: float

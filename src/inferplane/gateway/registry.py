@@ -30,6 +30,7 @@ class Replica:
     ewma_ttft_s: float = 0.0
     weight: float = 1.0
     consecutive_failures: int = 0
+    failed_checks: int = 0
     ejections: int = 0
     ejected_until: float = 0.0
 
@@ -37,13 +38,13 @@ class Replica:
     def routable(self) -> bool:
         return self.state == "ready"
 
-    def snapshot(self) -> ReplicaSnapshot:
+    def snapshot(self, state: ReplicaState | None = None) -> ReplicaSnapshot:
         return ReplicaSnapshot(
             id=self.id,
             pool=self.pool,
             model=self.model,
             url=self.url,
-            state=self.state,
+            state=state or self.state,
             in_flight=self.in_flight,
             waiting=self.waiting,
             running=self.running,
@@ -103,6 +104,15 @@ class ReplicaRegistry:
             r.snapshot()
             for r in self._pools.get(pool, {}).values()
             if r.state == "ready" and r.id not in exclude
+        ]
+
+    def panic_snapshots(self, pool: str, exclude: frozenset[str]) -> list[ReplicaSnapshot]:
+        """When no replica of a pool is routable, its failed ones, shown as ready: better a
+        try on a replica that may have recovered than a certain 503 (Envoy's panic mode)."""
+        return [
+            r.snapshot("ready")
+            for r in self._pools.get(pool, {}).values()
+            if r.state == "failed" and r.id not in exclude
         ]
 
     def ready_count(self, pool: str) -> int:
