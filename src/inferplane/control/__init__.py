@@ -1,0 +1,1 @@
+"""The control plane's decisions: autoscaling, model tiers, placement and rollout."""

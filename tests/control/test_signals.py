@@ -1,0 +1,49 @@
+import pytest
+
+from inferplane.control.signals import ReplicaLoad, Signals, SignalWindow, percentile
+
+
+def test_idle_needs_no_requests_and_a_quiet_gpu() -> None:
+    assert Signals().is_idle
+    assert not Signals(waiting=1).is_idle
+    assert not Signals(requests_since_last=1).is_idle
+    assert Signals(gpu_util=4.9).is_idle
+    assert not Signals(gpu_util=5.0).is_idle
+
+
+def test_percentile_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.95) == 95.0
+    assert percentile([3.0], 0.95) == 3.0
+
+
+def test_snapshot_sums_replicas_and_resets_arrivals() -> None:
+    window = SignalWindow(horizon_s=10)
+    for _ in range(3):
+        window.observe_arrival()
+    replicas = [
+        ReplicaLoad(waiting=2, in_flight=3, kv_usage=0.5, gpu_util=40.0),
+        ReplicaLoad(waiting=1, in_flight=1, kv_usage=0.1, gpu_util=60.0),
+        ReplicaLoad(ready=False, waiting=0, in_flight=0, kv_usage=0.9),
+    ]
+    signals = window.snapshot(0.0, replicas)
+    assert (signals.waiting, signals.in_flight, signals.replicas_ready) == (3, 4, 2)
+    assert signals.kv_usage == pytest.approx(0.3)
+    assert (signals.requests_since_last, signals.gpu_util) == (3, 60.0)
+    assert window.snapshot(1.0, replicas).requests_since_last == 0
+    assert window.snapshot(1.0, []).gpu_util is None
+
+
+def test_ttft_p95_over_the_horizon() -> None:
+    window = SignalWindow(horizon_s=10)
+    assert window.ttft_p95(0.0) is None
+    window.observe_ttft(0.0, 5.0)
+    for i in range(10):
+        window.observe_ttft(8.0, 0.1 * (i + 1))
+    assert window.ttft_p95(9.0) == 5.0
+    assert window.ttft_p95(10.5) == pytest.approx(1.0)  # the 5 s sample has left the window
+
+
+def test_horizon_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="horizon"):
+        SignalWindow(0)
