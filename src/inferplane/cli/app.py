@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from inferplane import __version__
-from inferplane.cli import config_cmd, cost_cmd, keys_cmd, models_cmd, plan_cmd
+from inferplane.cli import config_cmd, cost_cmd, generate_cmd, keys_cmd, models_cmd, plan_cmd
 
 app = typer.Typer(
     name="inferplane",
@@ -18,6 +18,7 @@ app.add_typer(models_cmd.app, name="models")
 app.command("plan")(plan_cmd.plan)
 app.add_typer(cost_cmd.app, name="cost")
 app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(generate_cmd.app)
 
 
 def _print_version(value: bool) -> None:
