@@ -99,7 +99,7 @@ class GatewayApp:
                 started=started,
                 receive=receive,
             )
-            state.metrics.decisions.labels(route.rule).inc()
+            state.metrics.decided(route.rule)
             status = await state.proxy.forward(call, send)
         except GatewayError as error:
             status = error.status

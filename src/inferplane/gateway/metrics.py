@@ -18,6 +18,8 @@ class GatewayMetrics:
     )
 
     def __post_init__(self) -> None:
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram | None]] = {}
+        self._decisions: dict[str, Counter] = {}
         r = self.registry
         self.requests = Counter(
             "inference_request", "Requests by outcome.", ["model", "pool", "status"], registry=r
@@ -56,6 +58,18 @@ class GatewayMetrics:
         return generate_latest(self.registry)
 
     def observe(self, model: str, pool: str, status: int, seconds: float) -> None:
-        self.requests.labels(model, pool, str(status)).inc()
-        if pool:
-            self.duration.labels(model, pool).observe(seconds)
+        # Children are looked up once per label set: labels() takes a lock and builds a key.
+        children = self._children.get((model, pool, status))
+        if children is None:
+            counter = self.requests.labels(model, pool, str(status))
+            histogram = self.duration.labels(model, pool) if pool else None
+            children = self._children[(model, pool, status)] = (counter, histogram)
+        children[0].inc()
+        if children[1] is not None:
+            children[1].observe(seconds)
+
+    def decided(self, rule: str) -> None:
+        child = self._decisions.get(rule)
+        if child is None:
+            child = self._decisions[rule] = self.decisions.labels(rule)
+        child.inc()
