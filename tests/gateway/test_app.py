@@ -42,6 +42,24 @@ async def test_streaming_relays_every_chunk() -> None:
     assert next(iter(state.registry)).in_flight == 0
 
 
+async def test_a_client_hanging_up_mid_stream_closes_the_upstream_stream() -> None:
+    behaviour = Behaviour(chunks=200, chunk_delay_s=0.02)
+    async with fake_replica(behaviour) as url, running_gateway([url]) as (client, state):
+        async with client.stream(
+            "POST", "/v1/chat/completions", json={**BODY, "stream": True}
+        ) as response:
+            async for _ in response.aiter_bytes():
+                break  # hang up after the first bytes
+        for _ in range(100):  # at most 2 s
+            if behaviour.broken:
+                break
+            await asyncio.sleep(0.02)
+        metrics = (await client.get("/metrics")).text
+    assert behaviour.broken == 1
+    assert next(iter(state.registry)).in_flight == 0
+    assert 'status="499"' in metrics
+
+
 @pytest.mark.parametrize(
     ("content", "status", "param"),
     [

@@ -34,6 +34,7 @@ class Behaviour:
     chunk_delay_s: float = 0.0
     ready: int = 200
     hits: int = 0
+    broken: int = 0  # streams whose reader went away before the end
     bodies: list[bytes] = field(default_factory=list)
 
 
@@ -51,10 +52,14 @@ def fake_replica_app(behaviour: Behaviour, name: str) -> web.Application:
             )
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
-        for index in range(behaviour.chunks):
-            await response.write(b'data: {"n": %d}\n\n' % index)
-            await asyncio.sleep(behaviour.chunk_delay_s)
-        await response.write(b"data: [DONE]\n\n")
+        try:
+            for index in range(behaviour.chunks):
+                await response.write(b'data: {"n": %d}\n\n' % index)
+                await asyncio.sleep(behaviour.chunk_delay_s)
+            await response.write(b"data: [DONE]\n\n")
+        except (ConnectionError, asyncio.CancelledError):
+            behaviour.broken += 1
+            raise
         return response
 
     async def ready(_request: web.Request) -> web.Response:
