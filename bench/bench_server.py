@@ -1,0 +1,286 @@
+"""Output tokens/s through the HTTP server vs the engine called directly, in the same run.
+
+The same 32 concurrent requests (same prompts, same max_tokens, ignore_eos) go once straight
+into AsyncLLMEngine in this process, and once as streaming /v1/completions requests to an
+`inferplane serve` process over HTTP on 127.0.0.1. Tokens are counted from the engine's final
+updates and from the usage chunk of each stream. Target: HTTP >= 90 % of direct.
+
+Rounds are paired (HTTP beside direct, alternating which goes first) and the headline is the
+median of per-pair ratios. On a small shared machine the wall-clock ratio swings with other
+load, so the CPU cost per token is reported too: tokens per CPU-second of the engine process
+(direct) vs of the server plus the load generator (HTTP), and of the server alone.
+
+Writes bench/results/server.json and server.png. Run from the repository root:
+
+    python bench/bench_server.py            # demo:tiny, 3 rounds
+    python bench/bench_server.py --quick    # one short round
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import torch
+
+from inferplane.engine.async_engine import AsyncLLMEngine
+from inferplane.engine.config import EngineConfig
+from inferplane.engine.sampling_params import SamplingParams
+from inferplane.sources import resolve_source
+
+RESULTS = Path(__file__).parent / "results"
+MODEL = "demo:tiny"
+CONCURRENCY = 32
+PROMPT_LEN = 32
+FIRST_ORDINARY_TOKEN = 3  # ids 0..2 of the demo vocabulary are special tokens
+KV_CACHE = "64MiB"
+
+
+def prompts(count: int, seed: int = 0) -> list[list[int]]:
+    rng = random.Random(seed)
+    return [
+        [rng.randrange(FIRST_ORDINARY_TOKEN, 4000) for _ in range(PROMPT_LEN)] for _ in range(count)
+    ]
+
+
+def engine_config() -> EngineConfig:
+    return EngineConfig(model=MODEL, kv_cache_bytes=64 * 2**20, max_num_seqs=CONCURRENCY)
+
+
+async def direct_round(engine: AsyncLLMEngine, batch: list[list[int]], max_tokens: int) -> int:
+    params = SamplingParams(max_tokens=max_tokens, temperature=0.0, ignore_eos=True)
+
+    async def one(i: int, prompt: list[int]) -> int:
+        tokens = 0
+        async for out in engine.generate(prompt, params, f"direct-{time.monotonic_ns()}-{i}"):
+            tokens = out.completion_tokens
+        return tokens
+
+    return sum(await asyncio.gather(*(one(i, p) for i, p in enumerate(batch))))
+
+
+async def http_round(port: int, batch: list[list[int]], max_tokens: int) -> int:
+    return sum(await asyncio.gather(*(_stream(port, p, max_tokens) for p in batch)))
+
+
+async def _stream(port: int, prompt: list[int], max_tokens: int) -> int:
+    """One streaming request over a bare socket. The load generator shares the 2 cores with
+    the server, so it does the least work it can: read to EOF, parse only the usage chunk."""
+    body = json.dumps(
+        {
+            "model": "bench",
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "ignore_eos": True,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+    ).encode()
+    head = (
+        f"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head.encode() + body)
+    chunks = []
+    while chunk := await reader.read(1 << 16):
+        chunks.append(chunk)
+    writer.close()
+    text = b"".join(chunks).decode()
+    usage = text.rindex('"completion_tokens":')
+    return int(text[usage + 20 : text.index(",", usage)])
+
+
+def start_server(port: int) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "inferplane.cli.serve_cmd",
+        MODEL,
+        "--served-model-name",
+        "bench",
+        "--port",
+        str(port),
+        "--kv-cache-memory",
+        KV_CACHE,
+        "--max-num-seqs",
+        str(CONCURRENCY),
+    ]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_ready(url: str, server: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"server exited with {server.returncode}")
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("server not ready in time")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def timed(run: Any, pids: list[int]) -> tuple[float, list[float]]:
+    """(tokens per wall second, tokens per CPU second of each given process)."""
+    cpu0 = [cpu_seconds(pid) for pid in pids]
+    wall0 = time.perf_counter()
+    tokens = await run()
+    wall = time.perf_counter() - wall0
+    cpu = [cpu_seconds(pid) - start for pid, start in zip(pids, cpu0, strict=True)]
+    return tokens / wall, [tokens / max(seconds, 1e-9) for seconds in cpu]
+
+
+async def measure(rounds: int, max_tokens: int, port: int) -> dict[str, list[float]]:
+    """Paired rounds: each HTTP round runs right beside a direct round, alternating which
+    goes first, so drift in the machine's load hits both alike."""
+    batch = prompts(CONCURRENCY)
+    engine = AsyncLLMEngine.from_config(engine_config(), "bench")
+    server = start_server(port)
+    runs: dict[str, list[float]] = {
+        "direct": [],
+        "http": [],
+        "direct_cpu": [],
+        "http_cpu": [],
+        "http_server_cpu": [],
+    }
+    me = os.getpid()
+
+    async def direct() -> None:
+        wall, (cpu,) = await timed(lambda: direct_round(engine, batch, max_tokens), [me])
+        runs["direct"].append(wall)
+        runs["direct_cpu"].append(cpu)
+
+    async def http() -> None:
+        # The server's CPU and this process's (the load generator's) both count against HTTP.
+        wall, (server_cpu, client_cpu) = await timed(
+            lambda: http_round(port, batch, max_tokens), [server.pid, me]
+        )
+        runs["http"].append(wall)
+        runs["http_cpu"].append(1 / (1 / server_cpu + 1 / client_cpu))
+        runs["http_server_cpu"].append(server_cpu)
+
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", server)
+        await direct_round(engine, batch, 8)  # warm-up, both sides
+        await http_round(port, batch, 8)
+        for index in range(rounds):
+            for side in (http, direct) if index % 2 else (direct, http):
+                await side()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        await engine.shutdown()
+    return runs
+
+
+def summarise(runs: dict[str, list[float]], max_tokens: int) -> dict[str, Any]:
+    direct, http = statistics.median(runs["direct"]), statistics.median(runs["http"])
+    # The headline is the median of per-pair ratios: robust to load from other processes.
+    pairs = [h / d for h, d in zip(runs["http"], runs["direct"], strict=True)]
+    cpu_pairs = [h / d for h, d in zip(runs["http_cpu"], runs["direct_cpu"], strict=True)]
+    return {
+        "benchmark": "server",
+        "model": MODEL,
+        "concurrency": CONCURRENCY,
+        "prompt_tokens": PROMPT_LEN,
+        "max_tokens": max_tokens,
+        "rounds": len(runs["direct"]),
+        "direct_tokens_per_s": runs["direct"],
+        "http_tokens_per_s": runs["http"],
+        "direct_median": round(direct, 1),
+        "http_median": round(http, 1),
+        "pair_ratios": [round(r, 3) for r in pairs],
+        "ratio": round(statistics.median(pairs), 3),
+        "direct_tokens_per_cpu_s": runs["direct_cpu"],
+        "http_tokens_per_cpu_s": runs["http_cpu"],
+        "cpu_pair_ratios": [round(r, 3) for r in cpu_pairs],
+        "cpu_ratio": round(statistics.median(cpu_pairs), 3),
+        "server_only_cpu_ratio": round(
+            statistics.median(
+                h / d for h, d in zip(runs["http_server_cpu"], runs["direct_cpu"], strict=True)
+            ),
+            3,
+        ),
+        "load_average_1m": os.getloadavg()[0],
+        "target_ratio": 0.9,
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": len(os.sched_getaffinity(0)),
+            "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
+    }
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    labels = ["engine direct", "HTTP streaming"]
+    values = [result["direct_median"], result["http_median"]]
+    ax.bar(labels, values, color=["#4c72b0", "#dd8452"])
+    for i, value in enumerate(values):
+        ax.text(i, value, f"{value:.0f}", ha="center", va="bottom")
+    ax.set_ylabel("output tokens/s")
+    ax.set_title(
+        f"{result['model']}, {result['concurrency']} concurrent, {result['max_tokens']} tokens "
+        f"each\nHTTP/direct: {result['ratio']:.0%} wall (median of pairs), "
+        f"{result['cpu_ratio']:.0%} per CPU-second; load avg {result['load_average_1m']:.1f} "
+        f"on {result['machine']['cores']} cores"
+    )
+    ax.title.set_fontsize(9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="HTTP server vs direct engine throughput")
+    parser.add_argument("--quick", action="store_true", help="one short round")
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+    rounds, max_tokens = (1, 64) if args.quick else (9, 128)
+    resolve_source(MODEL)  # generate the demo model before any timing
+    runs = asyncio.run(measure(rounds, max_tokens, args.port))
+    result = summarise(runs, max_tokens)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "server.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, RESULTS / "server.png")
+    keys = (
+        "direct_median",
+        "http_median",
+        "pair_ratios",
+        "ratio",
+        "cpu_pair_ratios",
+        "cpu_ratio",
+        "server_only_cpu_ratio",
+        "load_average_1m",
+    )
+    print(json.dumps({key: result[key] for key in keys}))
+
+
+if __name__ == "__main__":
+    main()
