@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CONCURRENCY = 32
@@ -26,9 +27,13 @@ PROBE_BODY = json.dumps(
 
 @dataclass(frozen=True)
 class LoadPlan:
-    warm_s: int
-    measure_s: int
-    streams: int
+    """How long each load runs; every target gets the same plan."""
+
+    warm_s: int  # one wrk run per target before the rounds, not counted
+    measure_s: int  # one wrk run per target per round
+    streams: int  # streams per target per round
+    stream_max_s: float  # ... or fewer, for a target too slow to finish them in this time
+    rounds: int  # rounds go over all targets in turn, so neighbours' noise hits all alike
 
 
 def start(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -104,23 +109,20 @@ def wrk(url: str, seconds: int) -> dict[str, float]:
     }
 
 
-def requests_per_s(url: str, plan: LoadPlan) -> dict[str, float]:
-    wrk(url, plan.warm_s)
-    return wrk(url, plan.measure_s)
-
-
-def streaming(url: str, plan: LoadPlan) -> dict[str, object]:
+def streaming(url: str, streams: int, max_s: float) -> dict[str, Any]:
     argv = [
         sys.executable,
         str(HERE / "streamload.py"),
         url,
         "--streams",
-        str(plan.streams),
+        str(streams),
         "--concurrency",
         str(CONCURRENCY),
+        "--max-seconds",
+        str(max_s),
     ]
     done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=600)
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 

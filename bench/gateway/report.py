@@ -2,6 +2,7 @@
 
 import os
 import platform
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,35 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "kernel": platform.release(),
     }
+
+
+def _median_of(rows: list[dict[str, Any]], kind: str, q: str) -> float | None:
+    values = [r["stream"][kind][q] for r in rows if kind in r["stream"]]
+    return round(statistics.median(values), 3) if values else None
+
+
+def summarize(entry: dict[str, Any]) -> None:
+    """One figure per load from a target's rounds: the median round (each round is listed)."""
+    rows = entry.get("rounds", [])
+    if not rows:
+        return
+    per_round = [r["rps"]["requests_per_s"] for r in rows]
+    entry["rps"] = {
+        "requests_per_s": round(statistics.median(per_round), 1),
+        "best": max(per_round),
+        "per_round": per_round,
+        "errors": sum(r["rps"]["errors"] for r in rows),
+        "latency_p50_ms": statistics.median(r["rps"]["latency_p50_ms"] for r in rows),
+    }
+    stream: dict[str, Any] = {
+        "ok": sum(r["stream"].get("ok", 0) for r in rows),
+        "errors": sum(r["stream"].get("errors", 0) for r in rows),
+    }
+    for kind in ("ttfb_ms", "ttlb_ms"):
+        p50, p99 = _median_of(rows, kind, "p50"), _median_of(rows, kind, "p99")
+        if p50 is not None:
+            stream[kind] = {"p50": p50, "p99": p99}
+    entry["stream"] = stream
 
 
 def _rps(results: dict[str, Any], name: str) -> float | None:

@@ -18,9 +18,11 @@ import argparse
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +35,19 @@ import targets  # noqa: E402
 
 RESULTS = HERE.parent / "results"
 UPSTREAM_PORT = 9100
-FULL = loads.LoadPlan(warm_s=10, measure_s=10, streams=640)
-QUICK = loads.LoadPlan(warm_s=2, measure_s=5, streams=256)
+FULL = loads.LoadPlan(warm_s=5, measure_s=5, streams=320, stream_max_s=8.0, rounds=3)
+QUICK = loads.LoadPlan(warm_s=2, measure_s=3, streams=160, stream_max_s=4.0, rounds=1)
 NICE = -10  # the whole run above neighbours' priority; the same for every target
+
+
+@dataclass
+class Live:
+    """A target that started, its process (None for direct) and what was measured on it."""
+
+    target: targets.Target
+    process: subprocess.Popen[bytes] | None
+    log: Path
+    entry: dict[str, Any]
 
 
 def renice() -> int | None:
@@ -47,37 +59,54 @@ def renice() -> int | None:
     return NICE
 
 
-def measure(target: targets.Target, plan: loads.LoadPlan) -> dict[str, Any]:
-    """Start the target, run both loads through it, stop it."""
+def launch(target: targets.Target) -> Live:
+    """Install if needed and start the target (not yet waiting for it to be ready)."""
     entry: dict[str, Any] = {"label": target.label, "workers": target.workers}
     target.install()
     entry["version"] = target.version()
     tmp = targets.scratch_dir(target.name)
     argv = target.command(UPSTREAM_PORT, tmp)
+    entry["command"] = " ".join(Path(a).name if "/" in a else a for a in argv)
     process = loads.start(argv, tmp / "out.log", target.env) if argv else None
+    return Live(target, process, tmp / "out.log", entry)
+
+
+def start_all(names: list[str] | None) -> tuple[list[Live], dict[str, Any]]:
+    """Start every target at once (idle ones cost little), then wait for each to answer."""
+    failed: dict[str, Any] = {}
+    started: list[Live] = []
+    for target in targets.all_targets(UPSTREAM_PORT):
+        if names and target.name not in names:
+            continue
+        try:
+            started.append(launch(target))
+        except Exception as exc:  # a peer that cannot install is recorded, not fatal
+            traceback.print_exc()
+            failed[target.name] = {"label": target.label, "error": repr(exc)[:500]}
+    live = [one for one in started if _ready(one)]
+    for one in started:
+        if one not in live:
+            _stop(one)
+            failed[one.target.name] = one.entry
+    return live, failed
+
+
+def _ready(one: Live) -> bool:
+    began = time.monotonic()
     try:
-        _run_loads(target, plan, process, entry)
-    except Exception as exc:  # recorded with the target's log tail, and the run goes on
-        traceback.print_exc()
-        entry["error"] = repr(exc)[:500]
-    finally:
-        if process is not None:
-            loads.stop(process)
-            entry["log_tail"] = _tail(tmp / "out.log")
-    return entry
+        loads.wait_ready(one.target.url(), one.process, one.target.ready_timeout_s)
+    except RuntimeError as exc:
+        print(f"== {one.target.label}: {exc}", flush=True)
+        one.entry["error"] = str(exc)
+        return False
+    one.entry["ready_after_s"] = round(time.monotonic() - began, 1)
+    return True
 
 
-def _run_loads(
-    target: targets.Target, plan: loads.LoadPlan, process: Any, entry: dict[str, Any]
-) -> None:
-    started = time.monotonic()
-    loads.wait_ready(target.url(), process, target.ready_timeout_s)
-    entry["startup_s"] = round(time.monotonic() - started, 1)
-    entry["loadavg_before"] = loads.loadavg()
-    entry["rps"] = loads.requests_per_s(target.url(), plan)
-    print(f"  {entry['rps']['requests_per_s']:.0f} req/s", flush=True)
-    entry["stream"] = loads.streaming(target.url(), plan)
-    print(f"  stream {json.dumps(entry['stream'].get('ttfb_ms'))}", flush=True)
+def _stop(one: Live) -> None:
+    if one.process is not None:
+        loads.stop(one.process)
+        one.entry["log_tail"] = _tail(one.log)
 
 
 def _tail(path: Path, lines: int = 5) -> list[str]:
@@ -86,18 +115,52 @@ def _tail(path: Path, lines: int = 5) -> list[str]:
     return []
 
 
+def one_round(one: Live, plan: loads.LoadPlan) -> dict[str, Any]:
+    url = one.target.url()
+    row: dict[str, Any] = {"loadavg": loads.loadavg()}
+    row["rps"] = loads.wrk(url, plan.measure_s)
+    row["stream"] = loads.streaming(url, plan.streams, plan.stream_max_s)
+    ttfb = row["stream"].get("ttfb_ms", {})
+    print(
+        f"  {one.target.label}: {row['rps']['requests_per_s']:.0f} req/s, "
+        f"ttfb p50 {ttfb.get('p50')} p99 {ttfb.get('p99')} ms",
+        flush=True,
+    )
+    return row
+
+
+def measure(live: list[Live], plan: loads.LoadPlan) -> None:
+    """A warm-up per target, then rounds that go over all targets in turn."""
+    for one in live:
+        print(f"== warm-up {one.target.label}", flush=True)
+        loads.wrk(one.target.url(), plan.warm_s)
+        loads.streaming(one.target.url(), loads.CONCURRENCY * 2, plan.stream_max_s)
+        one.entry["rounds"] = []
+    for index in range(plan.rounds):
+        print(f"== round {index + 1} of {plan.rounds}", flush=True)
+        for one in live:
+            if "error" in one.entry:
+                continue
+            try:
+                one.entry["rounds"].append(one_round(one, plan))
+            except Exception as exc:  # recorded; the other targets go on
+                traceback.print_exc()
+                one.entry["error"] = repr(exc)[:500]
+    for one in live:
+        report.summarize(one.entry)
+
+
 def run_all(names: list[str] | None, plan: loads.LoadPlan) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    for target in targets.all_targets(UPSTREAM_PORT):
-        if names and target.name not in names:
-            continue
-        print(f"== {target.label}", flush=True)
-        try:
-            results[target.name] = measure(target, plan)
-        except Exception as exc:  # a peer that cannot install or run is recorded, not fatal
-            traceback.print_exc()
-            results[target.name] = {"label": target.label, "error": repr(exc)[:500]}
-    return results
+    live, failed = start_all(names)
+    try:
+        measure(live, plan)
+    finally:
+        for one in live:
+            _stop(one)
+    results = {one.target.name: one.entry for one in live}
+    results.update(failed)
+    order = [t.name for t in targets.all_targets(UPSTREAM_PORT)]
+    return {name: results[name] for name in order if name in results}
 
 
 def write(results: dict[str, Any], plan: loads.LoadPlan, quick: bool, nice: int | None) -> None:

@@ -1,10 +1,10 @@
 """Streaming load for the gateway benchmark: time to first byte and to last byte per request.
 
 CONCURRENCY workers each send streaming chat requests back to back over one keep-alive
-connection until STREAMS requests are done; the first request of each worker is a warm-up and
-is not counted. Time to first byte is from just before the request is written to the first
-body bytes (the first SSE event); time to last byte is to the end of the stream. Prints one
-JSON object on stdout.
+connection until STREAMS requests are done (or MAX_SECONDS have passed, for slow targets); the
+first request of each worker is a warm-up and is not counted. Time to first byte is from just
+before the request is written to the first body bytes (the first SSE event); time to last byte
+is to the end of the stream. Prints one JSON object on stdout.
 
 Run: python bench/gateway/streamload.py URL [--streams 640 --concurrency 32]
 """
@@ -53,10 +53,11 @@ async def worker(
     errors: list[str],
     *,
     delay_s: float,
+    deadline: float,
 ) -> None:
     await asyncio.sleep(delay_s)  # staggered starts, so the streams do not tick in lockstep
     warm = True
-    while todo:
+    while todo and time.perf_counter() < deadline:  # slow targets stop at the deadline
         todo.pop()
         try:
             ttfb, ttlb, size = await one_stream(session, url)
@@ -90,7 +91,9 @@ def summary(
     }
 
 
-async def run(url: str, streams: int, concurrency: int, timeout_s: float) -> dict[str, object]:
+async def run(
+    url: str, streams: int, concurrency: int, timeout_s: float, max_s: float
+) -> dict[str, object]:
     todo = list(range(streams + concurrency))  # + one warm-up per worker
     samples: list[tuple[float, float]] = []
     errors: list[str] = []
@@ -98,9 +101,12 @@ async def run(url: str, streams: int, concurrency: int, timeout_s: float) -> dic
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         started = time.perf_counter()
+        deadline = started + max_s
         await asyncio.gather(
             *(
-                worker(session, url, todo, samples, errors, delay_s=i * STAGGER_S)
+                worker(
+                    session, url, todo, samples, errors, delay_s=i * STAGGER_S, deadline=deadline
+                )
                 for i in range(concurrency)
             )
         )
@@ -113,9 +119,12 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("--streams", type=int, default=640)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--timeout", type=float, default=60.0, help="per request, seconds")
+    parser.add_argument("--max-seconds", type=float, default=30.0, help="no new stream after")
     args = parser.parse_args()
-    result = uvloop.run(run(args.url, args.streams, args.concurrency, args.timeout))
+    result = uvloop.run(
+        run(args.url, args.streams, args.concurrency, args.timeout, args.max_seconds)
+    )
     print(json.dumps(result))
 
 

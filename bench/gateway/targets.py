@@ -199,10 +199,7 @@ def gateway_command(port: int, workers: int) -> Callable[[int, Path], list[str]]
         fleet = tmp / "fleet.yaml"
         fleet.write_text(GATEWAY_FLEET.format(upstream=upstream))
         return [
-            sys.executable,
-            "-m",
-            "inferplane",
-            "gateway",
+            *gateway_cli(),
             str(fleet),
             "--host",
             "127.0.0.1",
@@ -217,9 +214,10 @@ def gateway_command(port: int, workers: int) -> Callable[[int, Path], list[str]]
 
 def gateway_cli() -> list[str]:
     """`inferplane gateway`, or its module while the command is not registered yet."""
-    probe = [sys.executable, "-m", "inferplane", "gateway", "--help"]
-    if subprocess.run(probe, capture_output=True, check=False).returncode == 0:
-        return probe[:-1]
+    command = [sys.executable, "-m", "inferplane", "gateway"]
+    done = subprocess.run([*command, "--help"], capture_output=True, text=True, check=False)
+    if "--replica" in done.stdout:  # the gateway's own help, not the top level's
+        return command
     return [sys.executable, "-m", "inferplane.cli.gateway_cmd"]
 
 
