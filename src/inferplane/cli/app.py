@@ -5,7 +5,15 @@ from typing import Annotated
 import typer
 
 from inferplane import __version__
-from inferplane.cli import config_cmd, cost_cmd, generate_cmd, keys_cmd, models_cmd, plan_cmd
+from inferplane.cli import (
+    config_cmd,
+    cost_cmd,
+    gateway_cmd,
+    generate_cmd,
+    keys_cmd,
+    models_cmd,
+    plan_cmd,
+)
 
 app = typer.Typer(
     name="inferplane",
@@ -19,6 +27,7 @@ app.command("plan")(plan_cmd.plan)
 app.add_typer(cost_cmd.app, name="cost")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(generate_cmd.app)
+app.command("gateway")(gateway_cmd.gateway)
 
 
 def _print_version(value: bool) -> None:
