@@ -18,7 +18,7 @@ def plan(**changes: object) -> RolloutPlan:
 
 
 def drive(rollout: Rollout, start: float, seconds: float, canary: WindowMetrics) -> list[str]:
-    actions = []
+    actions: list[str] = []
     for tick in range(int(seconds / 10) + 1):
         actions.append(rollout.evaluate(start + tick * 10, canary, BASE).action)
     return actions
