@@ -10,4 +10,9 @@ if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1;
   exit 0
 fi
 "$here/promtool.sh"
+if ! command -v prometheus >/dev/null 2>&1; then  # promtool came from elsewhere
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
 prometheus --version 2>&1 | head -n 1

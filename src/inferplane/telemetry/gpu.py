@@ -221,7 +221,10 @@ class PynvmlApi:
         return float(self._device("nvmlDeviceGetClockInfo", index, NVML_CLOCK_SM))
 
     def throttle_reasons(self, index: int) -> int:
-        return int(self._device("nvmlDeviceGetCurrentClocksEventReasons", index))
+        try:
+            return int(self._device("nvmlDeviceGetCurrentClocksEventReasons", index))
+        except NvmlError:  # drivers before 535 know only the older name
+            return int(self._device("nvmlDeviceGetCurrentClocksThrottleReasons", index))
 
     def processes(self, index: int) -> list[GpuProcess]:
         found = self._device("nvmlDeviceGetComputeRunningProcesses", index)
