@@ -1,6 +1,7 @@
 """An embedding-only `inferplane serve` (task auto-detected), with the official openai client."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
@@ -28,3 +29,15 @@ def test_embeddings_through_the_openai_client(server: ServerProcess) -> None:
         client.embeddings.create(model="other", input="x")
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="minilm", messages=[{"role": "user", "content": "x"}])
+
+
+def test_a_model_that_fails_to_load_exits_1(tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "llama"}')
+    process = ServerProcess([str(broken)], tmp_path / "server.log")
+    try:
+        assert process.wait_exit(timeout_s=60) == 1
+        assert "tokenizer" in process.log()
+    finally:
+        process.kill()

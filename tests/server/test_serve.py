@@ -35,3 +35,9 @@ def test_embedding_only(minilm_dir: Path) -> None:
 def test_bad_options_say_what_to_change() -> None:
     with pytest.raises(ValueError, match="port"):
         ServeOptions(model="demo:tiny", port=70000)
+
+
+@pytest.mark.parametrize("field", ["dtype", "quantization", "task"])
+def test_choices_are_checked(field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        ServeOptions(model="demo:tiny", **{field: "bogus"})  # type: ignore[arg-type]

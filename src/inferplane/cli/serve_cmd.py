@@ -8,6 +8,7 @@ import typer
 
 from inferplane.server.serve import ServeOptions, run
 from inferplane.server.state import ServerState
+from inferplane.sources import SourceError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
 _UNITS = {
@@ -101,7 +102,11 @@ def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
-    run(options, _announce)
+    try:
+        run(options, _announce)
+    except SourceError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from error
 
 
 if __name__ == "__main__":  # `python -m inferplane.cli.serve_cmd MODEL`, before registration

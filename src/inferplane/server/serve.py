@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Literal
+from typing import Literal, get_args
 
 import uvicorn
 
@@ -63,8 +63,13 @@ class ServeOptions:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
-        if self.task not in ("generate", "embed", "auto"):
-            raise ValueError(f"task must be generate, embed or auto, got {self.task!r}")
+        for name, value, choices in (
+            ("task", self.task, get_args(Task)),
+            ("dtype", self.dtype, get_args(DTypeName)),
+            ("quantization", self.quantization, get_args(QuantName)),
+        ):
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def detect_task(source: str) -> Literal["generate", "embed"]:
@@ -179,7 +184,8 @@ class DrainingServer(uvicorn.Server):
 
 
 def run(options: ServeOptions, announce: AnnounceFn | None = None) -> None:
-    """Serve until drained; returns normally (exit code 0) after SIGTERM or Ctrl-C."""
+    """Serve until drained; returns normally (exit code 0) after SIGTERM or Ctrl-C. A model
+    that fails to load stops the process with exit code 1 (the log says why)."""
     state, loader = build_state(options)
     # The engine's step thread and this event loop share the GIL. Python's default 5 ms switch
     # interval makes the step thread queue behind HTTP work; a shorter one keeps steps flowing.
@@ -187,7 +193,11 @@ def run(options: ServeOptions, announce: AnnounceFn | None = None) -> None:
     holder: list[DrainingServer] = []
 
     async def load_and_announce(state: ServerState) -> None:
-        await loader(state)
+        try:
+            await loader(state)
+        except Exception:
+            holder[0].should_exit = True
+            raise  # the app records it as the load error
         for _ in range(200):  # the socket binds right after startup: wait at most 10 s
             if holder[0].started:
                 break
@@ -207,3 +217,5 @@ def run(options: ServeOptions, announce: AnnounceFn | None = None) -> None:
     )
     holder.append(DrainingServer(config, state))
     holder[0].run()
+    if state.load_error is not None:
+        raise SystemExit(1)
