@@ -19,7 +19,7 @@ from inferplane.engine.outputs import RequestOutput, TokenInfo
 from inferplane.engine.protocol import EngineClient, QueueFullError
 from inferplane.engine.sampling_params import InvalidParameterError, SamplingParams
 from inferplane.server.errors import APIError
-from inferplane.server.protocol import _SamplingFields
+from inferplane.server.protocol import SamplingFields
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Choice:
 
 
 def sampling_params(
-    req: _SamplingFields, max_tokens: int, logprobs: int | None, index: int
+    req: SamplingFields, max_tokens: int, logprobs: int | None, index: int
 ) -> SamplingParams:
     """The engine's params for choice `index`; a bad value is a 400 naming the field."""
     seed = None if req.seed is None else req.seed + index  # n choices must differ

@@ -40,7 +40,7 @@ NonNegInt = Annotated[int, Field(ge=0)]
 PositiveInt = Annotated[int, Field(ge=1)]
 
 
-class _SamplingFields(_Lenient):
+class SamplingFields(_Lenient):
     """Fields shared by chat and completions, with vLLM's extras (top_k, min_p, ...)."""
 
     model: str
@@ -70,7 +70,7 @@ class _SamplingFields(_Lenient):
         return self.stream_options is not None and self.stream_options.include_usage
 
 
-class ChatCompletionRequest(_SamplingFields):
+class ChatCompletionRequest(SamplingFields):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     max_completion_tokens: PositiveInt | None = None
     logprobs: bool = False
@@ -83,7 +83,7 @@ class ChatCompletionRequest(_SamplingFields):
 Prompt = str | list[str] | list[NonNegInt] | list[list[NonNegInt]]
 
 
-class CompletionRequest(_SamplingFields):
+class CompletionRequest(SamplingFields):
     prompt: Prompt
     logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
     echo: bool = False
