@@ -9,7 +9,7 @@ stream, it is never replayed elsewhere, so no token is duplicated.
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from inferplane.gateway import errors
@@ -25,6 +25,9 @@ from inferplane.gateway.upstream import Upstream
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
+# The control plane's hook for a pool with no replica: start or wake one, wait (bounded) until
+# it is routable, and say whether one is. Called only off the fast path.
+OnEmptyPool = Callable[[str], Awaitable[bool]]
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 UNHEALTHY = frozenset({500, 502, 504})  # 429 and 503 mean busy or draining, not broken
 DROP_HEADERS = frozenset(
@@ -82,6 +85,7 @@ class Proxy:
     metrics: GatewayMetrics
     config: ProxyConfig
     clock: Clock
+    on_empty: OnEmptyPool | None = None
 
     async def forward(self, call: Call, send: Send) -> int:
         """Send the call's response to the client; return the status it got."""
@@ -93,6 +97,9 @@ class Proxy:
             if attempt and not self.budget.try_spend():
                 break
             replica = self._pick(call, tried)
+            if replica is None and not tried and self.on_empty is not None:
+                # Scale from zero / promotion: hold the request while a replica comes up.
+                replica = self._pick(call, tried) if await self.on_empty(call.pool) else None
             if replica is None:
                 break
             if attempt:

@@ -1,0 +1,1 @@
+"""Actuators: what turns the controller's decisions into running replicas."""

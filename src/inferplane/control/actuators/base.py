@@ -1,0 +1,77 @@
+"""The actuator seam: start a replica from a spec, stop one (draining first), list them.
+
+The controller speaks only this protocol; local processes, Kubernetes and Ray implement it.
+`Backoff` is the restart delay for a replica that keeps crashing (doubling, capped, reset
+once a replica has stayed up long enough).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+ReplicaPhase = Literal["starting", "ready", "draining", "sleeping", "exited"]
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """What one replica runs: the pool it belongs to and the `inferplane serve` arguments."""
+
+    pool: str
+    model: str  # the name clients send (served model name)
+    args: tuple[str, ...]  # everything after `inferplane serve`, without --host / --port
+
+
+@dataclass
+class ReplicaHandle:
+    """A replica the actuator started; `returncode` is set once its process has exited."""
+
+    id: str
+    spec: ReplicaSpec
+    url: str
+    pid: int
+    started_at: float
+    log_path: str = ""
+    returncode: int | None = None
+    expected_exit: bool = False  # the controller asked it to stop: not a crash
+
+
+class Actuator(Protocol):
+    def start(self, spec: ReplicaSpec) -> ReplicaHandle: ...
+
+    async def stop(self, replica_id: str, drain: bool = True) -> None: ...
+
+    def list(self) -> Sequence[ReplicaHandle]: ...
+
+    def reap(self) -> Sequence[ReplicaHandle]:
+        """Replicas whose process exited since the last call (crashed or stopped)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop every replica; nothing the actuator started outlives this."""
+        ...
+
+
+@dataclass(frozen=True)
+class BackoffConfig:
+    base_s: float = 1.0
+    max_s: float = 30.0
+    reset_after_s: float = 60.0  # a replica up this long starts the doubling afresh
+
+    def __post_init__(self) -> None:
+        if not 0 < self.base_s <= self.max_s:
+            raise ValueError("restart backoff needs 0 < base_s <= max_s, e.g. 1 and 30")
+
+
+@dataclass
+class Backoff:
+    """Doubling restart delay per pool: 1, 2, 4, ... seconds up to the cap."""
+
+    config: BackoffConfig = field(default_factory=BackoffConfig)
+    failures: int = 0
+
+    def next_delay(self, uptime_s: float) -> float:
+        if uptime_s >= self.config.reset_after_s:
+            self.failures = 0
+        delay = min(self.config.base_s * 2**self.failures, self.config.max_s)
+        self.failures += 1
+        return float(delay)

@@ -1,0 +1,75 @@
+"""One managed pool's replicas as the controller sees them, and the command line each runs.
+
+A replica is `starting` (cold start or waking, not yet ready), `ready` (in the balancer),
+`draining` (out of the balancer, finishing what it holds, then stopped) or `sleeping` (the
+warm tier: the process lives, the engine has released its weights and cache).
+"""
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Literal
+
+from inferplane.config.schema import ModelSpec, PoolSpec
+from inferplane.control.actuators.base import Backoff, ReplicaHandle, ReplicaSpec
+from inferplane.control.autoscaler import Autoscaler, ScaleDecision
+from inferplane.control.signals import SignalWindow
+
+Phase = Literal["starting", "ready", "draining", "sleeping"]
+Tier = Literal["hot", "warm", "cold"]
+
+
+@dataclass
+class Managed:
+    """A replica the controller runs: its actuator handle, phase and where it came from."""
+
+    handle: ReplicaHandle
+    phase: Phase
+    since: float
+    promoted_from: Tier = "cold"  # the tier it is being brought to hot from
+
+
+@dataclass
+class PoolRuntime:
+    """Everything the controller keeps per managed pool."""
+
+    name: str
+    spec: PoolSpec
+    replica_spec: ReplicaSpec
+    autoscaler: Autoscaler
+    window: SignalWindow
+    backoff: Backoff = field(default_factory=Backoff)
+    replicas: dict[str, Managed] = field(default_factory=dict)
+    restarts_due: list[float] = field(default_factory=list)
+    restarts: int = 0
+    held: int = 0
+    arrivals_seen: float = 0.0
+    last_decision: ScaleDecision | None = None
+    ready_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def in_phase(self, *phases: Phase) -> list[Managed]:
+        return [m for m in self.replicas.values() if m.phase in phases]
+
+    @property
+    def active(self) -> int:
+        """What counts toward the autoscaler's current size: up, coming up, or due back."""
+        return len(self.in_phase("starting", "ready")) + len(self.restarts_due)
+
+    @property
+    def tier(self) -> Tier:
+        if self.in_phase("ready", "starting"):
+            return "hot"
+        return "warm" if self.in_phase("sleeping") else "cold"
+
+
+def serve_args(name: str, model: ModelSpec, kv_cache_memory: str) -> tuple[str, ...]:
+    """`inferplane serve` arguments for a fleet model (the host and port are the actuator's)."""
+    args = [model.source, "--served-model-name", name, "--model-version", model.version]
+    args += ["--dtype", model.dtype, "--quantization", model.quantization]
+    args += ["--task", model.task, "--kv-cache-memory", kv_cache_memory]
+    if model.max_model_len is not None:
+        args += ["--max-model-len", str(model.max_model_len)]
+    return tuple(args)
+
+
+def replica_spec(pool: str, spec: PoolSpec, model: ModelSpec, kv_cache_memory: str) -> ReplicaSpec:
+    return ReplicaSpec(pool, spec.model, serve_args(spec.model, model, kv_cache_memory))

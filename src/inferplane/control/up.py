@@ -1,0 +1,110 @@
+"""`inferplane up`: the gateway, the controller and the local actuator in one process.
+
+The gateway's ASGI app serves the fleet; /admin/fleet answers with the controller's view
+(what `inferplane status` shows). SIGTERM or Ctrl-C stops the gateway from taking requests,
+then every replica is drained and stopped; on any way out the actuator kills what is left,
+so no child outlives `inferplane up`.
+"""
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvicorn
+
+from inferplane.config import load_fleet
+from inferplane.control.actuators.local import LocalActuator
+from inferplane.control.controller import Controller, ControllerConfig
+from inferplane.control.fleet_status import FLEET_PATH, FleetStatus
+from inferplane.gateway.access import Access
+from inferplane.gateway.app import GatewayApp
+from inferplane.gateway.asgi import Receive, Scope, Send, respond
+from inferplane.gateway.settings import GatewaySettings
+from inferplane.gateway.state import GatewayState
+
+log = logging.getLogger(__name__)
+ADMIN_KEY_ENV = "INFERPLANE_ADMIN_KEY"
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """Everything `inferplane up` takes; defaults live here and the CLI mirrors them."""
+
+    fleet: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_dir: Path = Path(".inferplane/logs")
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    settings: GatewaySettings = field(default_factory=GatewaySettings)
+    log_level: str = "warning"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in 0..65535, got {self.port}")
+
+
+class FleetApp:
+    """The gateway app, plus GET /admin/fleet: the controller's view as JSON."""
+
+    def __init__(self, gateway: GatewayApp, status: FleetStatus) -> None:
+        self.gateway = gateway
+        self.status = status
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == FLEET_PATH:
+            await respond(send, 200, orjson.dumps(self.status.snapshot()))
+        else:
+            await self.gateway(scope, receive, send)
+
+
+def build(options: UpOptions) -> tuple[GatewayState, Controller, LocalActuator]:
+    """The three parts, wired; raises ConfigError / ValueError on a bad fleet file."""
+    fleet = load_fleet(options.fleet)
+    access = Access.from_fleet(fleet, Path(options.fleet).parent, time.monotonic)
+    state = GatewayState(fleet, options.settings, access=access)
+    admin_key = options.controller.admin_key or secrets.token_urlsafe(24)
+    config = _with_key(options.controller, admin_key)
+    actuator = LocalActuator(
+        options.log_dir,
+        grace_s=config.drain_grace_s + 5.0,
+        clock=time.time,  # the controller's clock: uptimes and backoff compare the two
+        env={ADMIN_KEY_ENV: admin_key},
+    )
+    return state, Controller(fleet, state, actuator, config), actuator
+
+
+def _with_key(config: ControllerConfig, key: str) -> ControllerConfig:
+    fields: dict[str, Any] = {**config.__dict__, "admin_key": key}
+    return ControllerConfig(**fields)
+
+
+async def serve(options: UpOptions) -> None:
+    """Serve until SIGTERM / Ctrl-C, then drain and stop every replica."""
+    state, controller, actuator = build(options)
+    app = FleetApp(GatewayApp(state), FleetStatus(controller))
+    config = uvicorn.Config(
+        app, host=options.host, port=options.port, lifespan="on", access_log=False,
+        log_level=options.log_level, server_header=False,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    loop_task = asyncio.create_task(controller.run())
+    try:
+        await server.serve()
+    finally:
+        loop_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop_task
+        try:
+            await controller.close()
+        finally:
+            actuator.kill_all()
+
+
+def run(options: UpOptions) -> None:
+    asyncio.run(serve(options))
