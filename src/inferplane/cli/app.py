@@ -14,6 +14,7 @@ from inferplane.cli import (
     models_cmd,
     plan_cmd,
 )
+from inferplane.telemetry import cli as telemetry_cli
 
 app = typer.Typer(
     name="inferplane",
@@ -28,6 +29,7 @@ app.add_typer(cost_cmd.app, name="cost")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(generate_cmd.app)
 app.command("gateway")(gateway_cmd.gateway)
+app.add_typer(telemetry_cli.app, name="telemetry")
 
 
 def _print_version(value: bool) -> None:
