@@ -7,12 +7,17 @@ the gap between dense and int8 is what the quantization costs. Speed: median bat
 step after a 32-token prompt, for the dense dtype, float32 and int8.
 
     python bench/bench_quant.py [--model demo:small] [--dtype bfloat16] [--decode-steps 12]
+        [--threads N]
+
+On a machine shared with other work, timings with two threads suffer from each thread
+waiting for the other at every op; one thread is steadier. The JSON records the load average.
 
 Writes bench/results/quant.json and bench/results/quant.png.
 """
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -64,16 +69,25 @@ def perplexity(logits: torch.Tensor, ids: list[int]) -> float:
     return float(torch.exp(F.cross_entropy(logits[:-1].float(), targets)))
 
 
-def quality(dense: torch.Tensor, quant: torch.Tensor, ids: list[int]) -> dict[str, float]:
-    cosine = F.cosine_similarity(dense, quant, dim=-1)
+def agreement(base: torch.Tensor, other: torch.Tensor) -> dict[str, float]:
+    cosine = F.cosine_similarity(base, other, dim=-1)
     return {
-        "tokens": len(ids),
         "logit_cosine_mean": float(cosine.mean()),
         "logit_cosine_min": float(cosine.min()),
-        "top1_agreement": float((dense.argmax(-1) == quant.argmax(-1)).float().mean()),
-        "perplexity_dense": perplexity(dense, ids),
-        "perplexity_int8": perplexity(quant, ids),
+        "top1_agreement": float((base.argmax(-1) == other.argmax(-1)).float().mean()),
     }
+
+
+def quality(logits: dict[str, torch.Tensor], dtype: str, ids: list[int]) -> dict[str, Any]:
+    """int8 against the dense model, and the dense dtype against float32 as a yardstick."""
+    result: dict[str, Any] = {
+        "tokens": len(ids),
+        "int8_vs_dense": agreement(logits[dtype], logits["int8"]),
+        "perplexity": {name: perplexity(values, ids) for name, values in logits.items()},
+    }
+    if dtype != "float32":
+        result["dense_vs_float32"] = agreement(logits["float32"], logits[dtype])
+    return result
 
 
 def decode_seconds(runner: TorchModelRunner, steps: int) -> float:
@@ -106,22 +120,25 @@ def speed(runner: TorchModelRunner, name: str, steps: int) -> dict[str, Any]:
 
 def run(model: str, dtype: str, steps: int, text_tokens: int) -> dict[str, Any]:
     ids = text_ids(model, text_tokens)
-    dense, quant = build(model, dtype, "none"), build(model, dtype, "int8")
-    result: dict[str, Any] = {
+    load_before = os.getloadavg()[0]
+    variants = {dtype: (dtype, "none"), "int8": (dtype, "int8"), "float32": ("float32", "none")}
+    logits, speeds, layer_bytes = {}, [], {}
+    for name, (variant_dtype, quantization) in variants.items():
+        runner = build(model, variant_dtype, quantization)
+        logits[name] = prompt_logits(runner, ids)
+        layer_bytes[name] = weight_bytes(runner.model.layers)
+        label = f"int8 ({dtype})" if name == "int8" else name
+        speeds.append(speed(runner, label, steps))
+        del runner
+    return {
         "model": model,
         "dtype": dtype,
         "threads": torch.get_num_threads(),
-        "quality": quality(prompt_logits(dense, ids), prompt_logits(quant, ids), ids),
-        "layer_bytes": {
-            "dense": weight_bytes(dense.model.layers),
-            "int8": weight_bytes(quant.model.layers),
-        },
-        "speed": [speed(dense, dtype, steps), speed(quant, f"int8 ({dtype})", steps)],
+        "load_average": [load_before, os.getloadavg()[0]],
+        "quality": quality(logits, dtype, ids),
+        "layer_bytes": layer_bytes,
+        "speed": speeds,
     }
-    del dense, quant
-    if dtype != "float32":
-        result["speed"].append(speed(build(model, "float32", "none"), "float32", steps))
-    return result
 
 
 def chart(result: dict[str, Any], path: Path) -> None:
@@ -132,11 +149,10 @@ def chart(result: dict[str, Any], path: Path) -> None:
     left.set_ylabel("weights (MB)")
     right.bar(names, [row["tokens_per_second"] for row in rows], color="#55a868")
     right.set_ylabel("batch-1 decode (tokens/s)")
-    q = result["quality"]
+    q = result["quality"]["int8_vs_dense"]
     fig.suptitle(
-        f"{result['model']}: int8 logit cosine {q['logit_cosine_mean']:.4f}, "
-        f"top-1 agreement {q['top1_agreement']:.3f}, "
-        f"ppl {q['perplexity_dense']:.1f} -> {q['perplexity_int8']:.1f}"
+        f"{result['model']} ({result['threads']} threads): int8 vs {result['dtype']} logit "
+        f"cosine {q['logit_cosine_mean']:.4f}, top-1 agreement {q['top1_agreement']:.3f}"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -148,7 +164,10 @@ def main() -> None:
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--decode-steps", type=int, default=12)
     parser.add_argument("--text-tokens", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=0, help="0: torch's default")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     result = run(args.model, args.dtype, args.decode_steps, args.text_tokens)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "quant.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
