@@ -4,7 +4,12 @@ import pytest
 
 from inferplane.config import ConfigError, FleetConfig, load_fleet, parse_fleet
 
-EXAMPLES = sorted(Path(__file__).parents[2].joinpath("examples").glob("*.yaml"))
+# keys.yaml is a keys file for the gateway, not a fleet file
+EXAMPLES = sorted(
+    p
+    for p in Path(__file__).parents[2].joinpath("examples").glob("*.yaml")
+    if p.name != "keys.yaml"
+)
 BASE = "models: {m: {source: demo:tiny}}\n"
 
 

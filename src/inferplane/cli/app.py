@@ -12,7 +12,9 @@ from inferplane.cli import (
     generate_cmd,
     keys_cmd,
     models_cmd,
+    place_cmd,
     plan_cmd,
+    rollout_cmd,
 )
 from inferplane.telemetry import cli as telemetry_cli
 
@@ -30,6 +32,8 @@ app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(generate_cmd.app)
 app.command("gateway")(gateway_cmd.gateway)
 app.add_typer(telemetry_cli.app, name="telemetry")
+app.command("place")(place_cmd.place_command)
+app.add_typer(rollout_cmd.app, name="rollout")
 
 
 def _print_version(value: bool) -> None:
