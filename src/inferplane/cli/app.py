@@ -15,6 +15,7 @@ from inferplane.cli import (
     place_cmd,
     plan_cmd,
     rollout_cmd,
+    serve_cmd,
 )
 from inferplane.telemetry import cli as telemetry_cli
 
@@ -29,6 +30,7 @@ app.add_typer(models_cmd.app, name="models")
 app.command("plan")(plan_cmd.plan)
 app.add_typer(cost_cmd.app, name="cost")
 app.add_typer(keys_cmd.app, name="keys")
+app.command("serve")(serve_cmd.serve)
 app.add_typer(generate_cmd.app)
 app.command("gateway")(gateway_cmd.gateway)
 app.add_typer(telemetry_cli.app, name="telemetry")
