@@ -3,9 +3,10 @@
 The cache of one layer is a tensor [num_blocks * block_size, kv_heads, head_dim] (blocks laid
 end to end), so a token's slot is block * block_size + offset. Each step's metadata is built
 once and reused by every layer: the slots to write, and for each sequence the slots of its
-whole context to read. Prefill chunks attend one sequence at a time with a causal mask that
-accounts for the tokens already cached; single-token (decode) chunks attend together, padded
-to the longest context with a mask, so a batch of decodes is one SDPA call per layer.
+whole context to read. Prefill chunks attend one sequence at a time through SDPA with a causal
+mask that accounts for the tokens already cached; single-token (decode) chunks attend
+together, padded to the longest context with an additive mask, in two batched matmuls per
+layer (for one query row, the CPU SDPA kernels are several times slower than that).
 """
 
 from collections.abc import Sequence
@@ -40,7 +41,7 @@ class DecodeGroup:
 
     rows: torch.Tensor  # [B] rows of the step
     context_slots: torch.Tensor  # [B, S] slots, padded with slot 0
-    mask: torch.Tensor | None  # [B, 1, 1, S] bool; None when every context has length S
+    bias: torch.Tensor | None  # [B, 1, 1, S] float32, -inf on padding; None: no padding
     all_rows: bool  # the step is decode-only: rows == arange(T)
 
 
@@ -101,11 +102,13 @@ def _decode_group(
     lengths = torch.tensor([len(slots) for _, slots in decodes])
     for i, (_, slots) in enumerate(decodes):
         padded[i, : len(slots)] = slots
-    mask = None
+    bias = None
     if bool((lengths != longest).any()):
-        mask = (torch.arange(longest)[None, :] < lengths[:, None])[:, None, None, :].to(device)
+        padding = torch.arange(longest)[None, :] >= lengths[:, None]
+        bias = torch.zeros(padding.shape).masked_fill_(padding, float("-inf"))
+        bias = bias[:, None, None, :].to(device)
     rows = torch.tensor([r for r, _ in decodes], dtype=torch.long)
-    return DecodeGroup(rows.to(device), padded.to(device), mask, len(decodes) == num_rows)
+    return DecodeGroup(rows.to(device), padded.to(device), bias, len(decodes) == num_rows)
 
 
 def paged_attention(
@@ -145,9 +148,14 @@ def _prefill_attention(
 def _decode_attention(
     q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, group: DecodeGroup
 ) -> torch.Tensor:
-    k = k_cache[group.context_slots].transpose(1, 2)  # [B, kv_heads, S, head_dim]
-    v = v_cache[group.context_slots].transpose(1, 2)
-    out = F.scaled_dot_product_attention(
-        q[:, :, None, :], k, v, attn_mask=group.mask, enable_gqa=True
-    )
-    return out[:, :, 0, :]
+    """q [B, heads, head_dim]; query head h reads KV head h // (heads / kv_heads)."""
+    batch, heads, head_dim = q.shape
+    k = k_cache[group.context_slots]  # [B, S, kv_heads, head_dim]
+    v = v_cache[group.context_slots]
+    kv_heads = k.shape[2]
+    grouped = q.reshape(batch, kv_heads, heads // kv_heads, head_dim)
+    scores = torch.matmul(grouped, k.permute(0, 2, 3, 1)).float().mul_(head_dim**-0.5)
+    if group.bias is not None:
+        scores.add_(group.bias)
+    probs = torch.softmax(scores, dim=-1).to(q.dtype)  # [B, kv_heads, group, S]
+    return torch.matmul(probs, v.transpose(1, 2)).reshape(batch, heads, head_dim)
