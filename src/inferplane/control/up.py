@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,18 @@ class FleetApp:
             await self.gateway(scope, receive, send)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises a captured SIGTERM once it has stopped, which would kill this process
+    before it drains its replicas; here the signal only asks the server to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def request_exit(self) -> None:
+        self.should_exit = True
+
+
 def build(options: UpOptions) -> tuple[GatewayState, Controller, LocalActuator]:
     """The three parts, wired; raises ConfigError / ValueError on a bad fleet file."""
     fleet = load_fleet(options.fleet)
@@ -92,7 +106,10 @@ async def serve(options: UpOptions) -> None:
         app, host=options.host, port=options.port, lifespan="on", access_log=False,
         log_level=options.log_level, server_header=False,
     )  # fmt: skip
-    server = uvicorn.Server(config)
+    server = _Server(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.request_exit)
     loop_task = asyncio.create_task(controller.run())
     try:
         await server.serve()

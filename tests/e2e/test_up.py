@@ -1,0 +1,131 @@
+"""`inferplane up` end to end: a real process running the gateway, the controller and real
+`inferplane serve` replicas of demo:tiny. One fleet, one run, in order: a request at zero is
+held and completes; a SIGKILLed replica is restarted; a burst scales up; idleness scales to
+zero and the next request wakes a replica; SIGTERM leaves no child behind."""
+
+import concurrent.futures
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.e2e.server_process import free_port
+
+pytestmark = pytest.mark.timeout(150)
+FLEET = """
+models:
+  chat: {source: demo:tiny, dtype: float32, max_model_len: 512}
+pools:
+  chat:
+    model: chat
+    replicas: {min: 0, max: 2}
+    autoscale: {metric: in_flight_per_replica, target: 2, up_window: 1s, down_window: 2s,
+                up_period: 1s, down_period: 1s, idle_to_zero: 3s}
+routes:
+  - {name: default, pool: chat}
+"""
+
+
+def up_command() -> list[str]:
+    from inferplane.cli.app import app  # noqa: PLC0415
+
+    if "up" in {command.name for command in app.registered_commands}:
+        return [sys.executable, "-m", "inferplane", "up"]
+    return [sys.executable, "-m", "inferplane.cli.up_cmd"]
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+class Up:
+    def __init__(self, tmp_path: Path) -> None:
+        fleet = tmp_path / "fleet.yaml"
+        fleet.write_text(FLEET)
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.log = tmp_path / "up.log"
+        args = ["--port", self.url.rsplit(":", 1)[1], "--log-dir", str(tmp_path / "logs")]
+        args += ["--interval", "0.2", "--kv-cache-memory", "16MiB", "--drain-grace", "10"]
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [*up_command(), str(fleet), *args], stdout=out, stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )  # fmt: skip
+        self.client = openai.OpenAI(base_url=f"{self.url}/v1", api_key="none", max_retries=0)
+        self.pids: set[int] = set()
+
+    def pool(self) -> dict[str, Any]:
+        body: dict[str, Any] = httpx.get(f"{self.url}/admin/fleet", timeout=5).json()["pools"][0]
+        self.pids |= {replica["pid"] for replica in body["replicas"]}
+        return body
+
+    def until(self, check: Callable[[dict[str, Any]], bool], timeout_s: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                pool = self.pool()
+                if check(pool):
+                    return pool
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.pool()}\n{self.log.read_text()[-3000:]}")
+
+    def complete(self, max_tokens: int = 8) -> str:
+        result = self.client.completions.create(
+            model="chat", prompt="hello", max_tokens=max_tokens, timeout=60
+        )
+        return result.choices[0].finish_reason or ""
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[Up]:
+    running = Up(tmp_path)
+    try:
+        running.until(lambda pool: True, timeout_s=30)
+        yield running
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
+            running.process.wait(10)
+        for pid in running.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_up_scales_from_zero_restarts_scales_up_and_down_and_leaves_no_orphan(up: Up) -> None:
+    assert up.pool()["replicas"] == []
+    assert up.complete() in {"length", "stop"}  # held at zero while a replica starts
+
+    victim = up.until(lambda p: p["ready"] == 1, 10)["replicas"][0]
+    os.kill(victim["pid"], signal.SIGKILL)
+    up.until(lambda p: p["restarts"] == 1, 5)  # seen as a crash; a restart is due
+    assert up.complete() in {"length", "stop"}  # held until the restarted replica is ready
+    restarted = up.until(lambda p: p["restarts"] == 1 and p["ready"] >= 1, 10)
+    assert victim["pid"] not in {r["pid"] for r in restarted["replicas"]}
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        burst = [pool.submit(up.complete, 400) for _ in range(8)]
+        started = time.monotonic()
+        up.until(lambda p: len(p["replicas"]) == 2, 15)
+        assert time.monotonic() - started < 15
+        assert all(f.result(timeout=90) in {"length", "stop"} for f in burst)
+
+    up.until(lambda p: p["replicas"] == [], 30)  # idle -> zero
+    assert up.complete() in {"length", "stop"}  # the next request wakes a replica and completes
+
+    up.process.send_signal(signal.SIGTERM)
+    assert up.process.wait(30) == 0
+    assert up.pids and not [pid for pid in up.pids if alive(pid)]
