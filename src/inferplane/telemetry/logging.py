@@ -87,6 +87,9 @@ def configure_logging(
     root.setLevel(level.upper() if isinstance(level, str) else level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
+        # uvicorn's own config may have set a level or disabled these; the root decides now
         logger.handlers[:] = []
         logger.propagate = True
+        logger.disabled = False
+        logger.setLevel(logging.NOTSET)
     return handler
