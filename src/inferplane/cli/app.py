@@ -16,6 +16,8 @@ from inferplane.cli import (
     plan_cmd,
     rollout_cmd,
     serve_cmd,
+    status_cmd,
+    up_cmd,
 )
 from inferplane.telemetry import cli as telemetry_cli
 
@@ -31,6 +33,8 @@ app.command("plan")(plan_cmd.plan)
 app.add_typer(cost_cmd.app, name="cost")
 app.add_typer(keys_cmd.app, name="keys")
 app.command("serve")(serve_cmd.serve)
+app.command("up")(up_cmd.up)
+app.command("status")(status_cmd.status)
 app.add_typer(generate_cmd.app)
 app.command("gateway")(gateway_cmd.gateway)
 app.add_typer(telemetry_cli.app, name="telemetry")
