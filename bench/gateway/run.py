@@ -9,8 +9,8 @@ under the same setup. Peers are installed on first use (see targets.py).
 
 Writes bench/results/gateway.json and gateway.png. Run from the repository root:
 
-    python bench/gateway/run.py            # full run, about 6-8 minutes once peers are installed
-    python bench/gateway/run.py --quick    # short loads, a smoke check (about 2-3 minutes)
+    python bench/gateway/run.py            # full run, about 6-7 minutes once peers are installed
+    python bench/gateway/run.py --quick    # one short round, a smoke check (about 2 minutes)
     python bench/gateway/run.py --only direct nginx
 """
 
@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -35,7 +36,7 @@ import targets  # noqa: E402
 
 RESULTS = HERE.parent / "results"
 UPSTREAM_PORT = 9100
-FULL = loads.LoadPlan(warm_s=5, measure_s=5, streams=320, stream_max_s=8.0, rounds=3)
+FULL = loads.LoadPlan(warm_s=5, measure_s=4, streams=256, stream_max_s=6.0, rounds=5)
 QUICK = loads.LoadPlan(warm_s=2, measure_s=3, streams=160, stream_max_s=4.0, rounds=1)
 NICE = -10  # the whole run above neighbours' priority; the same for every target
 
@@ -48,6 +49,14 @@ class Live:
     process: subprocess.Popen[bytes] | None
     log: Path
     entry: dict[str, Any]
+
+
+def check_ports_free(ports: list[int]) -> None:
+    """A stale process on a benchmark port would be measured in place of the real target."""
+    for port in ports:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                sys.exit(f"port {port} is in use: stop whatever listens there and run again")
 
 
 def renice() -> int | None:
@@ -197,6 +206,7 @@ def main() -> None:
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     names = sorted({"direct", *args.only}) if args.only else None
+    check_ports_free([UPSTREAM_PORT, *(t.port for t in targets.all_targets(UPSTREAM_PORT))])
     nice = renice()
     targets.apt_install("wrk")
     tmp = targets.scratch_dir("upstream")
