@@ -74,7 +74,6 @@ def test_tied_embeddings_match_transformers(tiny_model_dir: Path, tmp_path: Path
     del weights["lm_head.weight"]
     save_file(weights, str(target / "model.safetensors"), metadata={"format": "pt"})
     runner = fp32_runner(target, kv_bytes=1 << 20)
-    assert runner.model.lm_head.weight is runner.model.embed
     ids = list(range(3, 40))
     got = prefill_logits(runner, ids, [0, 1, 2])
     torch.testing.assert_close(got, hf_logits(hf_model(target), ids), atol=1e-4, rtol=0)
