@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from inferplane.engine.loader import RopeConfig
-from inferplane.engine.models.layers import PackedLinear, RMSNorm, Rotary
+from inferplane.engine.models.layers import PackedLinear, RMSNorm, Rotary, TransposedLinear
 
 CPU = torch.device("cpu")
 
@@ -18,6 +18,12 @@ def test_packed_linear_equals_plain_linear(rows: int) -> None:
     x = torch.randn(rows, 32).bfloat16()
     layer = PackedLinear(weight, bias)
     torch.testing.assert_close(layer(x), F.linear(x, weight, bias), atol=0, rtol=0)
+
+
+def test_transposed_linear_matches_plain_linear() -> None:
+    weight, bias, x = torch.randn(48, 32), torch.randn(48), torch.randn(3, 7, 32)
+    layer = TransposedLinear(weight, bias)
+    torch.testing.assert_close(layer(x), F.linear(x, weight, bias), atol=1e-5, rtol=1e-5)
 
 
 def test_packing_is_only_for_bfloat16_on_cpu() -> None:
