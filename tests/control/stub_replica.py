@@ -1,7 +1,9 @@
 """A stand-in replica process for control-plane tests: /ready, /health, /metrics, the admin
 sleep / wake calls and /v1/completions (answered after `delay` seconds from the body), with a
-draining SIGTERM. Starts in well under a second, so the controller's logic is tested quickly
-against real processes; the e2e tests run the real `inferplane serve`."""
+draining SIGTERM. A model version of "fail-500" is the fault seam: such a replica is ready but
+answers every completion with 500 (a broken canary). Starts in well under a second, so the
+controller's logic is tested quickly against real processes; the e2e tests run the real
+`inferplane serve`."""
 
 import argparse
 import json
@@ -17,6 +19,7 @@ class Stub:
     def __init__(self) -> None:
         self.sleeping = False
         self.draining = False
+        self.fail = False
         self.in_flight = 0
         self.lock = threading.Lock()
 
@@ -56,6 +59,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, {"sleeping": False})
         elif stub.draining:
             self._send(503, {"error": {"message": "draining"}})
+        elif stub.fail:
+            self._send(500, {"error": {"message": "broken on purpose"}})
         else:
             with stub.lock:
                 stub.in_flight += 1
@@ -70,9 +75,11 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--start-delay", type=float, default=0.0)
+    parser.add_argument("--model-version", default="")
     args, _ = parser.parse_known_args()
     time.sleep(args.start_delay)
     stub = Stub()
+    stub.fail = args.model_version == "fail-500"
     Handler.stub = stub
     server = ThreadingHTTPServer((args.host, args.port), Handler)
 

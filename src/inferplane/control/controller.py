@@ -27,6 +27,8 @@ from inferplane.control.autoscaler import Autoscaler, ScaleDecision
 from inferplane.control.clock import Clock
 from inferplane.control.metrics import ControlMetrics
 from inferplane.control.replicas import Managed, PoolRuntime, Tier, replica_spec
+from inferplane.control.rollout_runtime import RolloutRunner
+from inferplane.control.rollout_store import RolloutStore
 from inferplane.control.signals import ReplicaLoad, Signals, SignalWindow
 from inferplane.gateway.registry import Replica, replica_id
 from inferplane.gateway.state import GatewayState
@@ -45,6 +47,7 @@ class ControllerConfig:
     drain_grace_s: float = 30.0
     kv_cache_memory: str = "256MiB"
     admin_key: str = ""
+    rollout_dir: str | None = None  # where rollout state is kept; None: in memory only
     backoff: BackoffConfig = field(default_factory=BackoffConfig)
 
     def __post_init__(self) -> None:
@@ -79,6 +82,8 @@ class Controller:
         self._tasks: set[asyncio.Task[None]] = set()
         self._http = httpx.AsyncClient(timeout=self.config.probe_timeout_s)
         gateway.proxy.on_empty = self.hold
+        store = None if self.config.rollout_dir is None else RolloutStore(self.config.rollout_dir)
+        self.rollouts = RolloutRunner(self, store)
 
     def _runtime(self, name: str) -> PoolRuntime:
         spec = self.fleet.pools[name]
@@ -90,7 +95,8 @@ class Controller:
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Start each pool's minimum at once, then tick until cancelled."""
+        """Start each pool's minimum at once, resume stored rollouts, then tick until cancelled."""
+        self.rollouts.resume()
         for pool in self.pools.values():
             for _ in range(pool.spec.replicas.min):
                 self._start(pool, "cold")
@@ -104,13 +110,21 @@ class Controller:
     async def tick(self) -> None:
         self._reap()
         await asyncio.gather(*(self._tick_pool(pool) for pool in self.pools.values()))
+        self.rollouts.tick(self.clock())
+
+    def wake(self) -> None:
+        """Tick now rather than at the next interval."""
+        self._wake.set()
 
     async def _tick_pool(self, pool: PoolRuntime) -> None:
         now = self.clock()
         self._restart_due(pool, now)
         await self._probe_starting(pool, now)
         self._demote_idle_warm(pool, now)
-        decision = pool.autoscaler.decide(now, self._signals(pool, now), current=pool.active)
+        if pool.pinned is None:
+            decision = pool.autoscaler.decide(now, self._signals(pool, now), current=pool.active)
+        else:  # a rollout's canary: the rollout decides its size
+            decision = ScaleDecision(pool.pinned, pool.active, "pinned by rollout", "rollout")
         self._record(pool, decision)
         await self._act(pool, decision)
 

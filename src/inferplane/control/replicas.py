@@ -44,6 +44,7 @@ class PoolRuntime:
     held: int = 0
     arrivals_seen: float = 0.0
     last_decision: ScaleDecision | None = None
+    pinned: int | None = None  # a fixed size (a rollout's canary) instead of the autoscaler's
     ready_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     def in_phase(self, *phases: Phase) -> list[Managed]:

@@ -1,7 +1,9 @@
 """`inferplane up`: the gateway, the controller and the local actuator in one process.
 
 The gateway's ASGI app serves the fleet; /admin/fleet answers with the controller's view
-(what `inferplane status` shows). SIGTERM or Ctrl-C stops the gateway from taking requests,
+(what `inferplane status` shows) and /admin/rollouts starts, shows and aborts rollouts (what
+`inferplane rollout` calls). Rollout state lives beside the logs, in `state_dir`.
+SIGTERM or Ctrl-C stops the gateway from taking requests,
 then every replica is drained and stopped; on any way out the actuator kills what is left,
 so no child outlives `inferplane up`.
 """
@@ -24,6 +26,8 @@ from inferplane.config import load_fleet
 from inferplane.control.actuators.local import LocalActuator
 from inferplane.control.controller import Controller, ControllerConfig
 from inferplane.control.fleet_status import FLEET_PATH, FleetStatus
+from inferplane.control.rollout_api import ROLLOUTS_PATH, RolloutApi
+from inferplane.control.rollout_runtime import with_rollout_pools
 from inferplane.gateway.access import Access
 from inferplane.gateway.app import GatewayApp
 from inferplane.gateway.asgi import Receive, Scope, Send, respond
@@ -42,6 +46,7 @@ class UpOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     log_dir: Path = Path(".inferplane/logs")
+    state_dir: Path = Path(".inferplane/state")
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     settings: GatewaySettings = field(default_factory=GatewaySettings)
     log_level: str = "warning"
@@ -52,15 +57,20 @@ class UpOptions:
 
 
 class FleetApp:
-    """The gateway app, plus GET /admin/fleet: the controller's view as JSON."""
+    """The gateway app, plus GET /admin/fleet (the controller's view as JSON) and the rollout
+    endpoint."""
 
-    def __init__(self, gateway: GatewayApp, status: FleetStatus) -> None:
+    def __init__(self, gateway: GatewayApp, status: FleetStatus, rollouts: RolloutApi) -> None:
         self.gateway = gateway
         self.status = status
+        self.rollouts = rollouts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == FLEET_PATH:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path == FLEET_PATH:
             await respond(send, 200, orjson.dumps(self.status.snapshot()))
+        elif scope["type"] == "http" and path.startswith(ROLLOUTS_PATH):
+            await self.rollouts(scope, receive, send)
         else:
             await self.gateway(scope, receive, send)
 
@@ -79,11 +89,11 @@ class _Server(uvicorn.Server):
 
 def build(options: UpOptions) -> tuple[GatewayState, Controller, LocalActuator]:
     """The three parts, wired; raises ConfigError / ValueError on a bad fleet file."""
-    fleet = load_fleet(options.fleet)
+    fleet = with_rollout_pools(load_fleet(options.fleet))
     access = Access.from_fleet(fleet, Path(options.fleet).parent, time.monotonic)
     state = GatewayState(fleet, options.settings, access=access)
     admin_key = options.controller.admin_key or secrets.token_urlsafe(24)
-    config = _with_key(options.controller, admin_key)
+    config = _with_key(options.controller, admin_key, options.state_dir)
     actuator = LocalActuator(
         options.log_dir,
         grace_s=config.drain_grace_s + 5.0,
@@ -93,15 +103,17 @@ def build(options: UpOptions) -> tuple[GatewayState, Controller, LocalActuator]:
     return state, Controller(fleet, state, actuator, config), actuator
 
 
-def _with_key(config: ControllerConfig, key: str) -> ControllerConfig:
-    fields: dict[str, Any] = {**config.__dict__, "admin_key": key}
+def _with_key(config: ControllerConfig, key: str, state_dir: Path) -> ControllerConfig:
+    rollout_dir = config.rollout_dir or str(state_dir)
+    fields: dict[str, Any] = {**config.__dict__, "admin_key": key, "rollout_dir": rollout_dir}
     return ControllerConfig(**fields)
 
 
 async def serve(options: UpOptions) -> None:
     """Serve until SIGTERM / Ctrl-C, then drain and stop every replica."""
     state, controller, actuator = build(options)
-    app = FleetApp(GatewayApp(state), FleetStatus(controller))
+    rollouts = RolloutApi(controller.rollouts, state.access)
+    app = FleetApp(GatewayApp(state), FleetStatus(controller), rollouts)
     config = uvicorn.Config(
         app, host=options.host, port=options.port, lifespan="on", access_log=False,
         log_level=options.log_level, server_header=False,

@@ -24,6 +24,9 @@ the request's.
   Each rule salts the hash with its name, and raising a canary's percent only adds users.
 - If no rule applies, a pool running exactly the requested model serves it ("implicit:POOL");
   if there is none, the decision is a 404 refusal naming the model.
+- A rollout (set at runtime by the control plane with `set_rollout`) diverts a sticky share of
+  the users whose request the rules sent to a pool to that pool's canary
+  ("rollout:CANARY(25%)"), whatever rule chose the pool; share 0 ends it.
 
 Reasons are short and stable ("canary:chat-canary(5%)", "tier:premium", "default"), made of
 names from the fleet file only, so they are safe as a metric label and a response header.
@@ -62,8 +65,24 @@ class Router:
         aliases = {r.match.model for r in fleet.routes if r.match and r.match.model}
         self.models = sorted({*fleet.models, *self._pool_model.values(), *aliases})
         self._uses_headers = any(r.match and r.match.header for r in fleet.routes)
+        self._rollouts: dict[str, tuple[str, float]] = {}  # pool -> (canary pool, percent)
+
+    def set_rollout(self, pool: str, canary: str, percent: float) -> None:
+        """Send `percent` of `pool`'s users to `canary` instead (the control plane's rollout)."""
+        if not 0 <= percent <= 100:
+            raise ValueError(f"a rollout share is a percentage in 0..100, got {percent}")
+        if percent == 0:
+            self._rollouts.pop(pool, None)
+        else:
+            self._rollouts[pool] = (canary, percent)
 
     def route(self, req: RouteRequest, key: ApiKey | None = None) -> RouteDecision:
+        decision = self._route(req, key)
+        if self._rollouts and decision.pool in self._rollouts:
+            return self._divert(decision, req, key)
+        return decision
+
+    def _route(self, req: RouteRequest, key: ApiKey | None) -> RouteDecision:
         if req.model not in self.models:
             return _refused("unknown-model", model_not_found(req.model, self.models))
         headers = _lowered(req.headers) if self._uses_headers else {}
@@ -72,6 +91,15 @@ class Router:
             if decision is not None:
                 return decision
         return self._implicit(req.model)
+
+    def _divert(
+        self, decision: RouteDecision, req: RouteRequest, key: ApiKey | None
+    ) -> RouteDecision:
+        pool = decision.pool or ""
+        canary, percent = self._rollouts[pool]
+        if _who_bucket(f"rollout\x00{pool}", "user", req, key) >= percent * BUCKETS / 100:
+            return decision
+        return RouteDecision(canary, None, f"rollout:{canary}({percent:g}%)")
 
     def _apply(
         self, rule: RouteRule, req: RouteRequest, key: ApiKey | None, headers: Mapping[str, str]
@@ -189,11 +217,15 @@ def _permitted(rule: RouteRule, key: ApiKey | None) -> bool:
 
 def _bucket(rule: RouteRule, sticky_by: str, req: RouteRequest, key: ApiKey | None) -> int:
     """Where this user (or key) falls in [0, BUCKETS) for this rule: the same every time."""
+    return _who_bucket(rule.name, sticky_by, req, key)
+
+
+def _who_bucket(salt: str, sticky_by: str, req: RouteRequest, key: ApiKey | None) -> int:
     key_name = req.key_name or (key.name if key is not None else None)
     who = (req.user or key_name) if sticky_by == "user" else (key_name or req.user)
     if who is None:  # anonymous: at least keep one conversation on one side
         who = f"prefix:{req.prefix_hashes[0]}" if req.prefix_hashes else ""
-    return stable_bucket(f"{rule.name}\x00{who}")
+    return stable_bucket(f"{salt}\x00{who}")
 
 
 def _condition_reason(match: RouteMatch | None) -> str:
