@@ -1,5 +1,14 @@
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
 from inferplane.engine.protocol import EngineStats
 from inferplane.server.metrics import ServerMetrics
+from inferplane.telemetry import names
+from inferplane.telemetry.gpu import NvmlError
 
 
 def _stats() -> EngineStats:
@@ -39,3 +48,43 @@ def test_two_instances_do_not_share_series() -> None:
     first, second = ServerMetrics(), ServerMetrics()
     first.count_request("m", 200)
     assert "inference_request_total{" not in second.render().decode()
+
+
+class NoGpu:
+    """NVML on a host without a GPU: every call fails; counts how often it was asked."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def fail(*_: Any) -> Any:
+            self.calls += 1
+            raise NvmlError("NVML Shared Library Not Found")
+
+        return fail
+
+
+def test_no_gpu_is_said_once_and_costs_nothing_per_scrape(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics, nvml = ServerMetrics(), NoGpu()
+    with caplog.at_level(logging.INFO, logger="inferplane.telemetry.gpu"):
+        metrics.watch_gpus(nvml)  # type: ignore[arg-type]
+        texts = [metrics.render().decode() for _ in range(3)]
+    assert nvml.calls == 1
+    assert len([r for r in caplog.records if "no NVIDIA GPU" in r.getMessage()]) == 1
+    assert not any("DCGM_" in text or "inference_gpu" in text for text in texts)
+
+
+def test_every_published_name_comes_from_the_telemetry_table() -> None:
+    metrics = ServerMetrics()
+    metrics.watch_engine("m", _stats)
+    metrics.observe_generation("m", ttft_s=0.1, e2e_s=1.1, output_tokens=11)
+    metrics.count_request("m", 200)
+    metrics.record_load("m", 1.5)
+    families = list(text_string_to_metric_families(metrics.render().decode()))
+    for family in families:
+        spec = names.family_of(family.samples[0].name)
+        assert spec is not None, family.name
+        assert family.documentation == spec.help
+    assert "inference_model_load_seconds" in {f.name for f in families}

@@ -78,8 +78,14 @@ def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
         float, typer.Option(help="Seconds SIGTERM waits for in-flight requests.")
     ] = 30.0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_json: Annotated[
+        bool, typer.Option(help="JSON log lines (one object per line) or plain text.")
+    ] = True,
 ) -> None:
-    """Serve MODEL with an OpenAI-compatible API until SIGTERM or Ctrl-C."""
+    """Serve MODEL with an OpenAI-compatible API until SIGTERM or Ctrl-C.
+
+    Set INFERPLANE_OTLP_ENDPOINT (e.g. http://otel-collector:4318) to export trace spans."""
     try:
         options = ServeOptions(
             model=model,
@@ -99,6 +105,8 @@ def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
             model_version=model_version,
             drain_timeout_s=drain_timeout,
             device=device,
+            log_level=log_level,
+            log_json=log_json,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error

@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inferplane import __version__
 from inferplane.server import (
@@ -17,11 +16,11 @@ from inferplane.server import (
     routes_embeddings,
     routes_probes,
 )
-from inferplane.server.drain import GUARDED_PREFIXES, InFlightMiddleware
+from inferplane.server.drain import InFlightMiddleware
 from inferplane.server.errors import install_error_handlers
 from inferplane.server.limits import BodySizeLimitMiddleware
-from inferplane.server.metrics import ServerMetrics
 from inferplane.server.state import ServerState
+from inferplane.server.telemetry import RequestTelemetryMiddleware
 
 log = logging.getLogger(__name__)
 Loader = Callable[[ServerState], Awaitable[None]]
@@ -37,10 +36,13 @@ def create_app(state: ServerState, loader: Loader | None = None) -> FastAPI:
     for module in (routes_chat, routes_completions, routes_embeddings, routes_probes, routes_admin):
         app.include_router(module.router)
     install_error_handlers(app)
-    # Added last runs first: requests are counted whatever refuses them (413, 503, ...).
+    # Added last runs first: requests are counted, traced and logged whatever refuses them
+    # (413, 503, ...).
     app.add_middleware(InFlightMiddleware, drain=state.drain)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=state.settings.max_body_bytes)
-    app.add_middleware(RequestCountMiddleware, metrics=state.metrics)
+    app.add_middleware(
+        RequestTelemetryMiddleware, metrics=state.metrics, tracing=state.tracing, clock=state.clock
+    )
     return app
 
 
@@ -69,29 +71,3 @@ async def _load(state: ServerState, loader: Loader | None) -> None:
     except Exception as error:  # /ready reports it; the process stays up to say why
         log.exception("loading the model failed")
         state.load_error = str(error)
-
-
-class RequestCountMiddleware:
-    """inference_request_total{model,status} for every API request, errors included."""
-
-    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(GUARDED_PREFIXES):
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            label = scope.get("state", {}).get("model_label", "unknown")
-            self.metrics.count_request(str(label)[:64], status)

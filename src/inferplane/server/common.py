@@ -13,6 +13,7 @@ from inferplane.engine.outputs import RequestOutput
 from inferplane.server.errors import APIError
 from inferplane.server.generation import Choice
 from inferplane.server.state import ServerState
+from inferplane.server.telemetry import Outcome, record_outcome, request_id
 
 Item = tuple[int, RequestOutput]
 DISCONNECT_POLL_S = 0.5
@@ -56,8 +57,11 @@ class Timer:
         return (self.end if self.end is not None else self.clock()) - self.start
 
 
-def response_headers(state: ServerState, request_id: str, timer: Timer) -> dict[str, str]:
-    headers = {"x-request-id": request_id, "x-model-version": state.settings.model_version}
+def response_headers(request: Request, generated_id: str, timer: Timer) -> dict[str, str]:
+    """x-request-id (the client's, else `generated_id`), the model version and timings."""
+    state = server_state(request)
+    rid = request_id(request, generated_id)
+    headers = {"x-request-id": rid, "x-model-version": state.settings.model_version}
     timings = []
     if timer.ttft_s is not None:
         headers["x-time-to-first-token-ms"] = f"{timer.ttft_s * 1000:.1f}"
@@ -132,6 +136,10 @@ async def collect(request: Request, items: Prefetched, choices: list[Choice], ti
     timer.finish()
 
 
-def observe(state: ServerState, model: str, timer: Timer, choices: Sequence[Choice]) -> None:
+def observe(
+    request: Request, model: str, timer: Timer, choices: Sequence[Choice], prompt_tokens: int
+) -> None:
+    """Latency histograms, and the outcome the request's span and log line report."""
     tokens = sum(choice.completion_tokens for choice in choices)
-    state.metrics.observe_generation(model, timer.ttft_s, timer.total_s, tokens)
+    server_state(request).metrics.observe_generation(model, timer.ttft_s, timer.total_s, tokens)
+    record_outcome(request, Outcome(prompt_tokens, tokens, timer.ttft_s))

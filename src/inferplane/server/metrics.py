@@ -1,22 +1,23 @@
 """/metrics: vLLM-compatible names (so vLLM dashboards work) and the platform's inference_*.
 
+Names, help texts, labels and buckets all come from `inferplane.telemetry.names`, so the
+dashboards and alert rules built from the same table always match what a replica publishes.
 Engine-wide counts are read from `EngineClient.stats()` at scrape time by a collector; request
-latencies are observed by the routes into histograms. Everything lives on a registry the app
-owns, so two apps in one process never share series.
+latencies are observed by the routes into histograms; GPUs (where there are any) are read from
+NVML at scrape time. Everything lives on a registry the app owns, so two apps in one process
+never share series.
 """
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from inferplane.engine.protocol import EngineStats
-
-TTFT_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
-TPOT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5)
-E2E_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 60.0, 120.0, 300.0)
-RATE_BUCKETS = (1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0)
+from inferplane.telemetry import names
+from inferplane.telemetry.gpu import GpuCollector, NvmlApi
+from inferplane.telemetry.names import MetricSpec
 
 StatsSource = Callable[[], EngineStats | None]
 
@@ -35,75 +36,30 @@ class EngineStatsCollector(Collector):
         yield from self._gauges(stats)
         yield from self._counters(stats)
 
-    def _gauge(self, name: str, doc: str, value: float, label: str) -> GaugeMetricFamily:
-        family = GaugeMetricFamily(name, doc, labels=[label])
-        family.add_metric([self.model], value)
-        return family
-
-    def _counter(self, name: str, doc: str, value: float) -> CounterMetricFamily:
-        family = CounterMetricFamily(name, doc, labels=["model_name"])
+    def _family(self, spec: MetricSpec, value: float) -> Metric:
+        family_type = CounterMetricFamily if spec.kind == "counter" else GaugeMetricFamily
+        # The engine's families carry one label: model_name (vllm:*) or model (inference_*).
+        family = family_type(spec.name, spec.help, labels=spec.labels[:1])
         family.add_metric([self.model], value)
         return family
 
     def _gauges(self, s: EngineStats) -> Iterator[Metric]:
         hit_rate = s.prefix_cache_hits / s.prefix_cache_queries if s.prefix_cache_queries else 0.0
-        yield self._gauge(
-            "vllm:num_requests_running",
-            "Requests in the running batch.",
-            s.num_running,
-            "model_name",
-        )
-        yield self._gauge(
-            "vllm:num_requests_waiting",
-            "Requests waiting to be scheduled.",
-            s.num_waiting,
-            "model_name",
-        )
-        yield self._gauge(
-            "vllm:gpu_cache_usage_perc",
-            "KV cache usage, 1 means 100 percent.",
-            s.kv_usage,
-            "model_name",
-        )
-        yield self._gauge(
-            "vllm:kv_cache_usage_perc",
-            "KV cache usage, 1 means 100 percent.",
-            s.kv_usage,
-            "model_name",
-        )
-        yield self._gauge(
-            "inference_queue_depth", "Requests waiting in the engine.", s.num_waiting, "model"
-        )
-        yield self._gauge(
-            "inference_cache_hit_rate",
-            "Prefix cache hits over queries (tokens).",
-            hit_rate,
-            "model",
-        )
-        yield self._gauge(
-            "inference_model_sleeping",
-            "1 while the model sleeps (warm tier).",
-            1.0 if s.sleeping else 0.0,
-            "model",
-        )
+        yield self._family(names.VLLM_NUM_REQUESTS_RUNNING, s.num_running)
+        yield self._family(names.VLLM_NUM_REQUESTS_WAITING, s.num_waiting)
+        yield self._family(names.VLLM_GPU_CACHE_USAGE, s.kv_usage)
+        yield self._family(names.VLLM_KV_CACHE_USAGE, s.kv_usage)
+        yield self._family(names.QUEUE_DEPTH, s.num_waiting)
+        yield self._family(names.CACHE_HIT_RATE, hit_rate)
+        yield self._family(names.MODEL_SLEEPING, 1.0 if s.sleeping else 0.0)
 
     def _counters(self, s: EngineStats) -> Iterator[Metric]:
-        yield self._counter(
-            "vllm:prefix_cache_queries",
-            "Prompt tokens looked up in the prefix cache.",
-            s.prefix_cache_queries,
-        )
-        yield self._counter(
-            "vllm:prefix_cache_hits",
-            "Prompt tokens found in the prefix cache.",
-            s.prefix_cache_hits,
-        )
-        yield self._counter("vllm:num_preemptions", "Requests preempted.", s.num_preemptions)
-        yield self._counter("vllm:prompt_tokens", "Prompt tokens processed.", s.prompt_tokens_total)
-        yield self._counter(
-            "vllm:generation_tokens", "Tokens generated.", s.generation_tokens_total
-        )
-        yield self._counter("vllm:kv_cache_evictions", "Cached KV blocks evicted.", s.kv_evictions)
+        yield self._family(names.VLLM_PREFIX_CACHE_QUERIES, s.prefix_cache_queries)
+        yield self._family(names.VLLM_PREFIX_CACHE_HITS, s.prefix_cache_hits)
+        yield self._family(names.VLLM_NUM_PREEMPTIONS, s.num_preemptions)
+        yield self._family(names.VLLM_PROMPT_TOKENS, s.prompt_tokens_total)
+        yield self._family(names.VLLM_GENERATION_TOKENS, s.generation_tokens_total)
+        yield self._family(names.VLLM_KV_CACHE_EVICTIONS, s.kv_evictions)
 
 
 class ServerMetrics:
@@ -111,68 +67,25 @@ class ServerMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._request_series()
-        self._platform_series()
-
-    def _request_series(self) -> None:
-        r, label = self.registry, ["model_name"]
-        self.ttft = Histogram(
-            "vllm:time_to_first_token_seconds",
-            "Time to first token.",
-            label,
-            buckets=TTFT_BUCKETS,
-            registry=r,
-        )
-        self.tpot = Histogram(
-            "vllm:time_per_output_token_seconds",
-            "Time per output token after the first.",
-            label,
-            buckets=TPOT_BUCKETS,
-            registry=r,
-        )
-        self.e2e = Histogram(
-            "vllm:e2e_request_latency_seconds",
-            "End-to-end request latency.",
-            label,
-            buckets=E2E_BUCKETS,
-            registry=r,
-        )
-
-    def _platform_series(self) -> None:
-        r, label = self.registry, ["model"]
-        self.duration = Histogram(
-            "inference_request_duration_seconds",
-            "Request duration in the server.",
-            label,
-            buckets=E2E_BUCKETS,
-            registry=r,
-        )
-        self.inf_ttft = Histogram(
-            "inference_time_to_first_token_seconds",
-            "Time to first token.",
-            label,
-            buckets=TTFT_BUCKETS,
-            registry=r,
-        )
-        self.tokens_per_second = Histogram(
-            "inference_tokens_per_second",
-            "Output tokens per second of each request.",
-            label,
-            buckets=RATE_BUCKETS,
-            registry=r,
-        )
-        self.requests = Counter(
-            "inference_request",
-            "API requests by model and HTTP status.",
-            ["model", "status"],
-            registry=r,
-        )
-        self.load_seconds = Gauge(
-            "inference_model_load_seconds", "Seconds the model took to load.", label, registry=r
-        )
+        r, model = self.registry, ("model",)
+        self.ttft = names.histogram(names.VLLM_TTFT, r)
+        self.tpot = names.histogram(names.VLLM_TPOT, r)
+        self.e2e = names.histogram(names.VLLM_E2E, r)
+        # A replica does not know its pool: the gateway adds `pool` to its own series.
+        self.duration = names.histogram(names.REQUEST_DURATION, r, model)
+        self.inf_ttft = names.histogram(names.TIME_TO_FIRST_TOKEN, r, model)
+        self.tokens_per_second = names.histogram(names.TOKENS_PER_SECOND, r, model)
+        self.requests = names.counter(names.REQUESTS, r, ("model", "status"))
+        self.load_seconds = _load_seconds(r)
 
     def watch_engine(self, model: str, source: StatsSource) -> None:
         self.registry.register(EngineStatsCollector(model, source))
+
+    def watch_gpus(self, api: NvmlApi) -> GpuCollector:
+        """Publish every GPU NVML sees; without one this logs once and exports nothing."""
+        collector = GpuCollector(api)
+        self.registry.register(collector)
+        return collector
 
     def observe_generation(
         self, model: str, ttft_s: float | None, e2e_s: float, output_tokens: int
@@ -191,5 +104,19 @@ class ServerMetrics:
     def count_request(self, model: str, status: int) -> None:
         self.requests.labels(model, str(status)).inc()
 
+    def record_load(self, model: str, seconds: float) -> None:
+        metric = self.load_seconds.labels(model)
+        if isinstance(metric, Histogram):
+            metric.observe(seconds)
+        else:
+            metric.set(seconds)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _load_seconds(registry: CollectorRegistry) -> Gauge | Histogram:
+    spec = names.MODEL_LOAD_SECONDS
+    if spec.kind == "histogram":
+        return names.histogram(spec, registry, ("model",))
+    return names.gauge(spec, registry, ("model",))

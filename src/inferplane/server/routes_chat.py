@@ -34,13 +34,13 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     items = await Prefetched(run_jobs(engine, jobs)).start(timer)
     reply = _Reply(engine, body, rid, int(state.wall_clock()), len(prompt_ids))
     if body.stream:
-        headers = common.response_headers(state, rid, timer) | SSE_HEADERS
+        headers = common.response_headers(request, rid, timer) | SSE_HEADERS
         events = _stream(reply, items, timer, request)
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     choices = [Choice(job.index) for job in jobs]
     await common.collect(request, items, choices, timer)
-    common.observe(state, body.model, timer, choices)
-    headers = common.response_headers(state, rid, timer)
+    common.observe(request, body.model, timer, choices, len(prompt_ids))
+    headers = common.response_headers(request, rid, timer)
     return JSONResponse(reply.complete(choices), headers=headers)
 
 
@@ -166,4 +166,4 @@ async def _stream(
     if reply.body.include_usage():
         yield reply.usage_chunk(choices)
     yield DONE
-    common.observe(common.server_state(request), reply.body.model, timer, choices)
+    common.observe(request, reply.body.model, timer, choices, reply.prompt_tokens)

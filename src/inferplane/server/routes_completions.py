@@ -43,13 +43,14 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     items = await Prefetched(run_jobs(engine, jobs)).start(timer)
     reply = _Reply(engine, body, rid, int(state.wall_clock()), prompts)
     if body.stream:
-        headers = common.response_headers(state, rid, timer) | SSE_HEADERS
+        headers = common.response_headers(request, rid, timer) | SSE_HEADERS
         events = _stream(reply, items, timer, request, len(jobs))
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     choices = [Choice(job.index) for job in jobs]
     await common.collect(request, items, choices, timer)
-    common.observe(state, body.model, timer, choices)
-    return JSONResponse(reply.complete(choices), headers=common.response_headers(state, rid, timer))
+    common.observe(request, body.model, timer, choices, reply.prompt_tokens)
+    headers = common.response_headers(request, rid, timer)
+    return JSONResponse(reply.complete(choices), headers=headers)
 
 
 @router.post("/v1/predict")
@@ -67,7 +68,7 @@ async def predict(body: PredictRequest, request: Request) -> Response:
     timer = Timer.started(state.clock)
     choices = [Choice(0)]
     await common.collect(request, Prefetched(run_jobs(engine, [job])), choices, timer)
-    common.observe(state, model, timer, choices)
+    common.observe(request, model, timer, choices, len(prompt_ids))
     result = {
         "output": "".join(choices[0].text),
         "model": model,
@@ -75,7 +76,7 @@ async def predict(body: PredictRequest, request: Request) -> Response:
         "inference_time_ms": round(timer.total_s * 1000, 1),
         "usage": common.usage(choices, len(prompt_ids)),
     }
-    return JSONResponse(result, headers=common.response_headers(state, rid, timer))
+    return JSONResponse(result, headers=common.response_headers(request, rid, timer))
 
 
 def _prompts(engine: EngineClient, prompt: str | list[Any]) -> list[tuple[str, list[int]]]:
@@ -199,4 +200,4 @@ async def _stream(
     if reply.body.include_usage():
         yield reply.usage_chunk(choices)
     yield DONE
-    common.observe(common.server_state(request), reply.body.model, timer, choices)
+    common.observe(request, reply.body.model, timer, choices, reply.prompt_tokens)

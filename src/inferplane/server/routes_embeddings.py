@@ -12,6 +12,7 @@ from inferplane.server import common
 from inferplane.server.common import Timer
 from inferplane.server.errors import APIError
 from inferplane.server.protocol import EmbeddingRequest
+from inferplane.server.telemetry import Outcome, record_outcome
 
 router = APIRouter()
 MAX_INPUTS = 2048  # OpenAI's limit per request
@@ -36,7 +37,8 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> Response:
     usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}
     payload = {"object": "list", "data": data, "model": body.model, "usage": usage}
     state.metrics.duration.labels(body.model).observe(timer.total_s)
-    headers = common.response_headers(state, common.new_id("embd"), timer)
+    record_outcome(request, Outcome(prompt_tokens=result.prompt_tokens))
+    headers = common.response_headers(request, common.new_id("embd"), timer)
     return JSONResponse(payload, headers=headers)
 
 

@@ -26,11 +26,16 @@ from inferplane.engine.protocol import EngineClient
 from inferplane.server.app import create_app
 from inferplane.server.state import ServerSettings, ServerState
 from inferplane.sources import resolve_source
+from inferplane.telemetry.gpu import PynvmlApi
+from inferplane.telemetry.logging import configure_logging
+from inferplane.telemetry.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
 AnnounceFn = Callable[[ServerState, str], None]
 GIL_SWITCH_INTERVAL_S = 0.0005
 Task = Literal["generate", "embed", "auto"]
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SERVICE_NAME = "inferplane-replica"
 # Encoder-only families: their checkpoints embed, they do not generate.
 EMBEDDING_MODEL_TYPES = frozenset(
     {"bert", "roberta", "xlm-roberta", "distilbert", "mpnet", "nomic_bert", "modernbert"}
@@ -59,6 +64,8 @@ class ServeOptions:
     drain_timeout_s: float = 30.0
     max_body_bytes: int = 4 * 1024 * 1024
     device: str = "auto"
+    log_level: str = "info"
+    log_json: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -70,6 +77,8 @@ class ServeOptions:
         ):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS).lower()}")
 
 
 def detect_task(source: str) -> Literal["generate", "embed"]:
@@ -130,7 +139,7 @@ class ModelLoader:
             state.embedder = await _load_embedder(self.embedding, self.device)
         seconds = time.perf_counter() - started
         for name in state.model_names:
-            state.metrics.load_seconds.labels(name).set(seconds)
+            state.metrics.record_load(name, seconds)
 
 
 async def _load_engine(config: EngineConfig, name: str | None) -> EngineClient:
@@ -186,7 +195,22 @@ class DrainingServer(uvicorn.Server):
 def run(options: ServeOptions, announce: AnnounceFn | None = None) -> None:
     """Serve until drained; returns normally (exit code 0) after SIGTERM or Ctrl-C. A model
     that fails to load stops the process with exit code 1 (the log says why)."""
+    configure_logging(json=options.log_json, level=options.log_level)
     state, loader = build_state(options)
+    # Exports nothing (after one log line) where NVML finds no GPU, and then costs nothing.
+    state.metrics.watch_gpus(PynvmlApi())
+    state.tracing = setup_tracing(SERVICE_NAME)  # off unless INFERPLANE_OTLP_ENDPOINT is set
+    try:
+        _serve(options, state, loader, announce)
+    finally:
+        state.tracing.shutdown()
+    if state.load_error is not None:
+        raise SystemExit(1)
+
+
+def _serve(
+    options: ServeOptions, state: ServerState, loader: "ModelLoader", announce: AnnounceFn | None
+) -> None:
     # The engine's step thread and this event loop share the GIL. Python's default 5 ms switch
     # interval makes the step thread queue behind HTTP work; a shorter one keeps steps flowing.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
@@ -210,12 +234,11 @@ def run(options: ServeOptions, announce: AnnounceFn | None = None) -> None:
         app,
         host=options.host,
         port=options.port,
-        access_log=False,
-        log_level="info",
+        access_log=False,  # one line per request comes from the app, with its request id
+        log_config=None,  # configure_logging above already routes uvicorn's loggers
+        log_level=None,
         timeout_graceful_shutdown=5,
         lifespan="on",
     )
     holder.append(DrainingServer(config, state))
     holder[0].run()
-    if state.load_error is not None:
-        raise SystemExit(1)

@@ -14,6 +14,7 @@ from inferplane.engine.protocol import EngineClient, EngineStats
 from inferplane.server.drain import DrainState
 from inferplane.server.errors import APIError
 from inferplane.server.metrics import ServerMetrics
+from inferplane.telemetry.tracing import Tracing, setup_tracing
 
 Clock = Callable[[], float]
 T = TypeVar("T")
@@ -49,6 +50,8 @@ class ServerState:
     wall_clock: Clock = time.time
     drain: DrainState = field(default_factory=DrainState)
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
+    # Off (a no-op tracer) unless `inferplane serve` sets it up from the environment.
+    tracing: Tracing = field(default_factory=lambda: setup_tracing("inferplane-replica", env={}))
     load_error: str | None = None
     created: int = field(default_factory=lambda: int(time.time()))
 
