@@ -18,6 +18,9 @@ def up(  # noqa: PLR0917 (a typer command: one parameter per flag)
     log_dir: Annotated[Path, typer.Option(help="Where each replica writes its log.")] = Path(
         ".inferplane/logs"
     ),
+    state_dir: Annotated[Path, typer.Option(help="Where rollout state is kept.")] = Path(
+        ".inferplane/state"
+    ),
     interval: Annotated[float, typer.Option(help="Seconds between control loop ticks.")] = 1.0,
     kv_cache_memory: Annotated[
         str, typer.Option(help="KV cache of each generating replica, e.g. 256MiB.")
@@ -36,6 +39,7 @@ def up(  # noqa: PLR0917 (a typer command: one parameter per flag)
             host,
             port,
             log_dir,
+            state_dir,
             ControllerConfig(
                 interval_s=interval,
                 hold_timeout_s=hold_timeout,
