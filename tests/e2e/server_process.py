@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -32,11 +32,13 @@ def serve_command() -> list[str]:
 
 
 class ServerProcess:
-    def __init__(self, args: Sequence[str], log_path: Path) -> None:
+    def __init__(
+        self, args: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         command = [*serve_command(), *args, "--port", str(self.port)]
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -68,8 +70,11 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def running_server(args: Sequence[str], log_path: Path) -> Iterator[ServerProcess]:
-    server = ServerProcess(args, log_path)
+def running_server(
+    args: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    """A ready server; `env` adds to (or overrides) this process's environment."""
+    server = ServerProcess(args, log_path, env)
     try:
         server.wait_ready()
         yield server
