@@ -115,7 +115,8 @@ def _ready(one: Live) -> bool:
 def _stop(one: Live) -> None:
     if one.process is not None:
         loads.stop(one.process)
-        one.entry["log_tail"] = _tail(one.log)
+        scratch = str(one.log.parent)  # the run's own temp dir says nothing: leave it out
+        one.entry["log_tail"] = [line.replace(scratch, "TMP") for line in _tail(one.log)]
 
 
 def _tail(path: Path, lines: int = 5) -> list[str]:
@@ -183,6 +184,9 @@ def write(results: dict[str, Any], plan: loads.LoadPlan, quick: bool, nice: int 
             "warm_s": plan.warm_s,
             "measure_s": plan.measure_s,
             "streams": plan.streams,
+            "stream_max_s": plan.stream_max_s,
+            "rounds": plan.rounds,
+            "figures": "median of rounds (verdicts_best_round: each figure's best round)",
             "stream_shape": "20 SSE chunks, 9 ms apart, then [DONE] (180 ms)",
             "rps_tool": "wrk -t1 -c32",
             "stream_tool": "aiohttp on uvloop",
@@ -191,6 +195,7 @@ def write(results: dict[str, Any], plan: loads.LoadPlan, quick: bool, nice: int 
         "targets": results,
         "ratios": report.ratios(results),
         "verdicts": report.verdicts(results),
+        "verdicts_best_round": report.verdicts(report.best_round_view(results)),
     }
     suffix = "_quick" if quick else ""
     RESULTS.mkdir(exist_ok=True)
