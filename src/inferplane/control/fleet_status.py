@@ -28,7 +28,8 @@ class FleetStatus:
             self.catalog = catalog_for(self.controller.fleet.pricing)
 
     def snapshot(self) -> dict[str, Any]:
-        pools = [self._pool(pool) for pool in self.controller.pools.values()]
+        shown = [p for p in self.controller.pools.values() if p.replicas or p.pinned != 0]
+        pools = [self._pool(pool) for pool in shown]  # an idle rollout pool is not shown
         return {
             "generated_at": self.controller.clock(),
             "pools": pools,
