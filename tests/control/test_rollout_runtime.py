@@ -69,7 +69,8 @@ async def traffic_until(
     client: httpx.AsyncClient, done: Callable[[], bool], timeout_s: float = 20.0
 ) -> list[httpx.Response]:
     """Requests from ever new users (so the sticky share spreads) until `done`."""
-    deadline, answers = time.monotonic() + timeout_s, []
+    deadline = time.monotonic() + timeout_s
+    answers: list[httpx.Response] = []
     while not done():
         assert time.monotonic() < deadline, "the rollout did not finish in time"
         body = {"model": "chat", "prompt": "hi", "user": f"user-{len(answers)}"}
