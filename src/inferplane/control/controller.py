@@ -3,13 +3,18 @@ admit replicas that became ready into the gateway, gather signals, ask the autos
 
 Acting: scaling up wakes a sleeping (warm) replica first, else starts one (cold). Scaling down
 takes a replica out of the balancer, waits for the gateway's requests on it to finish, then
-SIGTERMs it (the server drains what it still holds and exits 0): no request is killed. A
-pool with `tier.keep_warm` that goes to zero sleeps its last replica (warm) instead of
-stopping it; a warm replica idle for `tiers.idle_to_cold` is stopped (cold). Every promotion
-to hot is timed into inference_model_load_seconds{from,to}.
+SIGTERMs it (the server drains what it still holds and exits 0): no request is killed.
 
-A request for a pool with no routable replica reaches `hold`: it counts as demand, wakes the
-loop at once, and waits (bounded count, bounded time) for a replica to become ready.
+Model tiers (tier_runtime): each managed pool is hot, warm or cold in a TierManager fed with
+its requests. While a pool is warm or cold the autoscaler is not asked; when the autoscaler
+of a hot pool goes to zero, the pool is demoted instead (warm with `tier.keep_warm`, else
+cold). Idle demotion, memory budgets and prewarm windows come from the TierManager. Every
+transition is timed into inference_model_load_seconds{model,from,to}; a replica brought up
+outside a transition (scale-up, restart) is observed as its own cold -> hot.
+
+A request for a pool with no routable replica reaches `hold`: it counts as demand (and
+promotes a warm or cold pool), wakes the loop at once, and waits (bounded count, bounded
+time) for a replica to become ready.
 """
 
 import asyncio
@@ -26,10 +31,11 @@ from inferplane.control.actuators.base import Actuator, Backoff, BackoffConfig, 
 from inferplane.control.autoscaler import Autoscaler, ScaleDecision
 from inferplane.control.clock import Clock
 from inferplane.control.metrics import ControlMetrics
-from inferplane.control.replicas import Managed, PoolRuntime, Tier, replica_spec
+from inferplane.control.replicas import Managed, Phase, PoolRuntime, Tier, replica_spec
 from inferplane.control.rollout_runtime import RolloutRunner
 from inferplane.control.rollout_store import RolloutStore
 from inferplane.control.signals import ReplicaLoad, Signals, SignalWindow
+from inferplane.control.tier_runtime import TierRuntime
 from inferplane.gateway.registry import Replica, replica_id
 from inferplane.gateway.state import GatewayState
 
@@ -84,6 +90,7 @@ class Controller:
         gateway.proxy.on_empty = self.hold
         store = None if self.config.rollout_dir is None else RolloutStore(self.config.rollout_dir)
         self.rollouts = RolloutRunner(self, store)
+        self.tiers = TierRuntime(self, fleet.tiers)
 
     def _runtime(self, name: str) -> PoolRuntime:
         spec = self.fleet.pools[name]
@@ -100,6 +107,7 @@ class Controller:
         for pool in self.pools.values():
             for _ in range(pool.spec.replicas.min):
                 self._start(pool, "cold")
+        self.tiers.start()
         while True:
             await self.tick()
             with contextlib.suppress(TimeoutError):
@@ -109,6 +117,7 @@ class Controller:
 
     async def tick(self) -> None:
         self._reap()
+        self.tiers.tick()
         await asyncio.gather(*(self._tick_pool(pool) for pool in self.pools.values()))
         self.rollouts.tick(self.clock())
 
@@ -120,12 +129,17 @@ class Controller:
         now = self.clock()
         self._restart_due(pool, now)
         await self._probe_starting(pool, now)
-        self._demote_idle_warm(pool, now)
-        if pool.pinned is None:
-            decision = pool.autoscaler.decide(now, self._signals(pool, now), current=pool.active)
-        else:  # a rollout's canary: the rollout decides its size
+        signals = self._signals(pool, now)
+        tier = self.tiers.tier(pool)
+        if pool.pinned is not None:  # a rollout's canary: the rollout decides its size
             decision = ScaleDecision(pool.pinned, pool.active, "pinned by rollout", "rollout")
+        elif tier != "hot":  # asleep or on disk: a request promotes it (hold)
+            decision = ScaleDecision(pool.active, pool.active, f"model is {tier}", "tier")
+        else:
+            decision = pool.autoscaler.decide(now, signals, current=pool.active)
         self._record(pool, decision)
+        if decision.desired == 0 < pool.active and self.tiers.to_zero(pool, decision.reason):
+            return
         await self._act(pool, decision)
 
     def _record(self, pool: PoolRuntime, decision: ScaleDecision) -> None:
@@ -167,6 +181,11 @@ class Controller:
         handle = self.actuator.start(pool.replica_spec)
         pool.replicas[handle.id] = Managed(handle, "starting", self.clock(), tier)
 
+    def start_replica(self, pool: PoolRuntime, tier: Tier) -> None:
+        """Start one replica and probe it at once."""
+        self._start(pool, tier)
+        self._wake.set()
+
     async def _probe_starting(self, pool: PoolRuntime, now: float) -> None:
         starting = pool.in_phase("starting")
         results = await asyncio.gather(*(self._ready(m.handle.url) for m in starting))
@@ -176,7 +195,7 @@ class Controller:
             elif now - managed.since > self.config.ready_timeout_s:
                 log.warning("replica %s not ready after %.0f s: restarting", managed.handle.id,
                             self.config.ready_timeout_s)  # fmt: skip
-                self._spawn(self.actuator.stop(managed.handle.id, drain=False))
+                self.spawn(self.actuator.stop(managed.handle.id, drain=False))
                 managed.handle.expected_exit = False  # count it as a crash: restart w/ backoff
 
     async def _ready(self, url: str) -> bool:
@@ -188,9 +207,9 @@ class Controller:
 
     def _became_ready(self, pool: PoolRuntime, managed: Managed, now: float) -> None:
         seconds = now - managed.since
-        self.metrics.load_seconds.labels(pool.spec.model, managed.promoted_from, "hot").observe(
-            seconds
-        )
+        if not self.tiers.finish(pool, "hot"):
+            load = self.metrics.load_seconds.labels(pool.spec.model, managed.promoted_from, "hot")
+            load.observe(seconds)
         log.info("replica %s ready (%s -> hot in %.2f s)", managed.handle.id,
                  managed.promoted_from, seconds)  # fmt: skip
         managed.phase, managed.since = "ready", now
@@ -213,8 +232,10 @@ class Controller:
             for r in self.gateway.registry.replicas(pool.name)
         ]
         total = self.metrics.pool_requests(self.gateway.metrics.requests, pool.name)
-        for _ in range(int(total - pool.arrivals_seen)):
+        arrived = int(total - pool.arrivals_seen)
+        for _ in range(arrived):
             pool.window.observe_arrival()
+        self.tiers.arrivals(pool, arrived)
         pool.arrivals_seen = total
         signals = pool.window.snapshot(now, loads)
         if pool.held:  # requests the gateway holds for this pool are waiting too
@@ -233,7 +254,7 @@ class Controller:
     async def _scale_up_one(self, pool: PoolRuntime) -> None:
         sleeping = pool.in_phase("sleeping")
         if sleeping:
-            await self._wake_replica(sleeping[0])
+            self.wake_replica(sleeping[0])
         else:
             self._start(pool, "cold")
 
@@ -249,9 +270,9 @@ class Controller:
         self._publish(pool)
         gateway_replica = self.gateway.registry.get(pool.name, _gateway_id(pool, victim))
         if victim.phase == "sleeping":
-            self._spawn(self._sleep_replica(victim))
+            self.spawn(self.sleep_replica(victim))
         else:
-            self._spawn(self._drain(victim, gateway_replica))
+            self.spawn(self._drain(victim, gateway_replica))
 
     def _victim(self, pool: PoolRuntime) -> Managed | None:
         """A starting replica first (it holds nothing), else the least busy ready one."""
@@ -278,15 +299,28 @@ class Controller:
 
     # -- tiers ------------------------------------------------------------------------------
 
-    async def _sleep_replica(self, managed: Managed) -> None:
+    def set_phase(self, pool: PoolRuntime, replicas: list[Managed], phase: Phase) -> None:
+        """Move replicas to a phase (out of the balancer unless ready) and publish the pool."""
+        for managed in replicas:
+            managed.phase, managed.since = phase, self.clock()
+        self._publish(pool)
+
+    async def drain(self, pool: PoolRuntime, managed: Managed) -> None:
+        """Drain and stop a replica already taken out of the balancer."""
+        await self._drain(managed, self.gateway.registry.get(pool.name, _gateway_id(pool, managed)))
+
+    async def sleep_replica(self, managed: Managed) -> None:
         """Hot -> warm: the process stays, the engine frees its weights and cache."""
         if not await self._admin(managed, "sleep"):
             log.warning("replica %s did not sleep: stopping it instead", managed.handle.id)
             await self.actuator.stop(managed.handle.id, drain=True)
 
-    async def _wake_replica(self, managed: Managed) -> None:
-        """Warm -> hot: timed from the wake call to /ready answering 200."""
+    def wake_replica(self, managed: Managed) -> None:
+        """Warm -> hot: /admin/wake in the background; timed until /ready answers 200."""
         managed.phase, managed.since, managed.promoted_from = "starting", self.clock(), "warm"
+        self.spawn(self._wake_call(managed))
+
+    async def _wake_call(self, managed: Managed) -> None:
         await self._admin(managed, "wake")
         self._wake.set()  # probe it now rather than at the next interval
 
@@ -301,13 +335,6 @@ class Controller:
             return False
         return response.status_code == 200
 
-    def _demote_idle_warm(self, pool: PoolRuntime, now: float) -> None:
-        """Warm -> cold after `tiers.idle_to_cold` asleep: the process goes."""
-        for managed in pool.in_phase("sleeping"):
-            if now - managed.since >= self.fleet.tiers.idle_to_cold:
-                managed.phase = "draining"
-                self._spawn(self.actuator.stop(managed.handle.id, drain=True))
-
     # -- holding requests while a replica comes up ------------------------------------------
 
     async def hold(self, pool_name: str) -> bool:
@@ -318,6 +345,7 @@ class Controller:
         if pool is None or pool.held >= self.config.max_held:
             return False
         pool.held += 1
+        self.tiers.request(pool)
         self._wake.set()
         try:
             async with asyncio.timeout(self.config.hold_timeout_s):
@@ -330,7 +358,7 @@ class Controller:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def _spawn(self, work: Awaitable[None]) -> None:
+    def spawn(self, work: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -43,6 +43,7 @@ class PoolRuntime:
     restarts: int = 0
     held: int = 0
     arrivals_seen: float = 0.0
+    scored_holds: int = 0  # held requests the tiers counted, not to count again once finished
     last_decision: ScaleDecision | None = None
     pinned: int | None = None  # a fixed size (a rollout's canary) instead of the autoscaler's
     ready_event: asyncio.Event = field(default_factory=asyncio.Event)

@@ -11,7 +11,10 @@ model (bare LRU would). Demotion always picks the lowest score.
   RAM), the lowest-scoring warm models stop (warm -> cold). A model asked for is never
   demoted to make room for itself; a model bigger than a whole budget is still served.
 - `tick` demotes hot models idle for `idle_to_warm` and warm ones idle for `idle_to_cold`
-  (keep_warm models stop at warm), and promotes models inside a prewarm window.
+  (keep_warm models stop at warm; keep_hot ones, a pool with a minimum above zero, are never
+  demoted), and promotes models inside a prewarm window.
+- `promote` / `demote` are the controller's own moves (a pool's minimum, its autoscaler
+  going to zero), planned and timed like the others.
 - Every transition is timed from the plan to `finished(model)`, which returns
   (model, from, to, seconds) for inference_model_load_seconds{from,to}.
 """
@@ -41,6 +44,7 @@ class TierModel:
     hot_bytes: int  # device memory when serving
     warm_bytes: int  # host memory when asleep (its weights)
     keep_warm: bool = False
+    keep_hot: bool = False
     prewarm: tuple[DailyWindow, ...] = ()
 
 
@@ -105,6 +109,28 @@ class TierManager:
             return []
         return self._promote(model, f"request for a {state.tier} model")
 
+    def promote(self, model: str, reason: str) -> list[Transition]:
+        """Bring a model to hot without counting a request (a minimum, an operator)."""
+        state = self._models[model]
+        state.last_request = max(state.last_request, self._clock())  # idle from now on
+        return [] if state.tier == "hot" else self._promote(model, reason)
+
+    def demote(self, model: str, target: Tier, reason: str) -> list[Transition]:
+        """Take a model down to `target` (never below warm when keep_warm, never when
+        keep_hot); empty when that is no move."""
+        state = self._models[model]
+        if state.spec.keep_warm and target == "cold":
+            target = "warm"
+        order = ("cold", "warm", "hot")
+        if state.spec.keep_hot or order.index(target) >= order.index(state.tier):
+            return []
+        return [self._move(model, target, reason)]
+
+    def pending_target(self, model: str) -> Tier | None:
+        """Where the model's unfinished transition goes, if one is under way."""
+        pending = self._models[model].pending
+        return None if pending is None else pending[1]
+
     def tick(self) -> list[Transition]:
         """Idle demotions and prewarm promotions due now."""
         now, plan = self._clock(), []
@@ -113,6 +139,8 @@ class TierManager:
             if active_windows(now, state.spec.prewarm):
                 if state.tier != "hot":
                     plan += self._promote(name, "prewarm window")
+            elif state.spec.keep_hot:
+                continue
             elif state.tier == "hot" and idle >= self._budgets.idle_to_warm:
                 plan.append(self._move(name, "warm", f"idle {idle:.0f} s"))
             elif (
@@ -144,14 +172,19 @@ class TierManager:
             return []
         plan = []
         while self._used(tier, keep) > budget:
-            victims = [n for n, s in self._models.items() if s.tier == tier and n != keep
-                       and not (tier == "warm" and s.spec.keep_warm)]  # fmt: skip
+            victims = [n for n in self._models if n != keep and self._demotable(n, tier)]
             if not victims:
                 break
             victim = min(victims, key=lambda name: (self.score(name), name))
             target: Tier = "warm" if tier == "hot" else "cold"
             plan.append(self._move(victim, target, f"{tier} memory budget, lowest score"))
         return plan
+
+    def _demotable(self, name: str, tier: Tier) -> bool:
+        spec = self._models[name].spec
+        if self._models[name].tier != tier or spec.keep_hot:
+            return False
+        return not (tier == "warm" and spec.keep_warm)
 
     def _used(self, tier: Tier, incoming: str) -> int:
         used = 0
