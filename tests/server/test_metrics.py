@@ -69,7 +69,7 @@ def test_no_gpu_is_said_once_and_costs_nothing_per_scrape(
 ) -> None:
     metrics, nvml = ServerMetrics(), NoGpu()
     with caplog.at_level(logging.INFO, logger="inferplane.telemetry.gpu"):
-        metrics.watch_gpus(nvml)  # type: ignore[arg-type]
+        metrics.watch_gpus(nvml)
         texts = [metrics.render().decode() for _ in range(3)]
     assert nvml.calls == 1
     assert len([r for r in caplog.records if "no NVIDIA GPU" in r.getMessage()]) == 1

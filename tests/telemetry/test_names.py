@@ -60,7 +60,7 @@ def test_the_model_servers_metrics_are_all_named() -> None:
     metrics.watch_engine("m", _stats)
     metrics.observe_generation("m", ttft_s=0.1, e2e_s=1.1, output_tokens=11)
     metrics.count_request("m", 200)
-    metrics.load_seconds.labels("m").set(3.0)
+    metrics.record_load("m", 3.0)
     _assert_known(metrics.render().decode())
 
 
