@@ -136,6 +136,13 @@ async def test_idle_to_zero_then_the_next_request_wakes_a_replica(tmp_path: Path
         status = FleetStatus(f.controller).snapshot()
         assert status["pools"][0]["tier"] == "hot"
         assert status["pools"][0]["replicas"][0]["pid"] > 0
+        metrics = (await f.client.get("/metrics")).text  # the tiers timed both ways
+        assert 'inference_model_load_seconds_count{from="hot",model="chat",to="cold"} 1.0' in (
+            metrics
+        )
+        assert 'inference_model_load_seconds_count{from="cold",model="chat",to="hot"} 2.0' in (
+            metrics
+        )
 
 
 async def test_keep_warm_sleeps_at_zero_and_a_request_wakes_it(tmp_path: Path) -> None:
