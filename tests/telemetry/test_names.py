@@ -48,7 +48,7 @@ def test_the_design_families_are_named() -> None:
         "inference_cache_hit_rate",
         "inference_request_total",
         "inference_cost_dollars_total",
-        "inference_model_load_seconds",
+        "inference_model_load_seconds_count",
         "vllm:num_requests_running",
         "DCGM_FI_DEV_GPU_UTIL",
     ):
@@ -67,6 +67,7 @@ def test_the_model_servers_metrics_are_all_named() -> None:
 def test_the_model_servers_buckets_are_the_shared_ones() -> None:
     metrics = ServerMetrics()
     metrics.observe_generation("m", ttft_s=0.1, e2e_s=1.1, output_tokens=11)
+    metrics.record_load("m", 3.0)
     for family in text_string_to_metric_families(metrics.render().decode()):
         spec = names.BY_NAME.get(family.name)
         if family.type != "histogram" or spec is None:

@@ -3,14 +3,14 @@
 inference_autoscaler_decisions_total{pool,direction,reason}: every decision, with its cause
 (a short bounded word from the autoscaler, never the free-text reason).
 inference_pool_desired_replicas{pool}; inference_replica_restarts_total{pool};
-inference_model_load_seconds{model,from,to}: each promotion to hot, timed.
+inference_model_load_seconds{model,from,to}: each tier transition, timed (its name, labels and
+buckets from telemetry.names, shared with the model server's own load).
 """
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from inferplane.control.autoscaler import ScaleDecision
-
-LOAD_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+from inferplane.telemetry import names
 
 
 class ControlMetrics:
@@ -30,13 +30,7 @@ class ControlMetrics:
         self.restarts = Counter(
             "inference_replica_restarts", "Crashed replicas restarted.", ["pool"], registry=registry
         )
-        self.load_seconds = Histogram(
-            "inference_model_load_seconds",
-            "Seconds to bring a model to hot, by the tier it came from.",
-            ["model", "from", "to"],
-            buckets=LOAD_BUCKETS,
-            registry=registry,
-        )
+        self.load_seconds: Histogram = names.histogram(names.MODEL_LOAD_SECONDS, registry)
 
     def decided(self, pool: str, decision: ScaleDecision) -> None:
         self.decisions.labels(pool, decision.direction, decision.cause).inc()

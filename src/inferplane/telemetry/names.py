@@ -120,8 +120,14 @@ CACHE_HIT_RATE = MetricSpec(
 MODEL_SLEEPING = MetricSpec(
     "inference_model_sleeping", "gauge", "1 while the model sleeps (warm tier).", ("model",)
 )
+# One family for every load and tier move: the model server observes its own load as
+# {from="cold",to="hot"}; the control plane times each transition hot / warm / cold.
 MODEL_LOAD_SECONDS = MetricSpec(
-    "inference_model_load_seconds", "gauge", "Seconds the model took to load.", ("model",)
+    "inference_model_load_seconds",
+    "histogram",
+    "Seconds a model took to move between tiers (a load is cold -> hot).",
+    ("model", "from", "to"),
+    (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0),
 )
 COST_DOLLARS = MetricSpec(
     "inference_cost_dollars",
