@@ -60,6 +60,7 @@ async def test_idle_demotes_hot_to_warm_to_cold_and_requests_promote(tmp_path: P
         assert (await f.complete()).status_code == 200  # warm -> hot: /admin/wake
         assert next(iter(f.pool.replicas.values())).handle.pid == pid
         await f.until(lambda: f.phases() == [], timeout_s=10)  # warm -> cold: stopped
+        await f.until(lambda: f.controller.tiers.manager.pending_target("chat") is None)
         assert tier(f) == "cold"
         text = await metrics(f)
         for source, target in [("cold", "hot"), ("hot", "warm"), ("warm", "hot"), ("warm", "cold")]:

@@ -82,7 +82,14 @@ class TierRuntime:
                 self.carry_out(self.manager.promote(name, f"minimum {pool.spec.replicas.min}"))
 
     def tick(self) -> None:
+        for name in self.tracked:
+            if self._busy(self.controller.pools[name]):
+                self.manager.busy(name)
         self.carry_out(self.manager.tick())
+
+    def _busy(self, pool: PoolRuntime) -> bool:
+        replicas = self.controller.gateway.registry.replicas(pool.name)
+        return pool.held > 0 or any(r.in_flight or r.waiting or r.running for r in replicas)
 
     def request(self, pool: PoolRuntime) -> None:
         """A request is held for the pool: count it, and promote the pool while it waits."""
@@ -146,11 +153,11 @@ class TierRuntime:
 
     def _sleep(self, pool: PoolRuntime) -> None:
         pool.restarts_due.clear()
-        up = pool.in_phase("ready") + pool.in_phase("starting")
-        if not up:  # nothing to put to sleep: the pool goes straight to cold
-            self.carry_out(self.manager.demote(pool.name, "cold", "no replica to sleep"))
+        up, starting = pool.in_phase("ready"), pool.in_phase("starting")
+        if not up:  # no loaded replica to put to sleep: the pool goes straight to cold
+            self.carry_out(self.manager.demote(pool.name, "cold", "no ready replica to sleep"))
             return
-        keep, rest = up[0], up[1:]
+        keep, rest = up[0], up[1:] + starting
         self.controller.set_phase(pool, [keep], "sleeping")
         self.controller.set_phase(pool, rest, "draining")
         self.controller.spawn(self._sleep_then_finish(pool, keep, rest))

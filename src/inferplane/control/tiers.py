@@ -109,6 +109,11 @@ class TierManager:
             return []
         return self._promote(model, f"request for a {state.tier} model")
 
+    def busy(self, model: str) -> None:
+        """Requests are still waiting or in flight: the model is not idle (no score added)."""
+        state = self._models[model]
+        state.last_request = max(state.last_request, self._clock())
+
     def promote(self, model: str, reason: str) -> list[Transition]:
         """Bring a model to hot without counting a request (a minimum, an operator)."""
         state = self._models[model]
