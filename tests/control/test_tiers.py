@@ -96,3 +96,26 @@ def test_prewarm_window_promotes_ahead_of_traffic() -> None:
 def test_a_model_bigger_than_the_budget_is_still_served() -> None:
     tiers, _ = manager(model("huge", hot=50), hot_gib=20)
     assert [t.target for t in tiers.on_request("huge")] == ["hot"]
+
+
+def test_busy_keeps_a_model_from_idling_and_keep_hot_never_demotes() -> None:
+    tiers, clock = manager(model("a"), model("m", keep_hot=True), idle_to_warm=10)
+    tiers.on_request("a")
+    tiers.promote("m", "minimum 1")
+    clock.now = 8.0
+    tiers.busy("a")  # a request still waits
+    clock.now = 15.0
+    assert tiers.tick() == []
+    clock.now = 30.0
+    [step] = tiers.tick()
+    assert (step.model, step.target) == ("a", "warm")
+    assert tiers.demote("m", "cold", "autoscaler") == []
+    assert tiers.tier("m") == "hot"
+
+
+def test_demote_stops_keep_warm_at_warm() -> None:
+    tiers, _ = manager(model("a", keep_warm=True))
+    tiers.promote("a", "prewarm")
+    [step] = tiers.demote("a", "cold", "autoscaler: idle")
+    assert (step.source, step.target, step.action) == ("hot", "warm", "sleep")
+    assert tiers.pending_target("a") == "warm"
