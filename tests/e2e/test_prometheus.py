@@ -125,7 +125,7 @@ def test_the_expected_series_arrive(prometheus: PrometheusProcess) -> None:
         'sum(inference_request_duration_seconds_count{job="gateway",pool="main"})': REQUESTS,
         'sum(inference_gateway_replicas_ready{job="gateway",pool="main"})': 1,
         'count(vllm:num_requests_running{job="replica",model_name="chat"})': 1,
-        'count(inference_model_load_seconds{job="replica"})': 1,
+        'count(inference_model_load_seconds_count{job="replica"})': 1,
     }
     for query, at_least in expected.items():
         _eventually(partial(_at_least, prometheus, query, at_least), query)

@@ -43,7 +43,7 @@ class FleetStatus:
         return {
             "name": pool.name,
             "model": pool.spec.model,
-            "tier": pool.tier,
+            "tier": self.controller.tiers.tier(pool),
             "replicas": rows,
             "ready": sum(1 for r in rows if r["phase"] == "ready"),
             "desired": pool.active if decision is None else decision.desired,

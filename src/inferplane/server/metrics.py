@@ -10,7 +10,7 @@ never share series.
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -105,18 +105,12 @@ class ServerMetrics:
         self.requests.labels(model, str(status)).inc()
 
     def record_load(self, model: str, seconds: float) -> None:
-        metric = self.load_seconds.labels(model)
-        if isinstance(metric, Histogram):
-            metric.observe(seconds)
-        else:
-            metric.set(seconds)
+        """A replica's own load is its model's cold -> hot move."""
+        self.load_seconds.labels(model, "cold", "hot").observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
-def _load_seconds(registry: CollectorRegistry) -> Gauge | Histogram:
-    spec = names.MODEL_LOAD_SECONDS
-    if spec.kind == "histogram":
-        return names.histogram(spec, registry, ("model",))
-    return names.gauge(spec, registry, ("model",))
+def _load_seconds(registry: CollectorRegistry) -> Histogram:
+    return names.histogram(names.MODEL_LOAD_SECONDS, registry)
