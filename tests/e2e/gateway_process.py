@@ -31,7 +31,10 @@ class GatewayProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        command = [*gateway_command(), str(fleet), "--port", str(self.port), *args]
+        # No usage records unless a test asks (--ledger, with a tmp ledger URL in its fleet):
+        # the default ledger is in the home directory.
+        books = [] if "--ledger" in args else ["--no-ledger"]
+        command = [*gateway_command(), str(fleet), "--port", str(self.port), *books, *args]
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 

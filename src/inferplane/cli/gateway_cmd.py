@@ -39,7 +39,13 @@ def gateway(  # noqa: PLR0917 (a typer command: one parameter per flag)
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 4 * 2**20,
     health_interval: Annotated[float, typer.Option(help="Seconds between health checks.")] = 1.0,
     eject_after: Annotated[int, typer.Option(help="Consecutive failures that eject.")] = 3,
-    access_log: Annotated[bool, typer.Option(help="Log one line per request.")] = False,
+    access_log: Annotated[
+        bool, typer.Option(help="Log one line per request and per routing decision.")
+    ] = False,
+    ledger: Annotated[
+        bool, typer.Option(help="Write usage records to the fleet's ledger (ledger.url).")
+    ] = True,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
 ) -> None:
     """Serve the fleet's OpenAI API on HOST:PORT until SIGTERM or Ctrl-C."""
     try:
@@ -52,7 +58,9 @@ def gateway(  # noqa: PLR0917 (a typer command: one parameter per flag)
             retry=RetryConfig(max_attempts=max_attempts),
         )
         replicas = tuple(parse_replica(text) for text in replica or ())
-        options = GatewayOptions(fleet, host, port, workers, replicas, settings)
+        options = GatewayOptions(
+            fleet, host, port, workers, replicas, settings, log_level=log_level, ledger=ledger
+        )
         typer.echo(f"inferplane: gateway for {fleet} at http://{host}:{port}/v1")
         run(options)
     except (ConfigError, ValueError) as error:

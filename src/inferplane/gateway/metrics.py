@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-TTFT_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+from inferplane.ledger.metrics import CostMetrics, register_cost_metrics
+from inferplane.telemetry import names
+
 UNKNOWN = "_unknown"  # the model label when the client named a model the fleet lacks
 
 
@@ -24,20 +25,11 @@ class GatewayMetrics:
         self.requests = Counter(
             "inference_request", "Requests by outcome.", ["model", "pool", "status"], registry=r
         )
-        self.duration = Histogram(
-            "inference_request_duration_seconds",
-            "Request time through the gateway.",
-            ["model", "pool"],
-            buckets=DURATION_BUCKETS,
-            registry=r,
-        )
-        self.ttft = Histogram(
-            "inference_time_to_first_token_seconds",
-            "Time to the first streamed byte through the gateway.",
-            ["model", "pool"],
-            buckets=TTFT_BUCKETS,
-            registry=r,
-        )
+        # Same names, labels and buckets as the replicas' (telemetry.names), so one query
+        # (histogram_quantile over both) reads either.
+        self.duration = names.histogram(names.REQUEST_DURATION, r)
+        self.ttft = names.histogram(names.TIME_TO_FIRST_TOKEN, r)
+        self.cost: CostMetrics = register_cost_metrics(r)
         self.decisions = Counter(
             "inference_route_decisions", "Routing decisions by rule.", ["rule"], registry=r
         )

@@ -4,30 +4,43 @@ Workers bind the same address with SO_REUSEPORT, so the kernel spreads connectio
 with no accept lock and no parent in the data path. Each worker holds its own replica health,
 scrapes and in-flight counts (the balancer needs only approximate load). uvicorn runs on
 uvloop with the httptools parser; the parent forwards SIGTERM / SIGINT to its workers.
+Each worker logs JSON lines, serves the status page at /ui, and writes its usage records to
+the fleet's ledger (fleet.ledger.url) through its own spool file.
 """
 
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
 from inferplane.config import load_fleet
+from inferplane.config.schema import FleetConfig
 from inferplane.gateway.access import Access
+from inferplane.gateway.accounting import Accountant
 from inferplane.gateway.app import GatewayApp
+from inferplane.gateway.auth import load_keys
+from inferplane.gateway.metrics import GatewayMetrics
 from inferplane.gateway.settings import GatewaySettings
 from inferplane.gateway.state import GatewayState
+from inferplane.ledger.budgets import Budget
+from inferplane.ledger.store import UsageStore, normalise_url
+from inferplane.ledger.writer import LedgerWriter, WriterConfig
+from inferplane.telemetry.logging import configure_logging
+from inferplane.telemetry.ui import gateway_status_board, with_status_page
 
 log = logging.getLogger(__name__)
 BACKLOG = 4096
 CLIENT_KEEPALIVE_S = 75  # clients (and load balancers) reuse connections; uvicorn's 5 s is short
 WORKER_EXIT_TIMEOUT_S = 30.0
+SALT_ENV = "INFERPLANE_LEDGER_SALT"  # the salt of users' pseudonyms in the ledger
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,7 @@ class GatewayOptions:
     replicas: tuple[tuple[str, str], ...] = ()  # (pool, url) pairs for managed pools
     settings: GatewaySettings = field(default_factory=GatewaySettings)
     log_level: str = "warning"
+    ledger: bool = True  # usage records to fleet.ledger.url; budgets are enforced either way
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -55,11 +69,46 @@ class GatewayOptions:
         return grouped
 
 
-def build_state(options: GatewayOptions) -> GatewayState:
+def build_state(options: GatewayOptions, worker: int = 0) -> GatewayState:
     """Load the fleet and build one worker's state; raises ConfigError / ValueError early."""
     fleet = load_fleet(options.fleet)
-    access = Access.from_fleet(fleet, Path(options.fleet).parent, time.monotonic)
-    return GatewayState(fleet, options.settings, options.replica_map(), access=access)
+    base_dir = Path(options.fleet).parent
+    access = Access.from_fleet(fleet, base_dir, time.monotonic)
+    metrics = GatewayMetrics()
+    store = UsageStore(fleet.ledger.url) if options.ledger else None
+    writer = None if store is None else LedgerWriter(store, WriterConfig(_spool(fleet, worker)))
+    accountant = Accountant(
+        fleet,
+        _budgets(fleet, base_dir),
+        metrics.cost,
+        writer,
+        time.monotonic,
+        time.time,
+        os.environ.get(SALT_ENV, ""),
+    )
+    return GatewayState(
+        fleet,
+        options.settings,
+        options.replica_map(),
+        access=access,
+        accountant=accountant,
+        store=store,
+        metrics=metrics,
+    )
+
+
+def _budgets(fleet: FleetConfig, base_dir: Path) -> list[Budget]:
+    keys_file = fleet.auth.keys_file
+    if keys_file is None:
+        return []
+    return load_keys(base_dir / Path(keys_file).expanduser()).budgets()
+
+
+def _spool(fleet: FleetConfig, worker: int) -> Path:
+    """Each worker's spool: beside a SQLite ledger, else under ~/.inferplane."""
+    url = normalise_url(fleet.ledger.url)
+    folder = Path(url.database).parent if url.drivername == "sqlite" and url.database else None
+    return (folder or Path("~/.inferplane").expanduser()) / f"gateway-{worker}.spool"
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -73,11 +122,16 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_worker(options: GatewayOptions) -> None:
+def serve_worker(options: GatewayOptions, worker: int = 0) -> None:
     """One worker: its own state, socket and event loop, until SIGTERM or Ctrl-C."""
-    state = build_state(options)
+    configure_logging(json=True, level=options.log_level)
+    if options.settings.access_log:  # access and route lines are INFO, whatever the level
+        for name in ("inferplane.gateway.access", "inferplane.gateway.route"):
+            logging.getLogger(name).setLevel(logging.INFO)
+    state = build_state(options, worker)
+    app = with_status_page(GatewayApp(state), gateway_status_board(state))
     config = uvicorn.Config(
-        GatewayApp(state),
+        app,
         loop="uvloop",
         http="httptools",
         lifespan="on",
@@ -86,19 +140,20 @@ def serve_worker(options: GatewayOptions) -> None:
         timeout_keep_alive=CLIENT_KEEPALIVE_S,
         backlog=BACKLOG,
         log_level=options.log_level,
+        log_config=None,  # configure_logging above decides: JSON lines
     )
     uvicorn.Server(config).run(sockets=[bind(options.host, options.port)])
 
 
 def run(options: GatewayOptions) -> None:
     """Serve until SIGTERM or Ctrl-C: in this process, or in `workers` child processes."""
-    build_state(options)  # fail here, once, on a bad fleet file or replica flag
+    build_state(replace(options, ledger=False))  # fail here, once, on a bad fleet or flag
     if options.workers == 1:
         serve_worker(options)
         return
     context = multiprocessing.get_context("spawn")
     workers = [
-        context.Process(target=serve_worker, args=(options,), name=f"gateway-{index}")
+        context.Process(target=serve_worker, args=(options, index), name=f"gateway-{index}")
         for index in range(options.workers)
     ]
     for worker in workers:

@@ -3,6 +3,8 @@ health, the retry budget, the upstream client and metrics; started and stopped w
 
 `set_replicas(pool, urls)` is the control plane's hook: it hands over the URLs of the replicas
 it runs; pools with `endpoints:` in the fleet file are filled from there at construction.
+It also holds the process's tracing (off unless an OTLP endpoint is set) and its books (the
+accountant: usage records, costs, budgets), swept in the background.
 """
 
 import asyncio
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from inferplane.config.schema import FleetConfig
 from inferplane.gateway.access import Access
+from inferplane.gateway.accounting import SWEEP_S, Accountant
 from inferplane.gateway.balancer import Policy, policy_from_config
 from inferplane.gateway.health import HealthChecker, OutlierDetector
 from inferplane.gateway.metrics import GatewayMetrics
@@ -21,6 +24,9 @@ from inferplane.gateway.registry import Replica, ReplicaRegistry
 from inferplane.gateway.retry import RetryBudget
 from inferplane.gateway.settings import GatewaySettings
 from inferplane.gateway.upstream import Upstream
+from inferplane.ledger.store import UsageStore
+from inferplane.telemetry.sla import PoolSlaCollector, pool_slas
+from inferplane.telemetry.tracing import Tracing, setup_tracing
 
 Clock = Callable[[], float]
 
@@ -34,12 +40,22 @@ class GatewayState:
         clock: Clock = time.monotonic,
         *,
         access: Access | None = None,
+        accountant: Accountant | None = None,
+        store: UsageStore | None = None,
+        tracing: Tracing | None = None,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.fleet = fleet
         self.access = access or Access.from_fleet(fleet, Path.cwd(), clock)
         self.settings = settings or GatewaySettings()
         self.clock = clock
-        self.metrics = GatewayMetrics()
+        self.metrics = metrics or GatewayMetrics()
+        self.metrics.registry.register(PoolSlaCollector(pool_slas(fleet)))
+        self.tracing = tracing or setup_tracing("inferplane-gateway")
+        self.accountant = accountant or Accountant(
+            fleet, (), self.metrics.cost, None, clock, time.time
+        )
+        self._store = store  # the ledger's store, read once at start for budgets' spend
         self.registry = ReplicaRegistry({name: pool.model for name, pool in fleet.pools.items()})
         self.policies: dict[str, Policy] = {
             name: policy_from_config(fleet.balancing) for name in fleet.pools
@@ -60,6 +76,7 @@ class GatewayState:
         self.models = sorted(self.access.models)
         self.wants_prefix = fleet.balancing.policy == "prefix_affinity"
         self._health_task: asyncio.Task[None] | None = None
+        self._sweep_task: asyncio.Task[None] | None = None
         for name, pool in fleet.pools.items():
             if pool.endpoints:
                 self.set_replicas(name, pool.endpoints)
@@ -84,8 +101,10 @@ class GatewayState:
     async def start(self) -> None:
         """Open the upstream pools, check every replica once (bounded), then keep checking."""
         await self.upstream.start()
+        await asyncio.to_thread(self.accountant.start, self._store)
         await self.check_health()
         self._health_task = asyncio.create_task(self._health_loop())
+        self._sweep_task = asyncio.create_task(self._sweep_loop())
 
     async def check_health(self) -> None:
         await self.health.check_all()
@@ -96,9 +115,17 @@ class GatewayState:
             await asyncio.sleep(self.settings.health.interval_s)
             await self.check_health()
 
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            self.accountant.sweep()
+
     async def stop(self) -> None:
-        if self._health_task is not None:
-            self._health_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._health_task
+        for task in (self._health_task, self._sweep_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.upstream.close()
+        await asyncio.to_thread(self.accountant.close)
+        self.tracing.shutdown()
