@@ -275,7 +275,7 @@ class _Request:
     def __init__(self, request_id: str, started: float, send: Send) -> None:
         self.id = request_id
         self.started = started
-        self.tap = ResponseTap(send, [(b"x-request-id", request_id.encode("latin-1"))])
+        self.tap = ResponseTap(send, request_id.encode("latin-1"))
         self.key: ApiKey | None = None
         self.parsed: ParsedRequest | None = None
         self.call: Call | None = None

@@ -12,6 +12,7 @@ import orjson
 from inferplane.gateway.asgi import Message, Send
 
 MODEL_VERSION_HEADER = b"x-model-version"
+REQUEST_ID_HEADER = b"x-request-id"
 TAIL_BYTES = 4096  # the usage chunk and [DONE] are small; the tail keeps the last few chunks
 
 
@@ -30,11 +31,21 @@ class Usage:
 class ResponseTap:
     """Wraps the ASGI `send` of one request; hand `tap.send` to whoever answers the client."""
 
-    __slots__ = ("_send", "body", "events", "extra", "model_version", "status", "tail")
+    __slots__ = (
+        "_send",
+        "body",
+        "events",
+        "extra",
+        "model_version",
+        "request_id",
+        "status",
+        "tail",
+    )
 
-    def __init__(self, send: Send, extra: list[tuple[bytes, bytes]]) -> None:
+    def __init__(self, send: Send, request_id: bytes) -> None:
         self._send = send
-        self.extra = extra  # header pairs every answer carries (request id, budget warning)
+        self.request_id = request_id  # added unless the replica already echoed it
+        self.extra: list[tuple[bytes, bytes]] = []  # more header pairs (a budget warning)
         self.status = 0
         self.model_version = ""
         self.body = b""  # the first body message: the whole body of a non-stream answer
@@ -45,10 +56,13 @@ class ResponseTap:
         if message["type"] == "http.response.start":
             headers = message["headers"]
             self.status = message["status"]
+            request_id = [(REQUEST_ID_HEADER, self.request_id)]
             for name, value in headers:
                 if name == MODEL_VERSION_HEADER:
                     self.model_version = value.decode("latin-1")
-            message["headers"] = [*headers, *self.extra]
+                elif name == REQUEST_ID_HEADER:
+                    request_id = []
+            message["headers"] = [*headers, *request_id, *self.extra]
         else:
             chunk = message.get("body", b"")
             if chunk:
