@@ -2,11 +2,9 @@
 real `inferplane serve demo:tiny` replica after real traffic: the DOM shows the pool and its
 replica, the charts have points, and a screenshot is taken (docs/status-page.png is one)."""
 
-import contextlib
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server_process import ServerProcess, free_port, running_server
+from tests.e2e.gateway_process import running_gateway
+from tests.e2e.server_process import ServerProcess, running_server
 
 pytestmark = pytest.mark.timeout(180)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -50,34 +49,9 @@ def gateway_url(replica: ServerProcess, tmp_path_factory: pytest.TempPathFactory
         f"pools: {{main: {{model: chat, endpoints: [{replica.url}]}}}}\n"
         "routes: [{name: default, pool: main}]\n"
     )
-    port = free_port()
-    command = [sys.executable, "-m", "tests.e2e.status_gateway", str(fleet), str(port)]
-    with (folder / "gateway.log").open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_up(url, process, folder / "gateway.log")
-        _traffic(url)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def _wait_up(url: str, process: "subprocess.Popen[bytes]", log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gateway exited: {log.read_text(errors='replace')[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(log.read_text(errors="replace")[-3000:])
+    with running_gateway(fleet, [], folder / "gateway.log") as gateway:
+        _traffic(gateway.url)
+        yield gateway.url
 
 
 def _traffic(url: str) -> None:
