@@ -17,8 +17,9 @@ VS_LITELLM = 50.0  # inferplane req/s >= 50 x LiteLLM's (its best configuration)
 ADDED_TTFB_P50_MS = 1.0
 ADDED_TTFB_P99_MS = 5.0
 ONE_WORKER_RPS = 3200.0  # 5 x vLLM production-stack's Python router on the reference machine
-GATEWAYS = ("inferplane-1w", "inferplane-2w")
-LITELLMS = ("litellm-1w", "litellm-2w")  # the LiteLLM run each gateway run is compared with
+GATEWAYS = ("inferplane-1w", "inferplane-1w-noledger", "inferplane-2w")
+# the LiteLLM run each gateway run is compared with (same worker count)
+LITELLMS = ("litellm-1w", "litellm-1w", "litellm-2w")
 
 
 def machine() -> dict[str, Any]:
@@ -143,7 +144,7 @@ def verdicts(results: dict[str, Any]) -> dict[str, Any]:
             "added_ttfb_p50_ms": _check(added.get("ttfb_p50"), ADDED_TTFB_P50_MS, False),
             "added_ttfb_p99_ms": _check(added.get("ttfb_p99"), ADDED_TTFB_P99_MS, False),
         }
-        if name == "inferplane-1w":
+        if name.startswith("inferplane-1w"):
             checks["one_worker_rps"] = _check(rps, ONE_WORKER_RPS, True)
             checks["info_one_worker_bound_scaled"] = _scaled_bounds(results)
         out[name] = checks

@@ -191,13 +191,17 @@ GATEWAY_FLEET = """pools:
     endpoints: ["http://127.0.0.1:{upstream}"]
 routes:
   - {{name: default, pool: bench}}
+ledger: {{url: "sqlite:///{ledger_dir}/ledger.db"}}
 """
 
 
-def gateway_command(port: int, workers: int) -> Callable[[int, Path], list[str]]:
+def gateway_command(
+    port: int, workers: int, ledger: bool = True
+) -> Callable[[int, Path], list[str]]:
     def argv(upstream: int, tmp: Path) -> list[str]:
         fleet = tmp / "fleet.yaml"
-        fleet.write_text(GATEWAY_FLEET.format(upstream=upstream))
+        # the ledger is on, as by default, but writes into the run's scratch directory
+        fleet.write_text(GATEWAY_FLEET.format(upstream=upstream, ledger_dir=tmp))
         return [
             *gateway_cli(),
             str(fleet),
@@ -207,6 +211,7 @@ def gateway_command(port: int, workers: int) -> Callable[[int, Path], list[str]]
             str(port),
             "--workers",
             str(workers),
+            "--ledger" if ledger else "--no-ledger",
         ]
 
     return argv
@@ -279,6 +284,14 @@ def all_targets(upstream: int) -> list[Target]:
             "inferplane (1 worker)",
             9204,
             gateway_command(9204, 1),
+            workers=1,
+            version=inferplane_version,
+        ),
+        Target(
+            "inferplane-1w-noledger",
+            "inferplane (1 worker, no ledger)",
+            9208,
+            gateway_command(9208, 1, ledger=False),
             workers=1,
             version=inferplane_version,
         ),

@@ -151,8 +151,9 @@ class Accountant:
         now = self.clock()
         cut = now if final or not self._in_flight else min(self._in_flight.values())
         shares = [s for timeline in self._timelines.values() for s in timeline.sweep(cut)]
-        for share in shares:
-            self._charge(self._finished.pop(share.span.request_id), share)
+        charged = [self._charge(self._finished.pop(s.span.request_id), s) for s in shares]
+        if self.writer is not None:  # one spool write per sweep, not one per request
+            self.writer.submit_many([record for record in charged if record is not None])
         return len(shares)
 
     def _timeline(self, pool: str, replica: str) -> ReplicaTimeline:
@@ -163,13 +164,13 @@ class Accountant:
             self._timelines[(pool, replica)] = timeline
         return timeline
 
-    def _charge(self, done: Finished, share: Share) -> None:
+    def _charge(self, done: Finished, share: Share) -> UsageRecord | None:
+        """Settle the budget and count the cost; the ledger's record, when there is a ledger."""
         self.book.settle(done.request_id, share.cost_micro_usd)
         previous = self._estimate.get(done.pool, share.cost_micro_usd)
         self._estimate[done.pool] = (previous * 7 + share.cost_micro_usd) // 8
         self._count_cost(done.model, done.key.team or "none", share.cost_micro_usd)
-        if self.writer is not None:
-            self.writer.submit(self.record(done, share))
+        return None if self.writer is None else self.record(done, share)
 
     def _count_cost(self, model: str, team: str, micro_usd: int) -> None:
         # The child is looked up once per label pair: labels() takes a lock and builds a key.

@@ -6,10 +6,12 @@ each database batch (so a power cut loses at most what was not yet synced) and e
 the database has everything in it. At start, the spool is replayed.
 """
 
-import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
+
+import orjson
 
 from inferplane.ledger.usage import UsageRecord
 
@@ -36,9 +38,10 @@ class Spool:
             raise RuntimeError(f"spool {self.path} is not open")
         return self._fd
 
-    def append(self, record: UsageRecord) -> None:
-        line = json.dumps(record.to_dict(), separators=(",", ":")) + "\n"
-        os.write(self.fd, line.encode())
+    def append(self, records: Sequence[UsageRecord]) -> None:
+        """Append records as JSON lines in one write() call."""
+        lines = b"".join(orjson.dumps(record.to_dict()) + b"\n" for record in records)
+        os.write(self.fd, lines)
 
     def sync(self) -> None:
         os.fsync(self.fd)
@@ -56,7 +59,7 @@ class Spool:
         records = []
         for number, line in enumerate(self.path.read_bytes().splitlines(), start=1):
             try:
-                records.append(UsageRecord.from_dict(json.loads(line)))
-            except (ValueError, TypeError) as error:
+                records.append(UsageRecord.from_dict(orjson.loads(line)))
+            except (ValueError, TypeError, orjson.JSONDecodeError) as error:
                 log.warning("spool %s line %d skipped: %s", self.path, number, error)
         return records

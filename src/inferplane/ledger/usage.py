@@ -5,7 +5,7 @@ plus idle costs equal GPU-hours x price. Users are stored only as a salted hash.
 """
 
 import hashlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -52,13 +52,18 @@ class UsageRecord:
         return self.prompt_tokens + self.completion_tokens
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # A shallow copy: every field is a scalar, and asdict's deep copy costs ~10x more on
+        # the gateway's accounting path.
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "UsageRecord":
         """Build a record from a dict such as to_dict() gives; unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{name: value for name, value in data.items() if name in known})
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(UsageRecord))
 
 
 def hash_user(user: str, salt: str) -> str:

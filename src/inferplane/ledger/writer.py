@@ -10,6 +10,7 @@ twice and nothing is lost.
 import logging
 import queue
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,14 +68,21 @@ class LedgerWriter:
 
     def submit(self, record: UsageRecord) -> None:
         """Hand a record to the ledger; returns at once (the spool keeps it safe)."""
+        self.submit_many((record,))
+
+    def submit_many(self, records: Sequence[UsageRecord]) -> None:
+        """Hand records over with one spool write; returns at once."""
+        if not records:
+            return
         with self._lock:
-            self._spool.append(record)
-            self.stats.submitted += 1
-            try:
-                self._queue.put_nowait(record)
-            except queue.Full:
-                self.stats.overflowed += 1
-                self._needs_replay = True
+            self._spool.append(records)
+            self.stats.submitted += len(records)
+            for record in records:
+                try:
+                    self._queue.put_nowait(record)
+                except queue.Full:
+                    self.stats.overflowed += 1
+                    self._needs_replay = True
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Store everything submitted so far, then stop."""
