@@ -2,6 +2,7 @@
 and its next token is a pure function of the whole sequence read back through the block
 table, so a wrong block table, a bad prefix hit or a lost preemption changes the output."""
 
+import time
 from collections.abc import Sequence
 
 from inferplane.engine.batch import SampledToken, StepBatch
@@ -25,7 +26,16 @@ def reference(prompt: Sequence[int], count: int) -> list[int]:
 
 
 class PagedEchoRunner:
-    def __init__(self, num_blocks: int = 64, block_size: int = 4, max_model_len: int = 256):
+    def __init__(
+        self,
+        num_blocks: int = 64,
+        block_size: int = 4,
+        max_model_len: int = 256,
+        step_seconds: float = 0.0,
+    ):
+        # step_seconds makes a step take time, as a model's does (and frees the GIL meanwhile),
+        # so tests that react to a running stream are not racing a loop of pure Python
+        self.step_seconds = step_seconds
         self.block_size = block_size
         self.num_blocks = num_blocks
         self.max_model_len = max_model_len
@@ -35,6 +45,8 @@ class PagedEchoRunner:
 
     def execute(self, batch: StepBatch) -> list[SampledToken]:
         assert not self.asleep
+        if self.step_seconds:
+            time.sleep(self.step_seconds)
         bs = self.block_size
         self.steps.append({c.request_id: len(c.token_ids) for c in batch.chunks})
         sampled = []

@@ -28,7 +28,7 @@ def make(runner: PagedEchoRunner | None = None, **overrides: object) -> AsyncLLM
     settings: dict[str, object] = {"block_size": 4, "max_num_seqs": 16, **overrides}
     config = EngineConfig(model="test", **settings)  # type: ignore[arg-type]
     # a long context, so streams that tests stop by hand never end on their own first
-    runner = runner or PagedEchoRunner(num_blocks=4096, max_model_len=16384)
+    runner = runner or PagedEchoRunner(num_blocks=4096, max_model_len=16384, step_seconds=0.001)
     engine = LLMEngine(config, runner, ByteTokenizer())
     return AsyncLLMEngine(engine, "echo")
 

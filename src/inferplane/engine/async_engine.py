@@ -21,6 +21,7 @@ from inferplane.engine.engine import LLMEngine
 from inferplane.engine.outputs import RequestOutput
 from inferplane.engine.protocol import EngineStats, QueueFullError, TextTokenizer
 from inferplane.engine.sampling_params import SamplingParams
+from inferplane.engine.torch_thread import TorchThread
 
 T = TypeVar("T")
 Item = RequestOutput | BaseException
@@ -45,6 +46,7 @@ class AsyncLLMEngine:
         model_name: str,
         tokenizer: TextTokenizer | None = None,
         max_waiting: int | None = None,
+        thread: TorchThread | None = None,
     ) -> None:
         self._engine = engine
         self._model_name = model_name
@@ -53,7 +55,8 @@ class AsyncLLMEngine:
         self._streams: dict[str, _Stream] = {}
         self._commands: deque[Callable[[], None]] = deque()
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._thread = thread if thread is not None else TorchThread()
+        self._started = False
         self._stopped = False
 
     @classmethod
@@ -65,9 +68,11 @@ class AsyncLLMEngine:
         from inferplane.sources import resolve_source  # noqa: PLC0415
 
         tokenizer = Tokenizer.from_dir(resolve_source(config.model))
-        runner = TorchModelRunner.from_config(config)
-        engine = LLMEngine(config, runner, tokenizer)
-        return cls(engine, model_name or config.model, tokenizer, config.max_waiting)
+        thread = TorchThread()  # the model loads on the thread that will step it
+        engine = thread.call(
+            lambda: LLMEngine(config, TorchModelRunner.from_config(config), tokenizer)
+        )
+        return cls(engine, model_name or config.model, tokenizer, config.max_waiting, thread)
 
     @property
     def engine(self) -> LLMEngine:
@@ -151,12 +156,12 @@ class AsyncLLMEngine:
 
     async def shutdown(self) -> None:
         """Abort what is in flight (callers see finish_reason "abort") and stop the thread."""
-        if self._thread is not None and not self._stopped:
+        if self._started and not self._stopped:
             await self._call(self._abort_all)
         with self._cond:
             self._stopped = True
             self._cond.notify()
-        if self._thread is not None:
+        if self._started:
             await asyncio.to_thread(self._thread.join)
 
     def _abort_all(self) -> None:
@@ -181,9 +186,9 @@ class AsyncLLMEngine:
             if self._stopped:
                 raise EngineShutdownError("the engine is shut down")
             self._commands.append(command)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="engine-step", daemon=True)
-                self._thread.start()
+            if not self._started:
+                self._started = True
+                self._thread.run(self._run)
             self._cond.notify()
 
     def _run(self) -> None:
