@@ -1,6 +1,7 @@
 import httpx
 
-from inferplane.server.errors import error_body, param_of
+from inferplane.errors import error_body
+from inferplane.server.errors import param_of
 
 
 def test_param_of_names_the_client_field() -> None:

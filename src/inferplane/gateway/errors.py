@@ -5,18 +5,7 @@ from collections.abc import Mapping
 
 import orjson
 
-_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-    502: "upstream_error",
-    503: "service_unavailable",
-    504: "timeout_error",
-}
+from inferplane.errors import error_body as openai_error_body
 
 
 class GatewayError(Exception):
@@ -51,9 +40,7 @@ def error_body(
     code: str | None = None,
     kind: str | None = None,
 ) -> bytes:
-    if kind is None:
-        kind = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
+    return orjson.dumps(openai_error_body(status, message, param, code, kind))
 
 
 def no_healthy_replica(pool: str) -> GatewayError:

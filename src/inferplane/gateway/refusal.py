@@ -8,6 +8,8 @@ Retry-After where waiting helps.
 from dataclasses import dataclass
 from typing import Any
 
+from inferplane.errors import error_body
+
 
 @dataclass(frozen=True)
 class Refusal:
@@ -20,8 +22,7 @@ class Refusal:
 
     def body(self) -> dict[str, Any]:
         """OpenAI's error body: {"error": {"message", "type", "param", "code"}}."""
-        error = {"message": self.message, "type": self.type, "param": self.param}
-        return {"error": {**error, "code": self.code}}
+        return error_body(self.status, self.message, self.param, self.code, self.type)
 
     def headers(self) -> dict[str, str]:
         if self.retry_after_s is None:

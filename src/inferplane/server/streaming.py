@@ -3,7 +3,8 @@
 import json
 from typing import Any
 
-from inferplane.server.errors import APIError, error_body
+from inferplane.errors import error_body
+from inferplane.server.errors import APIError
 
 DONE = "data: [DONE]\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
