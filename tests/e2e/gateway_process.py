@@ -4,13 +4,10 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import httpx
-
-from tests.e2e.server_process import free_port
+from tests.e2e.server_process import free_port, wait_until_ok
 
 READY_TIMEOUT_S = 30.0
 
@@ -42,15 +39,7 @@ class GatewayProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def wait_up(self, timeout_s: float = READY_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.process.returncode}:\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise TimeoutError(f"gateway not up after {timeout_s}s:\n{self.log()}")
+        wait_until_ok(self.process, f"{self.url}/health", "gateway", self.log, timeout_s)
 
     def stop(self) -> None:
         if self.process.poll() is None:

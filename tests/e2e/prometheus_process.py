@@ -3,7 +3,6 @@
 import contextlib
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.e2e.server_process import free_port
+from tests.e2e.server_process import free_port, wait_until_ok
 
 READY_TIMEOUT_S = 30.0
 
@@ -48,15 +47,7 @@ class PrometheusProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"prometheus exited {self.process.returncode}:\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise TimeoutError(f"prometheus not ready after {timeout_s}s:\n{self.log()}")
+        wait_until_ok(self.process, f"{self.url}/-/ready", "prometheus", self.log, timeout_s)
 
     def api(self, path: str, **params: str) -> Any:
         response = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=5.0)

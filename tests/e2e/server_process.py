@@ -7,12 +7,31 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
 
 READY_TIMEOUT_S = 60.0
+
+
+def wait_until_ok(
+    process: "subprocess.Popen[bytes]",
+    url: str,
+    what: str,
+    log: Callable[[], str],
+    timeout_s: float,
+) -> None:
+    """Poll `url` until it answers 200; fail at once (with the log) if the process exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not ready after {timeout_s}s:\n{log()}")
 
 
 def free_port() -> int:
@@ -47,15 +66,7 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/ready", timeout=1.0).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise TimeoutError(f"server not ready after {timeout_s}s:\n{self.log()}")
+        wait_until_ok(self.process, f"{self.url}/ready", "server", self.log, timeout_s)
 
     def terminate(self) -> None:
         self.process.send_signal(signal.SIGTERM)
