@@ -1,8 +1,12 @@
+import os
+import signal
 from pathlib import Path
 
+import openai
 import pytest
 
 from inferplane.server.serve import ServeOptions, build_state, detect_task
+from tests.e2e.server_process import running_server
 
 
 def test_task_is_detected_from_the_config(tiny_model_dir: Path, minilm_dir: Path) -> None:
@@ -41,3 +45,51 @@ def test_bad_options_say_what_to_change() -> None:
 def test_choices_are_checked(field: str) -> None:
     with pytest.raises(ValueError, match=field):
         ServeOptions(model="demo:tiny", **{field: "bogus"})  # type: ignore[arg-type]
+
+
+def test_the_engine_runs_in_its_own_process_unless_asked(tiny_model_dir: Path) -> None:
+    _, loader = build_state(ServeOptions(model=str(tiny_model_dir)))
+    assert not loader.in_process
+    _, loader = build_state(ServeOptions(model=str(tiny_model_dir), engine_in_process=True))
+    assert loader.in_process
+
+
+@pytest.mark.timeout(120)
+def test_a_dead_engine_process_stops_the_server(tiny_model_dir: Path, tmp_path: Path) -> None:
+    args = [str(tiny_model_dir), "--served-model-name", "tiny", "--kv-cache-memory", "8MiB"]
+    with running_server(args, tmp_path / "server.log") as server:
+        (engine_pid,) = _engine_processes(server.process.pid)
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="none", max_retries=0)
+        stream = client.completions.create(
+            model="tiny", prompt="x", max_tokens=200, stream=True, extra_body={"ignore_eos": True}
+        )
+        next(iter(stream))
+        os.kill(engine_pid, signal.SIGKILL)
+        with pytest.raises(openai.APIError, match="shutting down"):
+            for _ in stream:
+                pass
+        assert server.wait_exit(timeout_s=15) == 1  # a supervisor restarts the replica
+    assert "engine process exited unexpectedly" in server.log()
+
+
+def _engine_processes(pid: int) -> list[int]:
+    """Children of `pid` started by multiprocessing's spawn (not its resource tracker)."""
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _parent(entry) == pid and b"spawn_main" in _cmdline(entry)
+    ]
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _parent(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError):
+        return None

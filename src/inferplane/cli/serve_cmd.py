@@ -82,6 +82,13 @@ def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
     log_json: Annotated[
         bool, typer.Option(help="JSON log lines (one object per line) or plain text.")
     ] = True,
+    engine_in_process: Annotated[
+        bool,
+        typer.Option(
+            "--engine-in-process",
+            help="Step the engine on a thread of the server process, not in its own process.",
+        ),
+    ] = False,
 ) -> None:
     """Serve MODEL with an OpenAI-compatible API until SIGTERM or Ctrl-C.
 
@@ -107,6 +114,7 @@ def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
             device=device,
             log_level=log_level,
             log_json=log_json,
+            engine_in_process=engine_in_process,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error

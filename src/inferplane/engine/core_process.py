@@ -13,6 +13,7 @@ the pipe reaches EOF: a parent that died never leaves an orphan stepping a model
 """
 
 import contextlib
+import os
 import pickle
 import signal
 from dataclasses import dataclass, field
@@ -57,10 +58,13 @@ class StepMessage:
 
 def run_core(config: EngineConfig, conn: Connection, torch_threads: int | None) -> None:
     """The child's entry point (multiprocessing spawn target)."""
-    # The parent decides when to stop: Ctrl-C and a process-group SIGTERM reach this process
-    # too, and must not kill the model under requests the parent is still draining.
+    # The parent decides when to stop. Ctrl-C in a terminal and a SIGTERM to the server's
+    # process group (how a local supervisor stops a replica) must not kill the model under
+    # requests the parent is still draining: a session of our own keeps both away. A SIGTERM
+    # sent to this pid still ends it (multiprocessing's exit handler relies on that).
+    with contextlib.suppress(OSError):
+        os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         engine = _build_engine(config, torch_threads)
     except BaseException as error:

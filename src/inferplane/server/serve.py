@@ -4,6 +4,12 @@ uvicorn's own signal handling would stop accepting work and cancel what is left 
 timeout; `DrainingServer` replaces it: the first SIGTERM (or Ctrl-C) flips /ready to 503 and
 refuses new API requests with 503, waits for in-flight requests up to the drain deadline, then
 lets uvicorn shut down, and the process exits 0. A second Ctrl-C forces the exit.
+
+A generation model's engine core runs in a child process (engine/core_process.py): this
+process keeps the event loop for HTTP and SSE, and no longer shares its GIL with the step
+loop. `engine_in_process` keeps the old shape (AsyncLLMEngine on a thread), for debugging. If
+the engine process dies, /ready reports it and the server exits 1, so its supervisor restarts
+it; the requests in flight get an error at once.
 """
 
 import asyncio
@@ -21,6 +27,7 @@ from typing import Literal, get_args
 import uvicorn
 
 from inferplane.engine.config import DTypeName, EngineConfig, QuantName
+from inferplane.engine.core_client import ProcessEngine
 from inferplane.engine.embedding import AsyncEmbeddingModel, EmbeddingModel
 from inferplane.engine.protocol import EngineClient
 from inferplane.server.app import create_app
@@ -66,6 +73,7 @@ class ServeOptions:
     device: str = "auto"
     log_level: str = "info"
     log_json: bool = True
+    engine_in_process: bool = False  # the engine on a thread of this process, not a child
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -106,7 +114,10 @@ def build_state(options: ServeOptions) -> tuple[ServerState, "ModelLoader"]:
         drain_timeout_s=options.drain_timeout_s,
     )
     engine_config = _engine_config(options) if generation is not None else None
-    return ServerState(settings), ModelLoader(engine_config, embedding_source, options.device)
+    loader = ModelLoader(
+        engine_config, embedding_source, options.device, in_process=options.engine_in_process
+    )
+    return ServerState(settings), loader
 
 
 def _engine_config(options: ServeOptions) -> EngineConfig:
@@ -126,15 +137,24 @@ class ModelLoader:
     """Loads the engine and the embedding model after the server starts (so /health answers
     meanwhile), then records how long it took."""
 
-    def __init__(self, engine: EngineConfig | None, embedding: str | None, device: str) -> None:
+    def __init__(
+        self,
+        engine: EngineConfig | None,
+        embedding: str | None,
+        device: str,
+        in_process: bool = False,
+    ) -> None:
         self.engine = engine
         self.embedding = embedding
         self.device = device
+        self.in_process = in_process
 
     async def __call__(self, state: ServerState) -> None:
         started = time.perf_counter()
         if self.engine is not None:
-            state.engine = await _load_engine(self.engine, state.settings.model_name)
+            state.engine = await _load_engine(
+                self.engine, state.settings.model_name, self.in_process
+            )
         if self.embedding is not None:
             state.embedder = await _load_embedder(self.embedding, self.device)
         seconds = time.perf_counter() - started
@@ -142,10 +162,26 @@ class ModelLoader:
             state.metrics.record_load(name, seconds)
 
 
-async def _load_engine(config: EngineConfig, name: str | None) -> EngineClient:
-    from inferplane.engine.async_engine import AsyncLLMEngine  # noqa: PLC0415 (torch-heavy)
+async def _load_engine(config: EngineConfig, name: str | None, in_process: bool) -> EngineClient:
+    if in_process:
+        from inferplane.engine.async_engine import AsyncLLMEngine  # noqa: PLC0415 (torch-heavy)
 
-    return await asyncio.to_thread(AsyncLLMEngine.from_config, config, name)
+        return await asyncio.to_thread(AsyncLLMEngine.from_config, config, name)
+    return await asyncio.to_thread(ProcessEngine.from_config, config, name)
+
+
+def _exit_when_engine_dies(state: ServerState, server: "DrainingServer") -> None:
+    """A replica without its engine process can serve nothing: say so on /ready and stop
+    (exit code 1), so that whoever supervises the replica starts a new one."""
+    engine = state.engine
+    if not isinstance(engine, ProcessEngine):
+        return
+
+    def died() -> None:  # on the engine's reader thread: only flags, which uvicorn polls
+        state.load_error = "the engine process exited unexpectedly"
+        server.should_exit = True
+
+    engine.on_exit(died)
 
 
 async def _load_embedder(source: str, device: str) -> AsyncEmbeddingModel:
@@ -211,8 +247,9 @@ def run(options: ServeOptions, announce: AnnounceFn | None = None) -> None:
 def _serve(
     options: ServeOptions, state: ServerState, loader: "ModelLoader", announce: AnnounceFn | None
 ) -> None:
-    # The engine's step thread and this event loop share the GIL. Python's default 5 ms switch
-    # interval makes the step thread queue behind HTTP work; a shorter one keeps steps flowing.
+    # Another thread shares this event loop's GIL: the engine's step thread (in process) or
+    # the reader of the engine process's messages. Python's default 5 ms switch interval makes
+    # it queue behind HTTP work; a shorter one keeps steps (or their outputs) flowing.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     holder: list[DrainingServer] = []
 
@@ -222,6 +259,7 @@ def _serve(
         except Exception:
             holder[0].should_exit = True
             raise  # the app records it as the load error
+        _exit_when_engine_dies(state, holder[0])
         for _ in range(200):  # the socket binds right after startup: wait at most 10 s
             if holder[0].started:
                 break
