@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from inferplane.engine.cpu_kernels import CpuKernels
+
 
 @dataclass(frozen=True)
 class ChunkSpan:
@@ -43,6 +45,7 @@ class DecodeGroup:
     context_slots: torch.Tensor  # [B, S] slots, padded with slot 0
     bias: torch.Tensor | None  # [B, 1, 1, S] float32, -inf on padding; None: no padding
     all_rows: bool  # the step is decode-only: rows == arange(T)
+    lengths: torch.Tensor  # [B] int64 context lengths (on the CPU, for the compiled kernel)
 
 
 @dataclass(frozen=True)
@@ -108,24 +111,49 @@ def _decode_group(
         bias = torch.zeros(padding.shape).masked_fill_(padding, float("-inf"))
         bias = bias[:, None, None, :].to(device)
     rows = torch.tensor([r for r, _ in decodes], dtype=torch.long)
-    return DecodeGroup(rows.to(device), padded.to(device), bias, len(decodes) == num_rows)
+    all_rows = len(decodes) == num_rows
+    return DecodeGroup(rows.to(device), padded.to(device), bias, all_rows, lengths)
 
 
 def paged_attention(
-    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, meta: AttentionMetadata
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    meta: AttentionMetadata,
+    kernels: CpuKernels | None = None,
 ) -> torch.Tensor:
-    """q [T, heads, head_dim] against the cached context -> [T, heads * head_dim]."""
+    """q [T, heads, head_dim] against the cached context -> [T, heads * head_dim].
+
+    With `kernels`, decode rows go through the compiled kernel (one call instead of a dozen
+    ops per layer); prefill stays on SDPA.
+    """
     num_rows, heads, head_dim = q.shape
     decode = meta.decode
     if decode is not None and decode.all_rows:
-        return _decode_attention(q, k_cache, v_cache, decode).reshape(num_rows, heads * head_dim)
+        out = _decode(q, k_cache, v_cache, decode, kernels)
+        return out.reshape(num_rows, heads * head_dim)
     out = torch.empty_like(q)
     for span in meta.prefills:
         rows = slice(span.row_start, span.row_start + span.num_rows)
         out[rows] = _prefill_attention(q[rows], k_cache, v_cache, span)
     if decode is not None:
-        out[decode.rows] = _decode_attention(q[decode.rows], k_cache, v_cache, decode)
+        out[decode.rows] = _decode(q[decode.rows], k_cache, v_cache, decode, kernels)
     return out.reshape(num_rows, heads * head_dim)
+
+
+def _decode(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    group: DecodeGroup,
+    kernels: CpuKernels | None,
+) -> torch.Tensor:
+    if kernels is None:
+        return _decode_attention(q, k_cache, v_cache, group)
+    scale = q.shape[-1] ** -0.5
+    return kernels.decode_attention(
+        q.contiguous(), k_cache, v_cache, group.context_slots, group.lengths, scale
+    )
 
 
 def _prefill_attention(

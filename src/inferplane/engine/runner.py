@@ -14,6 +14,7 @@ import torch
 from inferplane.engine.attention import ChunkSpan, build_metadata
 from inferplane.engine.batch import SampledToken, SequenceChunk, StepBatch
 from inferplane.engine.config import EngineConfig
+from inferplane.engine.cpu_kernels import CpuKernels, cpu_kernels
 from inferplane.engine.loader import (
     ModelConfig,
     iter_tensors,
@@ -53,7 +54,10 @@ def load_model(
     }
     dense = dense_linear(device, dtype)
     make = Int8Linear.from_float if quantization == "int8" else dense
-    return LlamaModel(config, weights, max_len, dtype, make_linear=make, make_head=dense)
+    kernels = cpu_kernels() if CpuKernels.applies(device, dtype) else None
+    return LlamaModel(
+        config, weights, max_len, dtype, make_linear=make, make_head=dense, kernels=kernels
+    )
 
 
 def dense_linear(device: torch.device, dtype: torch.dtype) -> LinearFactory:

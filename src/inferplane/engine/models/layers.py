@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inferplane.engine.cpu_kernels import CpuKernels
 from inferplane.engine.loader import RopeConfig
 
 
@@ -80,19 +81,32 @@ class TransposedLinear(nn.Module):
 class RMSNorm(nn.Module):
     """Normalise in float32, scale in the model's dtype, as the reference implementation does.
 
-    Written out rather than F.rms_norm, which on CPU runs as a longer chain of casts.
+    Written out rather than F.rms_norm, which on CPU runs as a longer chain of casts. With
+    compiled kernels (bfloat16 on CPU) each norm is one call, rounded the same way.
     """
 
-    def __init__(self, weight: torch.Tensor, eps: float) -> None:
+    def __init__(self, weight: torch.Tensor, eps: float, kernels: CpuKernels | None = None):
         super().__init__()
         self.weight: torch.Tensor
         self.register_buffer("weight", weight)
         self.eps = eps
+        self.kernels = kernels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernels is not None:
+            return self.kernels.rms_norm(x, self.weight, self.eps)
         h = x.float()
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * h.to(x.dtype)
+
+    def add_forward(
+        self, x: torch.Tensor, residual: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(norm(residual + x), residual + x): the residual add fused into the norm."""
+        if self.kernels is not None:
+            return self.kernels.add_rms_norm(x, residual, self.weight, self.eps)
+        residual = residual + x
+        return self(residual), residual
 
 
 def inverse_frequencies(rope: RopeConfig, head_dim: int) -> torch.Tensor:
