@@ -77,6 +77,20 @@ async def test_sixteen_concurrent_streams_complete(engine: ProcessEngine) -> Non
     assert engine.stats().generation_tokens_total >= 16 * GREEDY.max_tokens
 
 
+async def test_updates_that_pile_up_arrive_merged_with_every_token(engine: ProcessEngine) -> None:
+    prompt = prompts(engine)[2]
+    params = SamplingParams(max_tokens=40, temperature=0.0, ignore_eos=True)
+    stream = engine.generate(prompt, params, "slow-reader")
+    first = await anext(stream)
+    await asyncio.sleep(0.5)  # a busy consumer: the rest is generated meanwhile
+    rest = [out async for out in stream]
+    assert len(rest) < params.max_tokens - 1
+    ids = [t.token_id for out in (first, *rest) for t in out.new_tokens]
+    assert len(ids) == rest[-1].completion_tokens == params.max_tokens
+    fresh = engine.generate(prompt, params, "fast-reader")
+    assert ids == [t.token_id async for out in fresh for t in out.new_tokens]
+
+
 async def test_leaving_early_frees_the_blocks(engine: ProcessEngine) -> None:
     stream = engine.generate(prompts(engine)[1], LONG, "early")
     assert not (await anext(stream)).finished

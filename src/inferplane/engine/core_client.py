@@ -1,12 +1,14 @@
 """`ProcessEngine`: the `EngineClient` of an engine core running in a child process.
 
 The API process keeps only what HTTP needs: the tokenizer (prompts are encoded and checked
-here, so bad input fails fast with the same errors as in-process), one asyncio.Queue per
-stream, and the latest stats snapshot. Commands go down a pipe as small pickled tuples; one
-reader thread takes each loop turn's message from the child (core_process.py) and hands its
-outputs to their streams with one `call_soon_threadsafe` per event loop, as AsyncLLMEngine
-does. (Reading on the event loop itself with `add_reader` would save a thread switch per step,
-but would tie the engine to one loop; per token the cost is the same.)
+here, so bad input fails fast with the same errors as in-process), a small queue per stream
+(updates that pile up there are merged), and the latest stats snapshot. Commands go down a
+pipe as small pickled tuples; one reader thread takes each loop turn's message from the child
+(core_process.py) and hands its outputs to their streams with one `call_soon_threadsafe` per
+event loop, as AsyncLLMEngine does, so streams on any loop work. (Reading on the event loop
+with `add_reader` would save a wake-up per step but tie the engine to one loop; profiled under
+32 streams the reader thread was ~15 % of the API process's samples, most of it the blocking
+read with the GIL released.)
 
 If the child dies, the reader sees EOF at once: every stream in flight raises
 EngineShutdownError (the server answers 503), later requests fail the same way, and the
@@ -16,14 +18,15 @@ callbacks given to `on_exit` run (the server then stops, so its supervisor resta
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import itertools
 import logging
 import multiprocessing
 import os
 import pickle
 import threading
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
@@ -37,19 +40,44 @@ from inferplane.engine.sampling_params import SamplingParams
 
 log = logging.getLogger(__name__)
 Item = RequestOutput | BaseException
-Batches = dict[asyncio.AbstractEventLoop, list[tuple["asyncio.Queue[Item]", Item]]]
+Batches = dict[asyncio.AbstractEventLoop, list[tuple["_Stream", Item]]]
 STOP_TIMEOUT_S = 10.0
-# The child's torch settings. With OpenMP's default (active) wait policy an idle worker spins
-# for a while after each parallel region, on the core the API process needs to write the
-# step's tokens out: between steps the child's team then competes with HTTP instead of
-# sleeping. PASSIVE makes idle workers sleep at once; a user's own setting wins.
-CHILD_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
+# The child's OpenMP settings (a user's own setting wins). The child keeps torch's thread count
+# (all cores): on 2 cores one thread capped the tiny model at ~2000 tokens/s over HTTP against
+# ~2500-3000 with two. libgomp's default wait lets an idle worker spin ~300k times after each
+# parallel region, which keeps it on a core through the step's Python work (scheduler,
+# sampler, detokenizer), just when the API process wants that core to write the last step's
+# tokens out; and when another process does take the core, its partner spins at every barrier
+# (we saw the team fall to ~100 tokens/s under outside load). OMP_WAIT_POLICY=PASSIVE (sleep
+# at once) paid a futex wake-up per op: ~0.5 of direct. A short spin keeps the workers hot
+# between the ops of one forward and lets them sleep between steps.
+CHILD_ENVIRONMENT = {"GOMP_SPINCOUNT": "20000"}
 
 
-@dataclass(frozen=True)
 class _Stream:
-    loop: asyncio.AbstractEventLoop
-    queue: "asyncio.Queue[Item]"
+    """One request's updates, waiting for its consumer on its event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.items: deque[Item] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Item) -> None:
+        self.items.append(item)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def take(self) -> list[Item]:
+        """Everything that arrived since the last take (waits for at least one item)."""
+        while not self.items:
+            self.waiter = self.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        items = list(self.items)
+        self.items.clear()
+        return items
 
 
 class ProcessEngine:
@@ -151,12 +179,12 @@ class ProcessEngine:
         finished = False
         try:
             while not finished:
-                item = await stream.queue.get()
-                if isinstance(item, BaseException):
-                    finished = True
-                    raise item
-                finished = item.finished
-                yield item
+                for item in _coalesce(await stream.take()):
+                    if isinstance(item, BaseException):
+                        finished = True
+                        raise item
+                    finished = item.finished
+                    yield item
         finally:
             if not finished and self._streams.pop(request_id, None) is not None:
                 with contextlib.suppress(EngineShutdownError):
@@ -171,7 +199,7 @@ class ProcessEngine:
         waiting = len(self._streams) - self.stats().num_running
         if waiting >= self._max_waiting:
             raise QueueFullError(f"{waiting} requests are waiting (max_waiting): retry later")
-        stream = _Stream(asyncio.get_running_loop(), asyncio.Queue())
+        stream = _Stream(asyncio.get_running_loop())
         self._streams[request_id] = stream
         return stream
 
@@ -265,7 +293,7 @@ class ProcessEngine:
     def _route(self, request_id: str, item: Item, final: bool, batches: Batches) -> None:
         stream = self._streams.pop(request_id, None) if final else self._streams.get(request_id)
         if stream is not None:
-            batches.setdefault(stream.loop, []).append((stream.queue, item))
+            batches.setdefault(stream.loop, []).append((stream, item))
 
     def _on_child_exit(self) -> None:
         with self._send_lock:
@@ -299,9 +327,24 @@ def _post(batches: Batches) -> None:
             loop.call_soon_threadsafe(_put_all, batch)
 
 
-def _put_all(batch: list[tuple["asyncio.Queue[Item]", Item]]) -> None:
-    for queue, item in batch:
-        queue.put_nowait(item)
+def _put_all(batch: list[tuple[_Stream, Item]]) -> None:
+    for stream, item in batch:
+        stream.put(item)
+
+
+def _coalesce(items: list[Item]) -> list[Item]:
+    """Merge updates that queued up while the consumer was busy into one: an update carries
+    the tokens added since the last one the consumer saw, so nothing is lost, and a server
+    that falls behind writes one SSE chunk for several tokens (its per-token cost shrinks as
+    load grows, instead of the backlog growing). An error stays last and separate."""
+    merged: list[Item] = []
+    for item in items:
+        last = merged[-1] if merged else None
+        if isinstance(item, RequestOutput) and isinstance(last, RequestOutput):
+            merged[-1] = dataclasses.replace(item, new_tokens=last.new_tokens + item.new_tokens)
+        else:
+            merged.append(item)
+    return merged
 
 
 def _wait_ready(conn: Connection, process: BaseProcess) -> Ready:
