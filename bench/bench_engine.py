@@ -8,7 +8,9 @@
 (c) prefix caching: time to first token with 90 % of the prompt shared vs the cache off
     (target >= 5x better), and the throughput cost of the cache at 0 % sharing (<= 2 %).
 
-Writes bench/results/engine.json and engine.png. Run from the repository root:
+transformers and the bandwidth probe run in a child process (peer_process.py), so only the
+engine's thread runs torch here. Writes bench/results/engine.json and engine.png. Run from
+the repository root:
 
     python bench/bench_engine.py            # the full run (about 10 minutes on 2 CPU cores)
     python bench/bench_engine.py --quick    # a smaller run for a smoke check
@@ -25,11 +27,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 sys.path.insert(0, os.path.dirname(__file__))
 
 import engine_common as common
+from peer_process import PeerProcess
 
 from inferplane.engine.async_engine import AsyncLLMEngine
 from inferplane.engine.config import EngineConfig
@@ -82,55 +83,43 @@ async def stream(engine: AsyncLLMEngine, prompt: list[int], max_tokens: int, rid
 # --- (a) batch-1 decode vs the roofline --------------------------------------------------
 
 
-async def decode_batch1(engine: AsyncLLMEngine, hf: Any, sizes: Sizes) -> dict[str, Any]:
+async def decode_batch1(engine: AsyncLLMEngine, peer: PeerProcess, sizes: Sizes) -> dict[str, Any]:
     """Best of three interleaved runs each: on a shared machine the best run is the one
     least disturbed by neighbours."""
     prompt = common.random_prompt(32, VOCAB, random.Random(1))
     await stream(engine, prompt, 4, "warm")
-    common.hf_generate(hf, [prompt], 2)
-    ours, peer, bandwidth = 0.0, 0.0, 0.0
+    ours, theirs, bandwidth = 0.0, 0.0, 0.0
     for repeat in range(3):
         _, times, _ = await stream(engine, prompt, sizes.decode_tokens, f"a{repeat}")
         ours = max(ours, (len(times) - 1) / (times[-1] - times[0]))
-        peer = max(peer, hf_decode_rate(hf, prompt, sizes.decode_tokens))
-        bandwidth = max(bandwidth, common.memory_read_bandwidth())
+        theirs = max(theirs, peer.decode_rate(prompt, sizes.decode_tokens))
+        bandwidth = max(bandwidth, peer.bandwidth())
     roofline = bandwidth / WEIGHT_BYTES
     return {
         "weight_bytes": WEIGHT_BYTES,
         "read_bandwidth_gb_s": round(bandwidth / 1e9, 2),
         "roofline_tokens_per_s": round(roofline, 2),
         "ours_tokens_per_s": round(ours, 2),
-        "transformers_tokens_per_s": round(peer, 2),
+        "transformers_tokens_per_s": round(theirs, 2),
         "ours_fraction_of_roofline": round(ours / roofline, 3),
-        "transformers_fraction_of_roofline": round(peer / roofline, 3),
+        "transformers_fraction_of_roofline": round(theirs / roofline, 3),
         "target_fraction": 0.5,
         "met": ours / roofline >= 0.5,
     }
 
 
-def hf_decode_rate(hf: Any, prompt: list[int], tokens: int) -> float:
-    """Decode-only rate: the time for `tokens` minus the time for 1 (prefill + first)."""
-    one = _timed(lambda: common.hf_generate(hf, [prompt], 1))
-    full = _timed(lambda: common.hf_generate(hf, [prompt], tokens))
-    return (tokens - 1) / max(full - one, 1e-9)
-
-
-def _timed(run: Any) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
-
-
 # --- (b) trace-shaped concurrent requests vs static batches -------------------------------
 
 
-async def trace_throughput(engine: AsyncLLMEngine, hf: Any, sizes: Sizes) -> dict[str, Any]:
+async def trace_throughput(
+    engine: AsyncLLMEngine, peer: PeerProcess, sizes: Sizes
+) -> dict[str, Any]:
     work = common.trace_workload(sizes.trace_requests, sizes.trace_scale)
     rng = random.Random(2)
     prompts = [common.random_prompt(w.prompt_len, VOCAB, rng) for w in work]
     outputs = [w.output_len for w in work]
     ours_s, ttfts = await run_concurrent(engine, prompts, outputs, "b")
-    hf_s = common.hf_static_batches(hf, prompts, outputs, batch_size=8)
+    hf_s = peer.static_batches(prompts, outputs, 8)
     total = sum(outputs)
     return {
         "requests": len(work),
@@ -223,19 +212,19 @@ async def prefix_caching(on: AsyncLLMEngine, off: AsyncLLMEngine, sizes: Sizes) 
 
 
 async def run(sizes: Sizes, parts: str) -> dict[str, Any]:
-    directory = resolve_source(MODEL)
-    hf = common.load_hf_model(directory, torch.bfloat16) if set(parts) & {"a", "b"} else None
+    peer = PeerProcess(resolve_source(MODEL)) if set(parts) & {"a", "b"} else None
     engine = AsyncLLMEngine.from_config(engine_config(True))
     results: dict[str, Any] = {}
     try:
-        if "a" in parts:
-            results["decode_batch1"] = await decode_batch1(engine, hf, sizes)
+        if peer is not None and "a" in parts:
+            results["decode_batch1"] = await decode_batch1(engine, peer, sizes)
             _report("decode_batch1", results["decode_batch1"])
-        if "b" in parts:
-            results["trace_concurrent"] = await trace_throughput(engine, hf, sizes)
+        if peer is not None and "b" in parts:
+            results["trace_concurrent"] = await trace_throughput(engine, peer, sizes)
             _report("trace_concurrent", results["trace_concurrent"])
+        if peer is not None:
+            peer.close()
         if "c" in parts:
-            del hf
             off = AsyncLLMEngine.from_config(engine_config(False))
             try:
                 results["prefix_caching"] = await prefix_caching(engine, off, sizes)
