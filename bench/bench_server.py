@@ -8,7 +8,9 @@ updates and from the usage chunk of each stream. Target: HTTP >= 90 % of direct.
 Rounds are paired (HTTP beside direct, alternating which goes first) and the headline is the
 median of per-pair ratios. On a small shared machine the wall-clock ratio swings with other
 load, so the CPU cost per token is reported too: tokens per CPU-second of the engine process
-(direct) vs of the server plus the load generator (HTTP), and of the server alone.
+(direct) vs of the server plus the load generator (HTTP), and of the server alone. The server
+counts with its engine process (a child, by default); `--engine-in-process` serves with the
+engine on a thread instead, for comparison (`server_engine` in the JSON says which).
 
 Writes bench/results/server.json and server.png. Run from the repository root:
 
