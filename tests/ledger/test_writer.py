@@ -1,152 +1,151 @@
-import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
+from inferplane.ledger.spool import SpoolAppender, encode, segments
 from inferplane.ledger.store import UsageStore
 from inferplane.ledger.writer import LedgerWriter, WriterConfig
 from tests.ledger.conftest import RecordFactory
 
 
-def _wait_for(condition: object, timeout_s: float = 10.0) -> None:
+def _writer(url: str, folder: Path, **config: float) -> LedgerWriter:
+    return LedgerWriter(UsageStore(url), WriterConfig(folder, **config))  # type: ignore[arg-type]
+
+
+def _spool(folder: Path, max_bytes: int = 1 << 20) -> SpoolAppender:
+    spool = SpoolAppender(folder, "gateway-0", max_bytes)
+    spool.open()
+    return spool
+
+
+def test_stores_every_segment_and_removes_the_final_ones(
+    store_url: str, tmp_path: Path, make_record: RecordFactory
+) -> None:
+    spool = _spool(tmp_path, max_bytes=20_000)
+    for batch in range(20):
+        spool.append([make_record(f"r{batch}-{i}").to_row() for i in range(50)])
+    writer = _writer(store_url, tmp_path, batch_size=64)
+    assert writer.drain() == 1000
+    assert writer.store.count() == 1000
+    assert segments(tmp_path) == [spool.path]  # only the live one is left
+    spool.append([make_record("late").to_row()])
+    spool.close()
+    assert writer.drain() == 1
+    assert writer.store.count() == 1001
+    assert segments(tmp_path) == []
+    writer.close()
+    writer.store.close()
+
+
+def test_a_line_being_written_waits_for_its_end(tmp_path: Path, make_record: RecordFactory) -> None:
+    spool = _spool(tmp_path)
+    spool.append([make_record("whole").to_row()])
+    assert spool.path is not None
+    line = encode([make_record("torn").to_row()])
+    with spool.path.open("ab") as other:  # the second half of a write not yet there
+        other.write(line[:40])
+        other.flush()
+        writer = _writer(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path)
+        assert writer.drain() == 1
+        other.write(line[40:])
+    assert writer.drain() == 1
+    assert {r.request_id for r in writer.store.records()} == {"whole", "torn"}
+    spool.close()
+    writer.close()
+
+
+def test_a_torn_last_line_of_a_final_segment_is_skipped(
+    tmp_path: Path, make_record: RecordFactory
+) -> None:
+    lines = b"".join(orjson.dumps(make_record(f"r{i}").to_dict()) + b"\n" for i in range(3))
+    (tmp_path / "gateway-0.spool").write_bytes(lines + b'{"torn')  # a crash mid-write
+    writer = _writer(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path)
+    assert writer.drain() == 3
+    assert writer.stats.skipped == 1 and writer.stats.segments_done == 1
+    assert segments(tmp_path) == []
+
+
+def test_a_restarted_writer_stores_nothing_twice(
+    store_url: str, tmp_path: Path, make_record: RecordFactory
+) -> None:
+    spool = _spool(tmp_path)
+    spool.append([make_record(f"r{i}").to_row() for i in range(10)])
+    spool.append([make_record("r3").to_row()])  # the same id again (a replay)
+    for _ in range(2):  # the second writer reads the live segment from its start
+        writer = _writer(store_url, tmp_path)
+        writer.drain()
+        writer.close()
+        assert writer.store.count() == 10
+        writer.store.close()
+    spool.close()
+
+
+def test_a_failing_database_is_retried_from_the_spool(
+    tmp_path: Path, make_record: RecordFactory
+) -> None:
+    writer = _writer(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path, retry_s=0.05, poll_s=0.01)
+    store = writer.store.open()
+    store.table.drop(store.engine)  # every insert now fails
+    spool = _spool(tmp_path)
+    spool.append([make_record(f"r{i}").to_row() for i in range(20)])
+    stop = threading.Event()
+    thread = threading.Thread(target=writer.run, args=(stop.is_set,))
+    thread.start()
+    try:
+        _wait(lambda: writer.stats.failures > 0)
+        store.table.create(store.engine)
+        _wait(lambda: store.count() == 20)
+    finally:
+        spool.close()
+        stop.set()
+        thread.join(10)
+    assert segments(tmp_path) == []
+    writer.close()
+
+
+def _wait(condition: object, timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():  # type: ignore[operator]
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
 
 
-def test_batches_everything_into_the_store(
-    store_url: str, tmp_path: Path, make_record: RecordFactory
-) -> None:
-    store = UsageStore(store_url)
-    writer = LedgerWriter(store, WriterConfig(tmp_path / "spool.jsonl", batch_size=50))
-    writer.start()
-    for i in range(1000):
-        writer.submit(make_record(f"r{i}", time=float(i)))
-    writer.close()
-    assert store.count() == 1000
-    assert writer.stats.written == 1000
-    assert (tmp_path / "spool.jsonl").stat().st_size == 0
-    store.close()
-
-
-def test_a_full_queue_loses_nothing(
-    store_url: str, tmp_path: Path, make_record: RecordFactory
-) -> None:
-    store = UsageStore(store_url)
-    config = WriterConfig(tmp_path / "spool.jsonl", max_queue=4, batch_size=2)
-    writer = LedgerWriter(store, config)
-    writer.start()
-    for i in range(300):
-        writer.submit(make_record(f"r{i}"))
-    writer.close()
-    assert writer.stats.overflowed > 0
-    assert store.count() == 300
-    store.close()
-
-
-def test_a_failing_database_is_retried_from_the_spool(
-    tmp_path: Path, make_record: RecordFactory
-) -> None:
-    store = UsageStore(f"sqlite:///{tmp_path / 'ledger.db'}")
-    writer = LedgerWriter(store, WriterConfig(tmp_path / "spool.jsonl", retry_s=0.05))
-    writer.start()
-    store.table.drop(store.engine)  # every insert now fails
-    for i in range(20):
-        writer.submit(make_record(f"r{i}"))
-    _wait_for(lambda: writer.stats.failures > 0)
-    store.table.create(store.engine)
-    _wait_for(lambda: store.count() == 20)
-    writer.close()
-    store.close()
-
-
-def test_start_replays_a_spool(tmp_path: Path, make_record: RecordFactory) -> None:
-    spool = tmp_path / "spool.jsonl"
-    lines = [make_record(f"r{i}").to_dict() for i in range(3)]
-    spool.write_text("".join(f"{json.dumps(line)}\n" for line in lines) + '{"torn')
-    store = UsageStore(f"sqlite:///{tmp_path / 'ledger.db'}")
-    writer = LedgerWriter(store, WriterConfig(spool))
-    writer.start()
-    writer.close()
-    assert store.count() == 3
-    assert writer.stats.replayed == 3
-    store.close()
-
-
-CHILD = textwrap.dedent(
+APPENDER = textwrap.dedent(
     """
-    import sys, time
+    import sys
     from pathlib import Path
-    from inferplane.ledger.store import UsageStore
-    from inferplane.ledger.usage import UsageRecord
-    from inferplane.ledger.writer import LedgerWriter, WriterConfig
+    from inferplane.ledger.spool import SpoolAppender
 
-    db, spool, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    writer = LedgerWriter(UsageStore(db), WriterConfig(spool, batch_size=16))
-    writer.start()
-    for i in range(count):
-        writer.submit(UsageRecord(time=float(i), request_id=f"r{i}", model="m", pool="p",
-                                  replica="p-0", gpu_type="L4", gpu_seconds=0.1,
-                                  cost_micro_usd=12))
-        if i % 100 == 99:
-            print(i + 1, flush=True)
-    print("done", flush=True)
-    time.sleep(60)
+    folder = Path(sys.argv[1])
+    spool = SpoolAppender(folder, "gateway-0", max_bytes=64 * 1024)
+    spool.open()
+    for batch in range(100_000):
+        spool.append([(1.0, f"r{batch}-{i}", "m", "p", "p-0", "L4", 0.1, 12, "request", "k",
+                       "t", "", "", 1, 0, 1, None, 0.1, "ok") for i in range(10)])
+        print((batch + 1) * 10, flush=True)
     """
 )
 
 
-def _spawn(db_url: str, spool: Path, count: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", CHILD, db_url, str(spool), str(count)],
-        stdout=subprocess.PIPE,
-        text=True,
+@pytest.mark.timeout(60)
+def test_sigkill_of_the_gateway_loses_no_appended_record(store_url: str, tmp_path: Path) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", APPENDER, str(tmp_path)], stdout=subprocess.PIPE, text=True
     )
-
-
-def _recover(db_url: str, spool: Path) -> int:
-    store = UsageStore(db_url)
-    writer = LedgerWriter(store, WriterConfig(spool))
-    writer.start()
-    writer.close()
-    count = store.count()
-    store.close()
-    return count
-
-
-@pytest.mark.timeout(60)
-def test_sigkill_loses_no_record_while_the_database_is_locked(tmp_path: Path) -> None:
-    db_url, spool = f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path / "spool.jsonl"
-    UsageStore(db_url).open().close()
-    blocker = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")  # the child's writes cannot land
-    child = _spawn(db_url, spool, 500)
     assert child.stdout is not None
-    while child.stdout.readline().strip() != "done":
-        pass
+    reported = [int(child.stdout.readline()) for _ in range(300)]
     os.kill(child.pid, signal.SIGKILL)
     child.wait(10)
-    blocker.execute("ROLLBACK")
-    blocker.close()
-    assert UsageStore(db_url).open().count() == 0  # nothing had reached the database
-    assert spool.stat().st_size > 0
-    assert _recover(db_url, spool) == 500
-
-
-@pytest.mark.timeout(60)
-def test_sigkill_mid_stream_loses_no_submitted_record(store_url: str, tmp_path: Path) -> None:
-    spool = tmp_path / "spool.jsonl"
-    child = _spawn(store_url, spool, 100_000)
-    assert child.stdout is not None
-    reported = [int(child.stdout.readline()) for _ in range(20)]
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait(10)
-    assert _recover(store_url, spool) >= reported[-1] == 2000
+    writer = _writer(store_url, tmp_path)
+    writer.drain()
+    assert writer.store.count() >= reported[-1] == 3000
+    assert segments(tmp_path) == []  # the dead process's segments are final
+    writer.store.close()

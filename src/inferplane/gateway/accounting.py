@@ -1,18 +1,20 @@
 """The gateway's books: a usage record and a cost for every request a replica served, budgets
 checked at admission and settled with the real cost, and the cost metric.
 
-The request path only notes a finished request (a few attribute reads and an append); a
-background sweep (every SWEEP_S, and at shutdown) shares each replica's busy time among its
-requests, prices it, settles budgets and hands records to the ledger writer, whose queue and
-spool never block. Costs are the gateway's view (request spans, gateway/gpu_time.py) priced
-from the fleet's catalog: a replica on a pool without a GPU, or one the catalog has no price
-for, costs nothing.
+The request path only notes a finished request (a tuple and an append); a background sweep
+(every SWEEP_S, and at shutdown) shares each replica's busy time among its requests, prices
+it, settles budgets, counts the cost (one metric update per model and team a sweep) and
+appends the records to the spool in one write(). The gateway never touches the database:
+the ledger writer, a process of its own (ledger/writer_process.py), stores the spool. Costs
+are the gateway's view (request spans, gateway/gpu_time.py) priced from the fleet's catalog:
+a replica on a pool without a GPU, or one the catalog has no price for, costs nothing.
 """
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from inferplane.config.schema import FleetConfig, PoolSpec
 from inferplane.gateway.auth import ApiKey
@@ -22,9 +24,9 @@ from inferplane.ledger.budgets import Budget, BudgetBook, Decision, period_bound
 from inferplane.ledger.metrics import CostMetrics
 from inferplane.ledger.pricing import PriceCatalog, catalog_for
 from inferplane.ledger.spans import RequestSpan
+from inferplane.ledger.spool import SpoolAppender
 from inferplane.ledger.store import UsageStore
-from inferplane.ledger.usage import MICRO, UsageRecord, hash_user
-from inferplane.ledger.writer import LedgerWriter
+from inferplane.ledger.usage import MICRO, hash_user
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
@@ -32,8 +34,7 @@ SWEEP_S = 0.5
 CPU = "cpu"
 
 
-@dataclass(frozen=True)
-class Finished:
+class Finished(NamedTuple):
     """One request a replica answered, as the app saw it (times on the gateway's clock)."""
 
     request_id: str
@@ -81,7 +82,7 @@ class Accountant:
         fleet: FleetConfig,
         budgets: Iterable[Budget],
         metrics: CostMetrics,
-        writer: LedgerWriter | None,
+        spool: SpoolAppender | None,
         clock: Clock,
         wall: Clock,
         salt: str = "",
@@ -92,9 +93,9 @@ class Accountant:
         self.budgets = list(budgets)
         self.book = BudgetBook(self.budgets, wall)
         self._budgeted = {(b.scope, b.name) for b in self.budgets}
-        self._books = writer is not None or bool(self.budgets)
+        self._books = spool is not None or bool(self.budgets)
         self.metrics = metrics
-        self.writer = writer
+        self.spool = spool
         self.clock = clock
         self.wall = wall
         self.salt = salt
@@ -105,18 +106,19 @@ class Accountant:
         self._cost: dict[tuple[str, str], Any] = {}  # (model, team) -> its counter child
 
     def start(self, store: UsageStore | None = None) -> None:
-        """Open the writer, and start each budget's period from what the ledger holds."""
-        if self.writer is not None:
-            self.writer.start()
-        if store is not None:
-            for budget in self.budgets:
-                since, _ = period_bounds(budget.period, self.wall())
-                self.book.seed(budget, store.spend_micro(budget.scope, budget.name, since))
+        """Open the spool, and start each budget's period from what the ledger holds."""
+        if self.spool is not None:
+            self.spool.open()
+        if store is not None and self.budgets:
+            with store:
+                for budget in self.budgets:
+                    since, _ = period_bounds(budget.period, self.wall())
+                    self.book.seed(budget, store.spend_micro(budget.scope, budget.name, since))
 
     def close(self) -> None:
         self.sweep(final=True)
-        if self.writer is not None:
-            self.writer.close()
+        if self.spool is not None:
+            self.spool.close()
 
     def has_budget(self, key: ApiKey) -> bool:
         return bool(self._budgeted) and (
@@ -147,13 +149,23 @@ class Accountant:
         self._timeline(done.pool, done.replica).finished(span)
 
     def sweep(self, final: bool = False) -> int:
-        """Price what can be priced now; returns how many records were written."""
+        """Price what can be priced now; returns how many requests were charged."""
         now = self.clock()
         cut = now if final or not self._in_flight else min(self._in_flight.values())
         shares = [s for timeline in self._timelines.values() for s in timeline.sweep(cut)]
-        charged = [self._charge(self._finished.pop(s.span.request_id), s) for s in shares]
-        if self.writer is not None:  # one spool write per sweep, not one per request
-            self.writer.submit_many([record for record in charged if record is not None])
+        if not shares:
+            return 0
+        finished = [self._finished.pop(share.span.request_id) for share in shares]
+        costs: Counter[tuple[str, str]] = Counter()
+        for done, share in zip(finished, shares, strict=True):
+            self._charge(done, share.cost_micro_usd)
+            costs[done.model, done.key.team or "none"] += share.cost_micro_usd
+        for (model, team), micro_usd in costs.items():
+            self._count_cost(model, team, micro_usd)
+        if self.spool is not None:  # one spool write per sweep, not one per request
+            offset = self.wall() - now  # the gateway's clock -> Unix time
+            rows = [self.row(d, s, offset) for d, s in zip(finished, shares, strict=True)]
+            self.spool.append(rows)
         return len(shares)
 
     def _timeline(self, pool: str, replica: str) -> ReplicaTimeline:
@@ -164,13 +176,12 @@ class Accountant:
             self._timelines[(pool, replica)] = timeline
         return timeline
 
-    def _charge(self, done: Finished, share: Share) -> UsageRecord | None:
-        """Settle the budget and count the cost; the ledger's record, when there is a ledger."""
-        self.book.settle(done.request_id, share.cost_micro_usd)
-        previous = self._estimate.get(done.pool, share.cost_micro_usd)
-        self._estimate[done.pool] = (previous * 7 + share.cost_micro_usd) // 8
-        self._count_cost(done.model, done.key.team or "none", share.cost_micro_usd)
-        return None if self.writer is None else self.record(done, share)
+    def _charge(self, done: Finished, cost_micro: int) -> None:
+        """Settle the budget, and keep a typical request's cost for the next admissions."""
+        if self._budgeted:
+            self.book.settle(done.request_id, cost_micro)
+        previous = self._estimate.get(done.pool, cost_micro)
+        self._estimate[done.pool] = (previous * 7 + cost_micro) // 8
 
     def _count_cost(self, model: str, team: str, micro_usd: int) -> None:
         # The child is looked up once per label pair: labels() takes a lock and builds a key.
@@ -179,28 +190,31 @@ class Accountant:
             child = self._cost[(model, team)] = self.metrics.cost.labels(model=model, team=team)
         child.inc(micro_usd / MICRO)
 
-    def record(self, done: Finished, share: Share) -> UsageRecord:
+    def row(self, done: Finished, share: Share, offset: float) -> tuple[Any, ...]:
+        """The ledger's row, in ROW_FIELDS order (built without a UsageRecord: this runs for
+        every request); `offset` turns the gateway's clock into Unix time."""
         usage = done.usage
-        price = self.prices.get(done.pool, PoolPrice(CPU, 1, 0.0))
-        return UsageRecord(
-            time=self.wall() - (self.clock() - done.started),
-            request_id=done.request_id,
-            model=done.model,
-            pool=done.pool,
-            replica=done.replica,
-            gpu_type=price.gpu_type,
-            gpu_seconds=share.gpu_seconds,
-            cost_micro_usd=share.cost_micro_usd,
-            key=done.key.name,
-            team=done.key.team,
-            user_hash=hash_user(done.user or "", self.salt),
-            model_version=done.model_version,
-            prompt_tokens=usage.prompt_tokens,
-            cached_tokens=usage.cached_tokens,
-            completion_tokens=usage.completion_tokens,
-            ttft_s=done.ttft_s,
-            duration_s=done.ended - done.started,
-            status=_status(done.status, usage),
+        price = self.prices.get(done.pool) or PoolPrice(CPU, 1, 0.0)
+        return (
+            offset + done.started,  # time
+            done.request_id,
+            done.model,
+            done.pool,
+            done.replica,
+            price.gpu_type,
+            share.gpu_seconds,
+            share.cost_micro_usd,
+            "request",  # kind
+            done.key.name,
+            done.key.team,
+            hash_user(done.user, self.salt) if done.user else "",
+            done.model_version,
+            usage.prompt_tokens,
+            usage.cached_tokens,
+            usage.completion_tokens,
+            done.ttft_s,
+            done.ended - done.started,  # duration_s
+            _status(done.status, usage),
         )
 
 

@@ -12,9 +12,9 @@ of a request not yet finished), so every share is final when it is handed out.
 
 import math
 import operator
-from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from typing import NamedTuple
 
 from inferplane.ledger.attribution import US_PER_S
 from inferplane.ledger.spans import RequestSpan
@@ -23,8 +23,7 @@ SECONDS_PER_HOUR = 3600
 _BY_TIME_ENDS_FIRST = operator.itemgetter(0, 1)  # at equal times an end (0) before a start
 
 
-@dataclass(frozen=True)
-class Share:
+class Share(NamedTuple):  # a tuple: one is made for every request
     span: RequestSpan
     gpu_seconds: float  # wall seconds x GPUs
     cost_micro_usd: int
@@ -55,10 +54,44 @@ class ReplicaTimeline:
 
     def sweep(self, cut: float) -> list[Share]:
         """Shares of the spans that ended by `cut`; no request may still run before `cut`."""
+        # One loop over locals: it runs for every request the gateway serves.
+        integral, total_rate, last = self._integral, self._total_rate, self._last
+        charged_us, charged_micro = self._charged_us, self._charged_micro
+        gpus, rate_num, rate_den, active = self._gpus, self._rate_num, self._rate_den, self._active
+        shares: list[Share] = []
+        for at, starts, span in self._events(cut):
+            if at > last:
+                if total_rate > 0:
+                    integral += (at - last) / total_rate
+                last = at
+            if starts:
+                rate = max(span.tokens, 1) / (span.end - span.start)
+                active[span.request_id] = (rate, integral)
+                total_rate += rate
+                continue
+            found = active.pop(span.request_id, None)
+            busy_s = 0.0  # a zero-length span: no time to share
+            if found is not None:
+                rate, integral_at_start = found
+                total_rate = total_rate - rate if active else 0.0
+                busy_s = rate * (integral - integral_at_start)
+            # Charged cumulatively: the charges add up to floor(all busy GPU time x price).
+            gpu_us = round(busy_s * US_PER_S) * gpus
+            charged_us += gpu_us
+            total = charged_us * rate_num // rate_den
+            shares.append(Share(span, gpu_us / US_PER_S, total - charged_micro))
+            charged_micro = total
+        self._integral, self._total_rate, self._last = integral, total_rate, last
+        self._charged_us, self._charged_micro = charged_us, charged_micro
+        return shares
+
+    def _events(self, cut: float) -> list[tuple[float, int, RequestSpan]]:
+        """Starts and ends up to `cut` in time order (at equal times an end first)."""
         events: list[tuple[float, int, RequestSpan]] = []
         keep: list[RequestSpan] = []
+        active = self._active
         for span in self._waiting:
-            if span.start <= cut and span.request_id not in self._active and span.end > span.start:
+            if span.start <= cut and span.end > span.start and span.request_id not in active:
                 events.append((span.start, 1, span))
             if span.end <= cut:
                 events.append((span.end, 0, span))
@@ -66,28 +99,4 @@ class ReplicaTimeline:
                 keep.append(span)
         self._waiting = keep
         events.sort(key=_BY_TIME_ENDS_FIRST)
-        return [share for e in events if (share := self._event(*e)) is not None]
-
-    def _event(self, at: float, starts: int, span: RequestSpan) -> Share | None:
-        if self._total_rate > 0 and at > self._last:
-            self._integral += (at - self._last) / self._total_rate
-        self._last = max(self._last, at)
-        if starts:
-            rate = max(span.tokens, 1) / (span.end - span.start)
-            self._active[span.request_id] = (rate, self._integral)
-            self._total_rate += rate
-            return None
-        found = self._active.pop(span.request_id, None)
-        if found is None:  # a zero-length span: no time to share
-            return self._share(span, 0.0)
-        rate, integral_at_start = found
-        self._total_rate = self._total_rate - rate if self._active else 0.0
-        return self._share(span, rate * (self._integral - integral_at_start))
-
-    def _share(self, span: RequestSpan, busy_s: float) -> Share:
-        # Charged cumulatively: the charges add up to floor(all busy GPU time x price).
-        gpu_us = round(busy_s * US_PER_S) * self._gpus
-        self._charged_us += gpu_us
-        total = self._charged_us * self._rate_num // self._rate_den
-        cost, self._charged_micro = total - self._charged_micro, total
-        return Share(span, gpu_us / US_PER_S, cost)
+        return events

@@ -4,11 +4,14 @@ Workers bind the same address with SO_REUSEPORT, so the kernel spreads connectio
 with no accept lock and no parent in the data path. Each worker holds its own replica health,
 scrapes and in-flight counts (the balancer needs only approximate load). uvicorn runs on
 uvloop with the httptools parser; the parent forwards SIGTERM / SIGINT to its workers.
-Each worker logs JSON lines, serves the status page at /ui, and writes its usage records to
-the fleet's ledger (fleet.ledger.url) through its own spool file.
+Each worker logs JSON lines and serves the status page at /ui. With the ledger on, each
+worker appends its usage records to a spool of its own, and one ledger writer process (started
+here, after it has stored what earlier runs left) stores them in the fleet's ledger
+(fleet.ledger.url): the workers never run SQL.
 """
 
 import contextlib
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -31,8 +34,9 @@ from inferplane.gateway.metrics import GatewayMetrics
 from inferplane.gateway.settings import GatewaySettings
 from inferplane.gateway.state import GatewayState
 from inferplane.ledger.budgets import Budget
+from inferplane.ledger.spool import SpoolAppender
 from inferplane.ledger.store import UsageStore, normalise_url
-from inferplane.ledger.writer import LedgerWriter, WriterConfig
+from inferplane.ledger.writer_process import WriterProcess, catch_up
 from inferplane.telemetry.logging import configure_logging
 from inferplane.telemetry.ui import gateway_status_board, with_status_page
 
@@ -76,12 +80,12 @@ def build_state(options: GatewayOptions, worker: int = 0) -> GatewayState:
     access = Access.from_fleet(fleet, base_dir, time.monotonic)
     metrics = GatewayMetrics()
     store = UsageStore(fleet.ledger.url) if options.ledger else None
-    writer = None if store is None else LedgerWriter(store, WriterConfig(_spool(fleet, worker)))
+    spool = SpoolAppender(spool_dir(fleet), f"gateway-{worker}") if options.ledger else None
     accountant = Accountant(
         fleet,
         _budgets(fleet, base_dir),
         metrics.cost,
-        writer,
+        spool,
         time.monotonic,
         time.time,
         os.environ.get(SALT_ENV, ""),
@@ -104,11 +108,29 @@ def _budgets(fleet: FleetConfig, base_dir: Path) -> list[Budget]:
     return load_keys(base_dir / Path(keys_file).expanduser()).budgets()
 
 
-def _spool(fleet: FleetConfig, worker: int) -> Path:
-    """Each worker's spool: beside a SQLite ledger, else under ~/.inferplane."""
+def spool_dir(fleet: FleetConfig) -> Path:
+    """The ledger's spool folder: beside a SQLite ledger, else one per URL in ~/.inferplane."""
     url = normalise_url(fleet.ledger.url)
-    folder = Path(url.database).parent if url.drivername == "sqlite" and url.database else None
-    return (folder or Path("~/.inferplane").expanduser()) / f"gateway-{worker}.spool"
+    if url.drivername == "sqlite" and url.database:
+        database = Path(url.database)
+        return database.parent / f"{database.name}.spool"
+    digest = hashlib.sha256(fleet.ledger.url.encode()).hexdigest()[:16]
+    return Path("~/.inferplane").expanduser() / f"spool-{digest}"
+
+
+def start_ledger_writer(options: GatewayOptions) -> WriterProcess | None:
+    """Store what earlier runs spooled (budgets are seeded from the ledger), then start the
+    writer process that stores what the workers spool from now on."""
+    if not options.ledger:
+        return None
+    fleet = load_fleet(options.fleet)
+    folder = spool_dir(fleet)
+    stored = catch_up(fleet.ledger.url, folder)
+    if stored:
+        log.warning("stored %d usage records an earlier run left in %s", stored, folder)
+    writer = WriterProcess(fleet.ledger.url, folder, options.log_level)
+    writer.start()
+    return writer
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -148,6 +170,15 @@ def serve_worker(options: GatewayOptions, worker: int = 0) -> None:
 def run(options: GatewayOptions) -> None:
     """Serve until SIGTERM or Ctrl-C: in this process, or in `workers` child processes."""
     build_state(replace(options, ledger=False))  # fail here, once, on a bad fleet or flag
+    writer = start_ledger_writer(options)
+    try:
+        _serve(options)
+    finally:
+        if writer is not None:
+            writer.stop()  # after the workers: it stores what their last sweeps spooled
+
+
+def _serve(options: GatewayOptions) -> None:
     if options.workers == 1:
         serve_worker(options)
         return

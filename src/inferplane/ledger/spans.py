@@ -6,13 +6,12 @@ ends; in each stretch the active requests share the time by their token rates.
 """
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from inferplane.ledger.attribution import Step
 
 
-@dataclass(frozen=True)
-class RequestSpan:
+class RequestSpan(NamedTuple):  # a tuple: the gateway makes one for every request
     request_id: str
     start: float
     end: float

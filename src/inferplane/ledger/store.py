@@ -2,6 +2,9 @@
 
 SQLite (WAL mode) by default, PostgreSQL by URL (`postgresql://` uses psycopg 3). Writes are
 idempotent by request id: writing a record twice stores it once, so a spool can be replayed.
+Rows are written as plain tuples through the driver's executemany (write_rows): the ledger
+writer stores thousands a second, and SQLAlchemy's per-row compilation would cost more than
+the insert itself.
 """
 
 from collections.abc import Iterable, Sequence
@@ -28,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 
 from inferplane.config.schema import Ledger
-from inferplane.ledger.usage import UsageRecord
+from inferplane.ledger.usage import ROW_FIELDS, UsageRecord
 
 DEFAULT_URL = Ledger().url
 Scope = Literal["key", "team"]
@@ -128,10 +131,42 @@ class UsageStore:
 
     def write(self, records: Iterable[UsageRecord]) -> None:
         """Insert records in one transaction; ids already stored are left as they are."""
-        rows = _dedupe([record.to_dict() for record in records])
-        if rows:
-            with self.engine.begin() as connection:
-                connection.execute(self._insert_ignoring_duplicates(), rows)
+        self.write_rows(ROW_FIELDS, [record.to_row() for record in records])
+
+    def write_rows(self, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert rows (values in `columns` order, as the spool holds them) in one
+        transaction; ids already stored are left as they are."""
+        if not rows:
+            return
+        unknown = set(columns) - set(self.table.columns.keys())
+        if unknown or "request_id" not in columns:
+            raise ValueError(f"rows with columns {sorted(unknown)} or no request_id")
+        at = list(columns).index("request_id")
+        unique = list({row[at]: row for row in rows}.values())
+        with self.engine.begin() as connection:
+            sql = self._insert_sql(tuple(columns))
+            if sql is None:
+                dicts = [dict(zip(columns, row, strict=True)) for row in unique]
+                connection.execute(self._insert_ignoring_duplicates(), dicts)
+            else:  # the DBAPI cursor itself: rows may be lists, as the spool's JSON gives them
+                cursor = connection.connection.cursor()
+                try:
+                    cursor.executemany(sql, unique)
+                finally:
+                    cursor.close()
+
+    def _insert_sql(self, columns: tuple[str, ...]) -> str | None:
+        """INSERT ... ON CONFLICT DO NOTHING in the driver's own parameter style."""
+        mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(self.engine.dialect.paramstyle)
+        if mark is None:
+            return None
+        quote = self.engine.dialect.identifier_preparer.quote
+        names = ", ".join(quote(name) for name in columns)
+        marks = ", ".join([mark] * len(columns))
+        return (
+            f"INSERT INTO {quote(self.table.name)} ({names}) VALUES ({marks}) "
+            f"ON CONFLICT ({quote('request_id')}) DO NOTHING"
+        )
 
     def _insert_ignoring_duplicates(self) -> Insert:
         if self.is_sqlite:
@@ -162,8 +197,3 @@ class UsageStore:
         )
         with self.engine.connect() as connection:
             return int(connection.execute(query).scalar_one())
-
-
-def _dedupe(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    # PostgreSQL refuses one INSERT that hits the same key twice, even with ON CONFLICT.
-    return list({row["request_id"]: row for row in rows}.values())

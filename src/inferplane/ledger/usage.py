@@ -5,7 +5,8 @@ plus idle costs equal GPU-hours x price. Users are stored only as a salted hash.
 """
 
 import hashlib
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -52,9 +53,12 @@ class UsageRecord:
         return self.prompt_tokens + self.completion_tokens
 
     def to_dict(self) -> dict[str, Any]:
-        # A shallow copy: every field is a scalar, and asdict's deep copy costs ~10x more on
-        # the gateway's accounting path.
-        return {name: getattr(self, name) for name in _FIELD_NAMES}
+        # A shallow copy: every field is a scalar (asdict's deep copy costs ~10x more).
+        return {name: getattr(self, name) for name in ROW_FIELDS}
+
+    def to_row(self) -> tuple[Any, ...]:
+        """The record's values in ROW_FIELDS order: how the spool and the store carry it."""
+        return tuple(getattr(self, name) for name in ROW_FIELDS)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "UsageRecord":
@@ -63,7 +67,14 @@ class UsageRecord:
         return cls(**{name: value for name, value in data.items() if name in known})
 
 
-_FIELD_NAMES = tuple(f.name for f in fields(UsageRecord))
+ROW_FIELDS = tuple(f.name for f in fields(UsageRecord))
+_DEFAULTS = {f.name: f.default for f in fields(UsageRecord) if f.default is not MISSING}
+
+
+def row_from_dict(data: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A to_dict()-shaped mapping as a row (defaults filled in); KeyError names a field that
+    has no default and is missing."""
+    return tuple(data[name] if name in data else _DEFAULTS[name] for name in ROW_FIELDS)
 
 
 def hash_user(user: str, salt: str) -> str:

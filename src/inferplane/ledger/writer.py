@@ -1,159 +1,162 @@
-"""The ledger writer: takes usage records off the request path and stores them in batches.
+"""The ledger writer: stores what the gateways' spools hold, from a process of its own.
 
-submit() appends the record to the spool and puts it on a bounded queue; it never blocks and
-never touches the database. A background thread drains the queue in batches into the store.
-When the queue is full, or the database fails, the record is still in the spool: the thread
-replays the spool once it can, and writes are idempotent by request id, so nothing is stored
-twice and nothing is lost.
+The gateway prices its requests and appends the records to its spool (ledger/spool.py), and
+that is all: the SQL, and the GIL it would hold, stay out of the request path's process. The
+writer tails every segment in the spool folder: it reads the complete lines past its place,
+fsyncs the segment (a power cut then loses at most what was not yet synced), inserts the rows
+in batches (the driver's executemany of plain rows, idempotent by request id) and deletes a
+final segment once all of it is stored.
+
+Nothing is lost when either process is killed: a record is in its segment before the gateway
+moves on, and the writer keeps its place in memory only, so a restarted writer reads every
+segment from the start and stores again what was stored already (which changes nothing). A
+failed database write is retried the same way. A torn last line of a final segment (its
+gateway died in the middle of a write) is skipped with a warning.
 """
 
+import contextlib
 import logging
-import queue
-import threading
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from inferplane.ledger.spool import Spool
+from inferplane.ledger.spool import Columns, Row, decode, is_final, segments
 from inferplane.ledger.store import UsageStore
-from inferplane.ledger.usage import UsageRecord
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class WriterConfig:
-    spool_path: Path
-    max_queue: int = 10_000
-    batch_size: int = 500
-    flush_interval_s: float = 0.2
+    spool_dir: Path
+    batch_size: int = 2000
+    poll_s: float = 0.1
     retry_s: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.max_queue < 1 or self.batch_size < 1 or self.flush_interval_s <= 0:
-            raise ValueError("writer needs max_queue >= 1, batch_size >= 1, flush_interval_s > 0")
+        if self.batch_size < 1 or self.poll_s <= 0 or self.retry_s <= 0:
+            raise ValueError("writer needs batch_size >= 1, poll_s > 0 and retry_s > 0")
 
 
 @dataclass
 class WriterStats:
-    submitted: int = 0
-    written: int = 0
-    overflowed: int = 0
-    replayed: int = 0
+    written: int = 0  # rows handed to the store (a restart hands some over again)
+    segments_done: int = 0
+    skipped: int = 0  # lines that were not a record
     failures: int = 0
 
 
+class _Tail:
+    """The writer's place in one segment: an open file and the start of an unfinished line."""
+
+    __slots__ = ("file", "rest")
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.rest = b""
+
+
 class LedgerWriter:
-    """Batches records into a UsageStore from a thread; start() replays what a crash left."""
+    """Tails a spool folder into a UsageStore; drain() is one pass, run() loops until told."""
 
     def __init__(self, store: UsageStore, config: WriterConfig) -> None:
         self.store = store
         self.config = config
         self.stats = WriterStats()
-        self._spool = Spool(config.spool_path)
-        self._queue: queue.Queue[UsageRecord] = queue.Queue(maxsize=config.max_queue)
-        self._lock = threading.Lock()
-        self._needs_replay = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._tails: dict[Path, _Tail] = {}
 
-    def start(self) -> None:
-        """Open the store and the spool, store what the spool holds, start the thread."""
+    def drain(self) -> int:
+        """Store what every segment holds now; remove the final ones. Returns rows stored."""
         self.store.open()
-        self._spool.open()
-        self._needs_replay = True
-        self._replay()
-        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
-        self._thread.start()
+        present = segments(self.config.spool_dir)
+        for gone in self._tails.keys() - set(present):  # removed by another writer
+            self._forget(gone)
+        return sum(self._drain_segment(path) for path in present)
 
-    def submit(self, record: UsageRecord) -> None:
-        """Hand a record to the ledger; returns at once (the spool keeps it safe)."""
-        self.submit_many((record,))
-
-    def submit_many(self, records: Sequence[UsageRecord]) -> None:
-        """Hand records over with one spool write; returns at once."""
-        if not records:
-            return
-        with self._lock:
-            self._spool.append(records)
-            self.stats.submitted += len(records)
-            for record in records:
-                try:
-                    self._queue.put_nowait(record)
-                except queue.Full:
-                    self.stats.overflowed += 1
-                    self._needs_replay = True
-
-    def close(self, timeout_s: float = 10.0) -> None:
-        """Store everything submitted so far, then stop."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
-        self._spool.close()
-
-    def backlog(self) -> int:
-        return self._queue.qsize()
-
-    def _run(self) -> None:
-        while not (self._stop.is_set() and self._queue.empty() and not self._needs_replay):
+    def run(self, should_stop: Callable[[], bool]) -> None:
+        """Drain until should_stop() says so, then once more: what was appended last is kept."""
+        while not should_stop():
             try:
-                self._cycle()
-            except Exception:  # the database is down or refused: keep the spool, retry later
-                self.stats.failures += 1
-                self._needs_replay = True
-                log.exception("ledger write failed; records stay in the spool")
-                if self._stop.is_set():
-                    return  # closing: the next start() replays the spool
-                self._stop.wait(self.config.retry_s)
-
-    def _cycle(self) -> None:
-        if self._needs_replay:
-            self._replay()
-            return
-        batch = self._next_batch()
-        if batch:
-            self._spool.sync()
-            self.store.write(batch)
-            self.stats.written += len(batch)
-            self._compact()
-
-    def _next_batch(self) -> list[UsageRecord]:
+                stored = self.drain()
+            except Exception:  # the database is down or refused: the spool keeps everything
+                self._failed()
+                self._sleep(self.config.retry_s, should_stop)
+                continue
+            if not stored:
+                self._sleep(self.config.poll_s, should_stop)
         try:
-            batch = [self._queue.get(timeout=self.config.flush_interval_s)]
-        except queue.Empty:
+            self.drain()
+        except Exception:  # the next writer stores it
+            self._failed()
+
+    def close(self) -> None:
+        for path in list(self._tails):
+            self._forget(path)
+
+    def _drain_segment(self, path: Path) -> int:
+        final = is_final(path)  # before reading: whatever was written by then is read now
+        tail = self._tails.get(path)
+        if tail is None:
+            try:
+                tail = self._tails[path] = _Tail(path.open("rb"))
+            except FileNotFoundError:
+                return 0
+        data = tail.rest + tail.file.read()
+        cut = data.rfind(b"\n") + 1
+        lines, tail.rest = data[:cut], data[cut:]
+        stored = self._store(lines, tail.file) if lines else 0
+        if final:
+            self._finish(path, tail)
+        return stored
+
+    def _store(self, lines: bytes, file: BinaryIO) -> int:
+        batches: dict[Columns, list[Row]] = {}
+        for line in lines.splitlines():
+            for columns, rows in self._parse(line):
+                batches.setdefault(columns, []).extend(rows)
+        with contextlib.suppress(OSError):
+            os.fsync(file.fileno())
+        size = self.config.batch_size
+        stored = 0
+        for columns, rows in batches.items():
+            for start in range(0, len(rows), size):
+                self.store.write_rows(columns, rows[start : start + size])
+            stored += len(rows)
+        self.stats.written += stored
+        return stored
+
+    def _parse(self, line: bytes) -> list[tuple[Columns, list[Row]]]:
+        try:
+            return [decode(line)]
+        except ValueError as error:
+            self.stats.skipped += 1
+            log.warning("spool line skipped (%s): %r", error, line[:200])
             return []
-        while len(batch) < self.config.batch_size:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
 
-    def _replay(self) -> None:
-        with self._lock:
-            records = self._spool.read()
-            self._needs_replay = False
-            self._drain_queue()  # what is queued is in the spool too
-        try:
-            for start in range(0, len(records), self.config.batch_size):
-                self.store.write(records[start : start + self.config.batch_size])
-        except Exception:
-            self._needs_replay = True
-            raise
-        self.stats.replayed += len(records)
-        self._compact()
+    def _finish(self, path: Path, tail: _Tail) -> None:
+        if tail.rest:
+            self.stats.skipped += 1
+            log.warning("spool %s ends in a torn line (%d bytes): skipped", path, len(tail.rest))
+        self._forget(path)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        self.stats.segments_done += 1
 
-    def _drain_queue(self) -> None:
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                return
+    def _forget(self, path: Path) -> None:
+        tail = self._tails.pop(path, None)
+        if tail is not None:
+            tail.file.close()
 
-    def _compact(self) -> None:
-        # Everything in the spool is stored once the queue is empty and no replay is due;
-        # holding the lock keeps submit() from appending in between.
-        with self._lock:
-            if self._queue.empty() and not self._needs_replay and self._spool.size():
-                self._spool.clear()
+    def _failed(self) -> None:
+        self.stats.failures += 1
+        log.exception("ledger write failed; the records stay in the spool")
+        self.close()  # read every segment from its start next time: stored rows are no-ops
+
+    @staticmethod
+    def _sleep(seconds: float, should_stop: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + seconds
+        while not should_stop() and time.monotonic() < deadline:
+            time.sleep(min(0.05, seconds))
