@@ -33,7 +33,7 @@ from multiprocessing.process import BaseProcess
 from inferplane.engine.async_engine import EngineShutdownError
 from inferplane.engine.config import EngineConfig
 from inferplane.engine.core_process import ADD, CALL, DROP, SHUTDOWN, Ready, StepMessage, run_core
-from inferplane.engine.engine import ContextLengthExceededError
+from inferplane.engine.engine import validate_prompt
 from inferplane.engine.outputs import RequestOutput
 from inferplane.engine.protocol import EngineStats, QueueFullError, TextTokenizer
 from inferplane.engine.sampling_params import SamplingParams
@@ -193,7 +193,7 @@ class ProcessEngine:
     def _open(self, prompt_token_ids: Sequence[int], request_id: str) -> _Stream:
         if self._closing or not self._alive:
             raise EngineShutdownError("the engine is shut down")
-        self._validate(prompt_token_ids)
+        validate_prompt(prompt_token_ids, self._max_model_len)
         if request_id in self._streams:
             raise ValueError(f"request id {request_id!r} is already in use")
         waiting = len(self._streams) - self.stats().num_running
@@ -202,16 +202,6 @@ class ProcessEngine:
         stream = _Stream(asyncio.get_running_loop())
         self._streams[request_id] = stream
         return stream
-
-    def _validate(self, prompt_token_ids: Sequence[int]) -> None:
-        """The checks of LLMEngine.validate, with its errors, before anything crosses."""
-        if not prompt_token_ids:
-            raise ValueError("the prompt is empty: give at least one token")
-        if len(prompt_token_ids) > self._max_model_len:
-            raise ContextLengthExceededError(
-                f"This model's maximum context length is {self._max_model_len} tokens, but the "
-                f"prompt has {len(prompt_token_ids)} tokens: shorten the prompt"
-            )
 
     async def abort(self, request_id: str) -> None:
         await self._call("abort", request_id)

@@ -54,13 +54,7 @@ class LLMEngine:
         self.sleeping = False
 
     def validate(self, prompt_token_ids: Sequence[int]) -> None:
-        if not prompt_token_ids:
-            raise ValueError("the prompt is empty: give at least one token")
-        if len(prompt_token_ids) > self.max_model_len:
-            raise ContextLengthExceededError(
-                f"This model's maximum context length is {self.max_model_len} tokens, but the "
-                f"prompt has {len(prompt_token_ids)} tokens: shorten the prompt"
-            )
+        validate_prompt(prompt_token_ids, self.max_model_len)
 
     def add_request(
         self,
@@ -255,3 +249,14 @@ def _call_hook(runner: object, name: str) -> None:
     hook = getattr(runner, name, None)
     if callable(hook):
         hook()
+
+
+def validate_prompt(prompt_token_ids: Sequence[int], max_model_len: int) -> None:
+    """The checks every front runs before a prompt reaches the engine, with their errors."""
+    if not prompt_token_ids:
+        raise ValueError("the prompt is empty: give at least one token")
+    if len(prompt_token_ids) > max_model_len:
+        raise ContextLengthExceededError(
+            f"This model's maximum context length is {max_model_len} tokens, but the "
+            f"prompt has {len(prompt_token_ids)} tokens: shorten the prompt"
+        )
