@@ -3,7 +3,8 @@
 Workers bind the same address with SO_REUSEPORT, so the kernel spreads connections over them
 with no accept lock and no parent in the data path. Each worker holds its own replica health,
 scrapes and in-flight counts (the balancer needs only approximate load). uvicorn runs on
-uvloop with the httptools parser; the parent forwards SIGTERM / SIGINT to its workers.
+uvloop with the httptools parser, a response's head and body written at once
+(gateway/coalesce.py); the parent forwards SIGTERM / SIGINT to its workers.
 Each worker logs JSON lines and serves the status page at /ui. With the ledger on, each
 worker appends its usage records to a spool of its own, and one ledger writer process (started
 here, after it has stored what earlier runs left) stores them in the fleet's ledger
@@ -30,6 +31,7 @@ from inferplane.gateway.access import Access
 from inferplane.gateway.accounting import Accountant
 from inferplane.gateway.app import GatewayApp
 from inferplane.gateway.auth import load_keys
+from inferplane.gateway.coalesce import CoalescingHttpToolsProtocol
 from inferplane.gateway.metrics import GatewayMetrics
 from inferplane.gateway.settings import GatewaySettings
 from inferplane.gateway.state import GatewayState
@@ -155,7 +157,7 @@ def serve_worker(options: GatewayOptions, worker: int = 0) -> None:
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,  # httptools, a response's writes joined
         lifespan="on",
         access_log=False,
         server_header=False,
