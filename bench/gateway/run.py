@@ -12,10 +12,12 @@ Writes bench/results/gateway.json and gateway.png. Run from the repository root:
     python bench/gateway/run.py            # full run, about 6-7 minutes once peers are installed
     python bench/gateway/run.py --quick    # one short round, a smoke check (about 2 minutes)
     python bench/gateway/run.py --only direct nginx
+    python bench/gateway/run.py --rounds 2 --out /some/scratch/folder   # a trial run
 """
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -173,7 +175,9 @@ def run_all(names: list[str] | None, plan: loads.LoadPlan) -> dict[str, Any]:
     return {name: results[name] for name in order if name in results}
 
 
-def write(results: dict[str, Any], plan: loads.LoadPlan, quick: bool, nice: int | None) -> None:
+def write(
+    results: dict[str, Any], plan: loads.LoadPlan, quick: bool, nice: int | None, out: Path
+) -> None:
     report.add_deltas(results)
     labels = {name: entry["label"] for name, entry in results.items()}
     doc = {
@@ -198,9 +202,9 @@ def write(results: dict[str, Any], plan: loads.LoadPlan, quick: bool, nice: int 
         "verdicts_best_round": report.verdicts(report.best_round_view(results)),
     }
     suffix = "_quick" if quick else ""
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"gateway{suffix}.json").write_text(json.dumps(doc, indent=2) + "\n")
-    report.plot(results, labels, RESULTS / f"gateway{suffix}.png")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"gateway{suffix}.json").write_text(json.dumps(doc, indent=2) + "\n")
+    report.plot(results, labels, out / f"gateway{suffix}.png")
     print(json.dumps({"ratios": doc["ratios"], "verdicts": doc["verdicts"]}, indent=2))
 
 
@@ -208,8 +212,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="short loads (a smoke check)")
     parser.add_argument("--only", nargs="*", help="target names (direct is always run)")
+    parser.add_argument("--rounds", type=int, help="rounds of measurement (default: the plan's)")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="folder for the JSON and PNG (a scratch run)"
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
+    if args.rounds:
+        plan = dataclasses.replace(plan, rounds=args.rounds)
     names = sorted({"direct", *args.only}) if args.only else None
     check_ports_free([UPSTREAM_PORT, *(t.port for t in targets.all_targets(UPSTREAM_PORT))])
     nice = renice()
@@ -224,7 +234,7 @@ def main() -> None:
         results = run_all(names, plan)
     finally:
         loads.stop(upstream)
-    write(results, plan, args.quick, nice)
+    write(results, plan, args.quick, nice, args.out)
 
 
 if __name__ == "__main__":
