@@ -161,6 +161,7 @@ def serve_worker(options: GatewayOptions, worker: int = 0) -> None:
         lifespan="on",
         access_log=False,
         server_header=False,
+        proxy_headers=False,  # nothing reads the client address: no X-Forwarded-* per request
         timeout_keep_alive=CLIENT_KEEPALIVE_S,
         backlog=BACKLOG,
         log_level=options.log_level,
