@@ -93,3 +93,24 @@ def test_records_of_a_killed_gateway_are_stored_at_the_next_start(
         assert _count(url) == REQUESTS  # stored before the gateway took a request
     with running_gateway(fleet, ["--ledger"], tmp_path / "gw3.log"):
         assert _count(url) == REQUESTS
+
+
+def test_a_stopped_gateway_has_stored_every_record_and_its_writer_is_gone(
+    tmp_path: Path, replica: str
+) -> None:
+    fleet, url = _fleet(tmp_path, replica), f"sqlite:///{tmp_path / 'ledger.db'}"
+    with running_gateway(fleet, ["--ledger"], tmp_path / "gw.log") as gateway:
+        writer = _writer_pid(gateway)
+        for _ in range(REQUESTS):
+            assert httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT).status_code == 200
+        gateway.stop()  # SIGTERM, then wait: the last sweep's records are stored by then
+    assert _count(url) == REQUESTS
+    assert not Path(f"/proc/{writer}").exists() or b"Z" in _state(writer)
+    assert not list((tmp_path / "ledger.db.spool").glob("*.spool"))
+
+
+def _state(pid: int) -> bytes:
+    for line in Path(f"/proc/{pid}/status").read_bytes().splitlines():
+        if line.startswith(b"State:"):
+            return line
+    return b""

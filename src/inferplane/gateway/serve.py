@@ -174,11 +174,17 @@ def run(options: GatewayOptions) -> None:
     """Serve until SIGTERM or Ctrl-C: in this process, or in `workers` child processes."""
     build_state(replace(options, ledger=False))  # fail here, once, on a bad fleet or flag
     writer = start_ledger_writer(options)
+    # uvicorn re-raises the SIGTERM it stopped on; as an exception it leaves through `finally`
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         _serve(options)
     finally:
         if writer is not None:
             writer.stop()  # after the workers: it stores what their last sweeps spooled
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _serve(options: GatewayOptions) -> None:
