@@ -1,0 +1,13 @@
+"""A discrete-event simulator that replays request traces through the platform's real code.
+
+Each simulated replica runs the engine's real scheduler and KV cache with a step-time model
+from the planner instead of a forward pass; each arrival goes through the gateway's real
+balancing policy over real replica snapshots; the pool is sized by the real autoscaler on
+signals built as the controller builds them. Time is simulated: nothing sleeps.
+"""
+
+from inferplane.sim.report import SimReport
+from inferplane.sim.run import SimOptions, simulate
+from inferplane.sim.trace import Trace, TraceRequest, load_azure_trace
+
+__all__ = ["SimOptions", "SimReport", "Trace", "TraceRequest", "load_azure_trace", "simulate"]
