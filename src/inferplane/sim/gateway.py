@@ -131,7 +131,7 @@ class SimGateway:
 
     def _hold(self, record: RequestRecord) -> None:
         if len(self.held) >= self.settings.max_held:
-            self._reject(record, f"503 no healthy replica ({len(self.held)} requests held)")
+            self._reject(record, f"503 no_healthy_replica: {len(self.held)} requests held")
             return
         record.held = True
         self.held.append(record)
@@ -141,8 +141,8 @@ class SimGateway:
     def _hold_expired(self, record: RequestRecord) -> None:
         if record.replica is None and record.outcome == "pending":
             self.held.remove(record)
-            timeout = self.settings.hold_timeout_s
-            self._reject(record, f"503 no healthy replica within the {timeout:g} s hold")
+            hold = f"{self.settings.hold_timeout_s:g} s"
+            self._reject(record, f"503 no_healthy_replica: none ready within the {hold} hold")
 
     def _reject(self, record: RequestRecord, reason: str) -> None:
         record.reject(reason)

@@ -26,7 +26,7 @@ class RequestRecord:
     cached_tokens: int = 0
     held: bool = False
     outcome: Outcome = "pending"
-    reason: str = ""  # why a request was rejected: the status and message a client would get
+    reason: str = ""  # why it was refused: "STATUS kind: detail", as a client would hear
 
     @property
     def ttft_s(self) -> float | None:

@@ -98,7 +98,7 @@ class SimReplica:
                 f"max_model_len {self.max_model_len}"
             )
         if self.scheduler.num_waiting >= self.shape.max_waiting:
-            return f"429 queue full: {self.scheduler.num_waiting} requests waiting"
+            return f"429 queue_full: {self.scheduler.num_waiting} requests waiting"
         return None
 
     def add(self, record: RequestRecord) -> None:

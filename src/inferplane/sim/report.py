@@ -147,7 +147,7 @@ def _tpots(done: Sequence[RequestRecord]) -> list[float]:
 def _reasons(rejected: Sequence[RequestRecord]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for record in rejected:
-        kind = " ".join(record.reason.split()[:2]).rstrip(":")  # "503 no", "400 context_..."
+        kind = record.reason.partition(":")[0]  # "STATUS kind"
         counts[kind] = counts.get(kind, 0) + 1
     return dict(sorted(counts.items()))
 

@@ -1,0 +1,63 @@
+import itertools
+
+from inferplane.sim.latency import LinearStepTime
+from inferplane.sim.report import SimReport
+from inferplane.sim.run import SimOptions, simulate
+from inferplane.sim.trace import Trace, TraceRequest
+from tests.sim.fleets import fleet
+
+# a slow replica (8 sequences at 50 ms a step) so a burst leaves requests waiting
+SLOW = SimOptions(step_time=LinearStepTime(base_s=0.05), max_num_seqs=8, kv_blocks=4096,
+                  cold_start_s=5.0)  # fmt: skip
+
+
+def burst(count: int, every_s: float, start_s: float = 0.0, out: int = 100) -> Trace:
+    return Trace(tuple(TraceRequest(start_s + i * every_s, 200, out) for i in range(count)))
+
+
+def _sizes(report: SimReport) -> list[int]:
+    return [int(s["starting"] + s["ready"] + s["draining"]) for s in report.replica_timeline]
+
+
+def test_a_burst_scales_up_after_the_up_window_and_back_down_after_the_down_window() -> None:
+    report = simulate(fleet("{min: 1, max: 4}"), "chat", burst(600, 0.1), "H100", options=SLOW)
+    ups = [e for e in report.scale_events if e["to"] > e["from"]]
+    downs = [e for e in report.scale_events if e["to"] < e["from"]]
+    # the waiting queue passes the target within the first seconds; the 30 s up window holds
+    assert 30.0 <= ups[0]["at_s"] <= 33.0 and "up window 30 s" in ups[0]["reason"]
+    assert (ups[0]["from"], ups[0]["to"]) == (1, 3)  # up_step 2 per minute
+    assert report.replicas_max == 4
+    last_up = ups[-1]["at_s"]
+    assert downs and downs[0]["at_s"] >= last_up + 300 - 1  # the 300 s down window
+    assert [(e["from"], e["to"]) for e in downs] == [(4, 3), (3, 2), (2, 1)]
+    assert all(b["at_s"] - a["at_s"] >= 120 for a, b in itertools.pairwise(downs))
+    assert _sizes(report)[-1] == 1 and report.finished == 600 and report.rejected == 0
+
+
+def test_a_spike_shorter_than_the_up_window_scales_nothing() -> None:
+    report = simulate(fleet("{min: 1, max: 4}"), "chat", burst(40, 0.1, out=20), "H100",
+                      options=SLOW)  # fmt: skip
+    assert report.scale_events == [] and report.replicas_max == 1
+
+
+def test_scale_from_zero_holds_the_first_requests_through_the_cold_start_then_to_zero() -> None:
+    autoscale = "{idle_to_zero: 60s}"
+    report = simulate(fleet("{min: 0, max: 2}", autoscale), "chat", burst(5, 1.0, start_s=10.0),
+                      "H100", options=SLOW)  # fmt: skip
+    assert report.held >= 1 and report.finished == 5
+    assert report.ttft_s.max >= 5.0  # the first request waited for the cold start
+    first = report.scale_events[0]
+    assert (first["at_s"], first["from"], first["to"], first["cause"]) == (10.0, 0, 1, "from_zero")
+    last = report.scale_events[-1]
+    assert (last["to"], last["cause"]) == (0, "idle_to_zero")
+    assert last["at_s"] - report.last_finish_s >= 60.0 - 1
+    assert _sizes(report)[0] == 1 and _sizes(report)[-1] == 0
+    # GPU time: 5 s cold start + the work + the idle minute, not the 10 s before the first request
+    assert report.gpu_seconds < report.duration_s - 9
+
+
+def test_a_fixed_size_never_scales() -> None:
+    options = SimOptions(step_time=SLOW.step_time, max_num_seqs=8, kv_blocks=4096, replicas=2)
+    report = simulate(fleet("{min: 1, max: 4}"), "chat", burst(600, 0.1), "H100", options=options)
+    assert report.scale_events == [] and report.replicas_max == 2
+    assert report.gpu_seconds == 2 * report.duration_s
