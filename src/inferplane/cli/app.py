@@ -16,6 +16,7 @@ from inferplane.cli import (
     plan_cmd,
     rollout_cmd,
     serve_cmd,
+    sim_cmd,
     status_cmd,
     up_cmd,
 )
@@ -40,6 +41,7 @@ app.command("gateway")(gateway_cmd.gateway)
 app.add_typer(telemetry_cli.app, name="telemetry")
 app.command("place")(place_cmd.place_command)
 app.add_typer(rollout_cmd.app, name="rollout")
+app.command("sim")(sim_cmd.sim)
 
 
 def _print_version(value: bool) -> None:
