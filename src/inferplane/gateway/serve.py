@@ -12,6 +12,7 @@ here, after it has stored what earlier runs left) stores them in the fleet's led
 """
 
 import contextlib
+import gc
 import hashlib
 import logging
 import multiprocessing
@@ -167,6 +168,10 @@ def serve_worker(options: GatewayOptions, worker: int = 0) -> None:
         log_level=options.log_level,
         log_config=None,  # configure_logging above decides: JSON lines
     )
+    # What was built so far lives as long as the process: out of the collector's sight, a full
+    # collection no longer walks every module's objects (it cost ~5% of a busy worker's time).
+    gc.collect()
+    gc.freeze()
     uvicorn.Server(config).run(sockets=[bind(options.host, options.port)])
 
 
