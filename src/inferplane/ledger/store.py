@@ -2,7 +2,7 @@
 
 SQLite (WAL mode) by default, PostgreSQL by URL (`postgresql://` uses psycopg 3). Writes are
 idempotent by request id: writing a record twice stores it once, so a spool can be replayed.
-Rows are written as plain rows through the driver's executemany (write_rows): the ledger
+Rows go to the driver's executemany as they are, lists or tuples (write_rows): the ledger
 writer stores thousands a second, and SQLAlchemy's per-row compilation would cost more than
 the insert itself.
 """
