@@ -54,7 +54,7 @@ class Sizes:
     cost_repeats: int
 
 
-FULL = Sizes(64, 32, 1.0, 512, 3, 16, 2)
+FULL = Sizes(64, 32, 1.0, 512, 3, 16, 4)
 QUICK = Sizes(16, 8, 0.5, 256, 2, 6, 1)
 
 
