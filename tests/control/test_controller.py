@@ -87,6 +87,20 @@ async def running(tmp_path: Path, config: FleetConfig, **options: Any) -> AsyncI
         await state.stop()
 
 
+async def test_streams_ttft_from_the_gateway_feeds_the_pools_signal_window(
+    tmp_path: Path,
+) -> None:
+    """`autoscale.metric: ttft_p95` needs samples: the gateway's proxy hands each stream's
+    TTFT to the controller, which files it under the pool."""
+    async with running(tmp_path, fleet({"min": 0, "max": 1})) as f:
+        assert f.pool.window.ttft_p95(time.time()) is None
+        on_ttft = f.controller.gateway.proxy.on_ttft
+        assert on_ttft is not None
+        on_ttft("chat", 0.25)
+        on_ttft("elsewhere", 9.0)  # a pool the controller does not run: ignored
+        assert f.pool.window.ttft_p95(time.time()) == 0.25
+
+
 async def test_starts_the_minimum_and_restarts_a_killed_replica(tmp_path: Path) -> None:
     async with running(tmp_path, fleet({"min": 2, "max": 2})) as f:
         await f.until(lambda: f.phases() == ["ready", "ready"])

@@ -31,6 +31,8 @@ async def test_non_streaming_passes_bytes_and_names_the_route() -> None:
 async def test_streaming_relays_every_chunk() -> None:
     behaviour = Behaviour(chunks=5, chunk_delay_s=0.01)
     async with fake_replica(behaviour) as url, running_gateway([url]) as (client, state):
+        ttfts: list[tuple[str, float]] = []
+        state.proxy.on_ttft = lambda pool, seconds: ttfts.append((pool, seconds))
         async with client.stream(
             "POST", "/v1/chat/completions", json={**BODY, "stream": True}
         ) as r:
@@ -40,6 +42,26 @@ async def test_streaming_relays_every_chunk() -> None:
     assert text.count("data: ") == 6 and text.endswith("data: [DONE]\n\n")
     assert 'inference_time_to_first_token_seconds_count{model="chat",pool="main"} 1.0' in metrics
     assert next(iter(state.registry)).in_flight == 0
+    assert [pool for pool, _ in ttfts] == ["main"] and 0 < ttfts[0][1] < 5
+
+
+async def test_in_flight_work_is_counted_for_predicted_work_and_released() -> None:
+    """predicted_work balances on prompt + max tokens in flight per replica: the gateway keeps
+    that count while a request is out and gives it back when it ends."""
+    behaviour = Behaviour(delay_s=0.5)
+    async with fake_replica(behaviour) as url, running_gateway([url]) as (client, state):
+        replica = next(iter(state.registry))
+        sent = asyncio.create_task(
+            client.post("/v1/chat/completions", json={**BODY, "max_tokens": 300})
+        )
+        for _ in range(50):  # at most 0.5 s
+            if replica.in_flight:
+                break
+            await asyncio.sleep(0.01)
+        during = state.registry.snapshots("main")[0].outstanding_work
+        assert (await sent).status_code == 200
+    assert during > 300  # the max tokens plus the prompt's estimate
+    assert replica.outstanding_work == 0 and replica.in_flight == 0
 
 
 async def test_a_client_hanging_up_mid_stream_closes_the_upstream_stream() -> None:

@@ -88,6 +88,7 @@ class Controller:
         self._tasks: set[asyncio.Task[None]] = set()
         self._http = httpx.AsyncClient(timeout=self.config.probe_timeout_s)
         gateway.proxy.on_empty = self.hold
+        gateway.proxy.on_ttft = self._observe_ttft
         store = None if self.config.rollout_dir is None else RolloutStore(self.config.rollout_dir)
         self.rollouts = RolloutRunner(self, store)
         self.tiers = TierRuntime(self, fleet.tiers)
@@ -98,6 +99,12 @@ class Controller:
         rspec = replica_spec(name, spec, model, self.config.kv_cache_memory)
         scaler = Autoscaler(spec.autoscale, spec.replicas, self.clock, initial=0)
         return PoolRuntime(name, spec, rspec, scaler, SignalWindow(), Backoff(self.config.backoff))
+
+    def _observe_ttft(self, pool_name: str, seconds: float) -> None:
+        """Streams' TTFT as the gateway saw it, for `autoscale.metric: ttft_p95`."""
+        pool = self.pools.get(pool_name)
+        if pool is not None:
+            pool.window.observe_ttft(self.clock(), seconds)
 
     # -- the loop ---------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ Clock = Callable[[], float]
 # The control plane's hook for a pool with no replica: start or wake one, wait (bounded) until
 # it is routable, and say whether one is. Called only off the fast path.
 OnEmptyPool = Callable[[str], Awaitable[bool]]
+OnTtft = Callable[[str, float], None]  # (pool, seconds to the first byte of a stream)
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 UNHEALTHY = frozenset({500, 502, 504})  # 429 and 503 mean busy or draining, not broken
 DROP_HEADERS = frozenset(
@@ -86,6 +87,7 @@ class Proxy:
     config: ProxyConfig
     clock: Clock
     on_empty: OnEmptyPool | None = None
+    on_ttft: OnTtft | None = None
 
     async def forward(self, call: Call, send: Send) -> int:
         """Send the call's response to the client; return the status it got."""
@@ -132,7 +134,9 @@ class Proxy:
         self, replica: Replica, call: Call, send: Send, deadline: float
     ) -> int | Failed:
         call.replica = replica
+        work = call.route.predicted_work
         replica.in_flight += 1
+        replica.outstanding_work += work
         timer = _Deadline(max(deadline - self.clock(), 0.0))
         try:
             outcome = await self._attempt(replica, call, send)
@@ -143,6 +147,7 @@ class Proxy:
         finally:
             timer.cancel()
             replica.in_flight -= 1
+            replica.outstanding_work -= work
         self._record(replica, outcome)
         return outcome
 
@@ -212,6 +217,8 @@ class Proxy:
         await send({"type": "http.response.body", "body": first, "more_body": True})
         call.ttft_s = self.clock() - call.started
         replica.observe_ttft(call.ttft_s)
+        if self.on_ttft is not None:
+            self.on_ttft(call.pool, call.ttft_s)
         return await _pump(conn, replica, call, send)
 
     async def _give_up(self, call: Call, send: Send, failed: Failed | None, attempts: int) -> int:

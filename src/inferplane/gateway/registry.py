@@ -24,6 +24,7 @@ class Replica:
     url: str
     state: ReplicaState = "ready"
     in_flight: int = 0
+    outstanding_work: int = 0  # prompt + max tokens of the requests in flight to it
     waiting: int = 0
     running: int = 0
     kv_usage: float = 0.0
@@ -46,6 +47,7 @@ class Replica:
             url=self.url,
             state=state or self.state,
             in_flight=self.in_flight,
+            outstanding_work=self.outstanding_work,
             waiting=self.waiting,
             running=self.running,
             kv_usage=self.kv_usage,
