@@ -31,6 +31,7 @@ from inferplane.control.rollout_runtime import with_rollout_pools
 from inferplane.gateway.access import Access
 from inferplane.gateway.app import GatewayApp
 from inferplane.gateway.asgi import Receive, Scope, Send, respond
+from inferplane.gateway.serve import CLIENT_KEEPALIVE_S
 from inferplane.gateway.settings import GatewaySettings
 from inferplane.gateway.state import GatewayState
 
@@ -117,6 +118,7 @@ async def serve(options: UpOptions) -> None:
     config = uvicorn.Config(
         app, host=options.host, port=options.port, lifespan="on", access_log=False,
         log_level=options.log_level, server_header=False,
+        timeout_keep_alive=CLIENT_KEEPALIVE_S,  # as the gateway alone: clients pool connections
     )  # fmt: skip
     server = _Server(config)
     loop = asyncio.get_running_loop()
