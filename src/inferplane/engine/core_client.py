@@ -291,7 +291,9 @@ class ProcessEngine:
         expected = self._closing
         if not expected:
             self._process.join(1.0)
-            log.error("the engine process exited unexpectedly (exit code %s)", self._exitcode())
+            log.error(
+                "the engine process exited unexpectedly (exit code %s)", self._process.exitcode
+            )
         error = EngineShutdownError(
             "the engine is shut down" if expected else "the engine process exited unexpectedly"
         )
@@ -306,9 +308,6 @@ class ProcessEngine:
         if not expected:
             for callback in self._exit_callbacks:
                 callback()
-
-    def _exitcode(self) -> int | None:
-        return self._process.exitcode
 
 
 def _post(batches: Batches) -> None:

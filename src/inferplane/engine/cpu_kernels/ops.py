@@ -6,6 +6,7 @@ them at all. Threads follow torch.get_num_threads(), read once per call.
 """
 
 import ctypes
+import functools
 
 import torch
 
@@ -141,11 +142,9 @@ def cpu_kernels() -> CpuKernels | None:
     return None if library is None else _wrap(library)
 
 
-_instances: dict[int, CpuKernels] = {}
-
-
+@functools.cache  # one wrapper per library, which load_library itself builds once
 def _wrap(library: ctypes.CDLL) -> CpuKernels:
-    return _instances.setdefault(id(library), CpuKernels(library))
+    return CpuKernels(library)
 
 
 def _bind(function: ctypes._CFuncPtr, argtypes: list[type]) -> ctypes._CFuncPtr:  # type: ignore[name-defined]
