@@ -294,6 +294,7 @@ class ProcessEngine:
             log.error(
                 "the engine process exited unexpectedly (exit code %s)", self._process.exitcode
             )
+            self._run_exit_callbacks()  # before the streams fail: their callers see both
         error = EngineShutdownError(
             "the engine is shut down" if expected else "the engine process exited unexpectedly"
         )
@@ -305,9 +306,13 @@ class ProcessEngine:
             future = self._calls.pop(call_id, None)
             if future is not None:
                 future.set_exception(error)
-        if not expected:
-            for callback in self._exit_callbacks:
+
+    def _run_exit_callbacks(self) -> None:
+        for callback in self._exit_callbacks:
+            try:
                 callback()
+            except Exception:  # one broken callback must not keep the streams waiting
+                log.exception("an on_exit callback failed")
 
 
 def _post(batches: Batches) -> None:
