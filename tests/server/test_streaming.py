@@ -4,8 +4,8 @@ from inferplane.server.streaming import DONE, ChunkTemplate, sse_event
 
 
 def test_sse_framing() -> None:
-    assert sse_event({"a": "é"}) == 'data: {"a":"é"}\n\n'
-    assert DONE == "data: [DONE]\n\n"
+    assert sse_event({"a": "é"}) == 'data: {"a":"é"}\n\n'.encode()
+    assert DONE == b"data: [DONE]\n\n"
 
 
 def test_template_matches_a_full_encoding() -> None:
@@ -16,8 +16,8 @@ def test_template_matches_a_full_encoding() -> None:
         expected = head | {"choices": [choice]}
         if include_usage:
             expected["usage"] = None
-        assert rendered.startswith("data: ")
-        assert rendered.endswith("\n\n")
+        assert rendered.startswith(b"data: ")
+        assert rendered.endswith(b"\n\n")
         assert json.loads(rendered[6:]) == expected
 
 
@@ -27,6 +27,6 @@ def test_error_event_carries_the_openai_body() -> None:
 
     told = error_event(APIError(429, "busy", code="queue_full"))
     hidden = error_event(RuntimeError("secret detail"))
-    assert json.loads(told.split("\n\n")[0][6:])["error"]["code"] == "queue_full"
-    assert "secret" not in hidden
+    assert json.loads(told.split(b"\n\n")[0][6:])["error"]["code"] == "queue_full"
+    assert b"secret" not in hidden
     assert hidden.endswith(DONE)

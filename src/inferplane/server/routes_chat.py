@@ -133,18 +133,18 @@ class _Reply:
         delta: dict[str, Any],
         finish: str | None,
         logprobs: dict[str, Any] | None = None,
-    ) -> str:
+    ) -> bytes:
         choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
         return self._template.render(choice)
 
-    def usage_chunk(self, choices: list[Choice]) -> str:
+    def usage_chunk(self, choices: list[Choice]) -> bytes:
         payload = self._head("chat.completion.chunk") | {"choices": []}
         return sse_event(payload | {"usage": common.usage(choices, self.prompt_tokens)})
 
 
 async def _stream(
     reply: _Reply, items: Prefetched, timer: Timer, request: Request
-) -> AsyncGenerator[str, None]:
+) -> AsyncGenerator[bytes, None]:
     choices = [Choice(i) for i in range(reply.body.n)]
     for choice in choices:
         yield reply.chunk(choice.index, {"role": "assistant", "content": ""}, None)

@@ -160,14 +160,14 @@ class _Reply:
             "finish_reason": choice.finish_reason,
         }
 
-    def chunk(self, choice: Choice, text: str, out_tokens: Any, finish: str | None) -> str:
+    def chunk(self, choice: Choice, text: str, out_tokens: Any, finish: str | None) -> bytes:
         logprobs = None
         if self.body.logprobs is not None:
             logprobs = completion_logprobs(self.engine.tokenizer, out_tokens)
         entry = {"index": choice.index, "text": text, "logprobs": logprobs, "finish_reason": finish}
         return self._template.render(entry)
 
-    def usage_chunk(self, choices: list[Choice]) -> str:
+    def usage_chunk(self, choices: list[Choice]) -> bytes:
         payload = self._head() | {"choices": []}
         return sse_event(payload | {"usage": common.usage(choices, self.prompt_tokens)})
 
@@ -178,7 +178,7 @@ async def _stream(
     timer: Timer,
     request: Request,
     count: int,
-) -> AsyncGenerator[str, None]:
+) -> AsyncGenerator[bytes, None]:
     choices = [Choice(i) for i in range(count)]
     if reply.body.echo:
         for choice in choices:
