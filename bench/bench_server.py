@@ -65,35 +65,41 @@ def engine_config() -> EngineConfig:
     return EngineConfig(model=MODEL, kv_cache_bytes=64 * 2**20, max_num_seqs=CONCURRENCY)
 
 
+Counts = tuple[int, int]  # (tokens, stream events that carried them)
+
+
 async def closed_loop(
-    batch: list[list[int]], send: Callable[[int, list[int]], Awaitable[int]]
-) -> int:
+    batch: list[list[int]], send: Callable[[int, list[int]], Awaitable[Counts]]
+) -> Counts:
     """CONCURRENCY clients, each sending its share of `batch` one request after another (as
-    a serving benchmark's max-concurrency does); returns the tokens received."""
+    a serving benchmark's max-concurrency does); returns the tokens and events received."""
 
-    async def client(index: int) -> int:
-        return sum([await send(index, prompt) for prompt in batch[index::CONCURRENCY]])
+    async def client(index: int) -> list[Counts]:
+        return [await send(index, prompt) for prompt in batch[index::CONCURRENCY]]
 
-    return sum(await asyncio.gather(*(client(i) for i in range(CONCURRENCY))))
+    counts = [c for share in await asyncio.gather(*map(client, range(CONCURRENCY))) for c in share]
+    return sum(tokens for tokens, _ in counts), sum(events for _, events in counts)
 
 
-async def direct_round(engine: AsyncLLMEngine, batch: list[list[int]], max_tokens: int) -> int:
+async def direct_round(
+    engine: AsyncLLMEngine, batch: list[list[int]], max_tokens: int
+) -> Counts:
     params = SamplingParams(max_tokens=max_tokens, temperature=0.0, ignore_eos=True)
 
-    async def one(i: int, prompt: list[int]) -> int:
-        tokens = 0
+    async def one(i: int, prompt: list[int]) -> Counts:
+        tokens = updates = 0
         async for out in engine.generate(prompt, params, f"direct-{time.monotonic_ns()}-{i}"):
-            tokens = out.completion_tokens
-        return tokens
+            tokens, updates = out.completion_tokens, updates + bool(out.new_tokens)
+        return tokens, updates
 
     return await closed_loop(batch, one)
 
 
-async def http_round(port: int, batch: list[list[int]], max_tokens: int) -> int:
+async def http_round(port: int, batch: list[list[int]], max_tokens: int) -> Counts:
     return await closed_loop(batch, lambda _, prompt: _stream(port, prompt, max_tokens))
 
 
-async def _stream(port: int, prompt: list[int], max_tokens: int) -> int:
+async def _stream(port: int, prompt: list[int], max_tokens: int) -> Counts:
     """One streaming request over a bare socket. The load generator shares the 2 cores with
     the server, so it does the least work it can: read to EOF, parse only the usage chunk."""
     body = json.dumps(
@@ -123,7 +129,7 @@ async def _stream(port: int, prompt: list[int], max_tokens: int) -> int:
     writer.close()
     text = b"".join(chunks).decode()
     usage = text.rindex('"completion_tokens":')
-    return int(text[usage + 20 : text.index(",", usage)])
+    return int(text[usage + 20 : text.index(",", usage)]), text.count('"choices":[{')
 
 
 def start_server(port: int, in_process: bool) -> subprocess.Popen[bytes]:
@@ -186,16 +192,18 @@ def _stat(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-async def timed(run: Any, pids: list[int], tree: bool = False) -> tuple[float, list[float]]:
-    """(tokens per wall second, tokens per CPU second of each given process). `tree`: the
-    first pid counts with its children (the server and its engine process)."""
+async def timed(
+    run: Any, pids: list[int], tree: bool = False
+) -> tuple[float, list[float], float]:
+    """(tokens per wall second, tokens per CPU second of each given process, events per
+    token). `tree`: the first pid counts with its children (the server and its engine)."""
     clocks = [tree_cpu_seconds if tree else cpu_seconds] + [cpu_seconds] * (len(pids) - 1)
     cpu0 = [clock(pid) for clock, pid in zip(clocks, pids, strict=True)]
     wall0 = time.perf_counter()
-    tokens = await run()
+    tokens, events = await run()
     wall = time.perf_counter() - wall0
     cpu = [clock(pid) - start for clock, pid, start in zip(clocks, pids, cpu0, strict=True)]
-    return tokens / wall, [tokens / max(seconds, 1e-9) for seconds in cpu]
+    return tokens / wall, [tokens / max(seconds, 1e-9) for seconds in cpu], events / tokens
 
 
 async def measure(
@@ -212,20 +220,24 @@ async def measure(
         "direct_cpu": [],
         "http_cpu": [],
         "http_server_cpu": [],
+        "direct_events_per_token": [],
+        "http_events_per_token": [],
     }
     me = os.getpid()
 
     async def direct() -> None:
-        wall, (cpu,) = await timed(lambda: direct_round(engine, batch, max_tokens), [me])
+        wall, (cpu,), events = await timed(lambda: direct_round(engine, batch, max_tokens), [me])
         runs["direct"].append(wall)
+        runs["direct_events_per_token"].append(events)
         runs["direct_cpu"].append(cpu)
 
     async def http() -> None:
         # The server's CPU and this process's (the load generator's) both count against HTTP.
-        wall, (server_cpu, client_cpu) = await timed(
+        wall, (server_cpu, client_cpu), events = await timed(
             lambda: http_round(port, batch, max_tokens), [server.pid, me], tree=True
         )
         runs["http"].append(wall)
+        runs["http_events_per_token"].append(events)
         runs["http_cpu"].append(1 / (1 / server_cpu + 1 / client_cpu))
         runs["http_server_cpu"].append(server_cpu)
 
@@ -273,6 +285,9 @@ def summarise(runs: dict[str, list[float]], max_tokens: int, in_process: bool) -
             ),
             3,
         ),
+        # 1.0: one SSE event per token; under 1: the server merged tokens it fell behind on.
+        "direct_events_per_token": round(statistics.median(runs["direct_events_per_token"]), 3),
+        "http_events_per_token": round(statistics.median(runs["http_events_per_token"]), 3),
         "load_average_1m": os.getloadavg()[0],
         "target_ratio": 0.9,
         "machine": {
@@ -332,6 +347,7 @@ def main() -> None:
         "cpu_pair_ratios",
         "cpu_ratio",
         "server_only_cpu_ratio",
+        "http_events_per_token",
         "load_average_1m",
     )
     print(json.dumps({key: result[key] for key in keys}))
