@@ -1,7 +1,8 @@
 """`inferplane up` end to end: a real process running the gateway, the controller and real
 `inferplane serve` replicas of demo:tiny. One fleet, one run, in order: a request at zero is
 held and completes; a SIGKILLed replica is restarted; a burst scales up; idleness scales to
-zero and the next request wakes a replica; SIGTERM leaves no child behind."""
+zero and the next request wakes a replica; SIGTERM leaves no child behind, and every request
+is in the fleet's ledger."""
 
 import concurrent.futures
 import contextlib
@@ -18,6 +19,7 @@ import httpx
 import openai
 import pytest
 
+from inferplane.ledger.store import UsageStore
 from tests.e2e.server_process import free_port
 
 pytestmark = pytest.mark.timeout(150)
@@ -54,7 +56,8 @@ def alive(pid: int) -> bool:
 class Up:
     def __init__(self, tmp_path: Path) -> None:
         fleet = tmp_path / "fleet.yaml"
-        fleet.write_text(FLEET)
+        self.ledger = tmp_path / "ledger.db"
+        fleet.write_text(FLEET + f"ledger: {{url: 'sqlite:///{self.ledger}'}}\n")
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = tmp_path / "up.log"
         args = ["--port", self.url.rsplit(":", 1)[1], "--log-dir", str(tmp_path / "logs")]
@@ -129,3 +132,8 @@ def test_up_scales_from_zero_restarts_scales_up_and_down_and_leaves_no_orphan(up
     up.process.send_signal(signal.SIGTERM)
     assert up.process.wait(30) == 0
     assert up.pids and not [pid for pid in up.pids if alive(pid)]
+    with UsageStore(f"sqlite:///{up.ledger}") as store:
+        requests = [r for r in store.records() if r.kind == "request"]
+    assert len(requests) == 11  # 1 + 1 + a burst of 8 + 1, each stored once
+    assert {(r.model, r.pool, r.status) for r in requests} == {("chat", "chat", "ok")}
+    assert all(r.completion_tokens > 0 and r.prompt_tokens > 0 for r in requests)

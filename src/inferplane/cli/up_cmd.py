@@ -31,6 +31,9 @@ def up(  # noqa: PLR0917 (a typer command: one parameter per flag)
     drain_grace: Annotated[
         float, typer.Option(help="Seconds a replica may take to drain on scale-down.")
     ] = 30.0,
+    ledger: Annotated[
+        bool, typer.Option(help="Write usage records to the fleet's ledger (ledger.url).")
+    ] = True,
 ) -> None:
     """Run the fleet on this machine until SIGTERM or Ctrl-C; then drain and stop it all."""
     try:
@@ -46,6 +49,7 @@ def up(  # noqa: PLR0917 (a typer command: one parameter per flag)
                 drain_grace_s=drain_grace,
                 kv_cache_memory=kv_cache_memory,
             ),
+            ledger=ledger,
         )
         typer.echo(f"inferplane: fleet {fleet} at http://{host}:{port}/v1 (logs in {log_dir})")
         asyncio.run(serve(options))

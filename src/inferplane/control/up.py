@@ -2,7 +2,9 @@
 
 The gateway's ASGI app serves the fleet; /admin/fleet answers with the controller's view
 (what `inferplane status` shows) and /admin/rollouts starts, shows and aborts rollouts (what
-`inferplane rollout` calls). Rollout state lives beside the logs, in `state_dir`.
+`inferplane rollout` calls). Rollout state lives beside the logs, in `state_dir`. Usage
+records go to the fleet's ledger as with `inferplane gateway`: spooled here, stored by a
+ledger writer process; key budgets are enforced.
 SIGTERM or Ctrl-C stops the gateway from taking requests,
 then every replica is drained and stopped; on any way out the actuator kills what is left,
 so no child outlives `inferplane up`.
@@ -31,12 +33,14 @@ from inferplane.control.rollout_runtime import with_rollout_pools
 from inferplane.gateway.access import Access
 from inferplane.gateway.app import GatewayApp
 from inferplane.gateway.asgi import Receive, Scope, Send, respond
-from inferplane.gateway.serve import CLIENT_KEEPALIVE_S
+from inferplane.gateway.metrics import GatewayMetrics
+from inferplane.gateway.serve import CLIENT_KEEPALIVE_S, build_accounting, start_ledger_writer
 from inferplane.gateway.settings import GatewaySettings
 from inferplane.gateway.state import GatewayState
 
 log = logging.getLogger(__name__)
 ADMIN_KEY_ENV = "INFERPLANE_ADMIN_KEY"
+SPOOL_NAME = "up-gateway"  # this process's spool segment, beside `inferplane gateway`'s
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class UpOptions:
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     settings: GatewaySettings = field(default_factory=GatewaySettings)
     log_level: str = "warning"
+    ledger: bool = True  # usage records to fleet.ledger.url; budgets are enforced either way
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -91,8 +96,16 @@ class _Server(uvicorn.Server):
 def build(options: UpOptions) -> tuple[GatewayState, Controller, LocalActuator]:
     """The three parts, wired; raises ConfigError / ValueError on a bad fleet file."""
     fleet = with_rollout_pools(load_fleet(options.fleet))
-    access = Access.from_fleet(fleet, Path(options.fleet).parent, time.monotonic)
-    state = GatewayState(fleet, options.settings, access=access)
+    base_dir = Path(options.fleet).parent
+    access = Access.from_fleet(fleet, base_dir, time.monotonic)
+    metrics = GatewayMetrics()
+    accountant, store = build_accounting(
+        fleet, base_dir, metrics, SPOOL_NAME if options.ledger else None
+    )
+    state = GatewayState(
+        fleet, options.settings, access=access, accountant=accountant, store=store,
+        metrics=metrics,
+    )  # fmt: skip
     admin_key = options.controller.admin_key or secrets.token_urlsafe(24)
     config = _with_key(options.controller, admin_key, options.state_dir)
     actuator = LocalActuator(
@@ -113,6 +126,17 @@ def _with_key(config: ControllerConfig, key: str, state_dir: Path) -> Controller
 async def serve(options: UpOptions) -> None:
     """Serve until SIGTERM / Ctrl-C, then drain and stop every replica."""
     state, controller, actuator = build(options)
+    ledger = start_ledger_writer(state.fleet, options.log_level) if options.ledger else None
+    try:
+        await _serve(options, state, controller, actuator)
+    finally:
+        if ledger is not None:
+            ledger.stop()  # after the gateway's last sweep: it stores what that spooled
+
+
+async def _serve(
+    options: UpOptions, state: GatewayState, controller: Controller, actuator: LocalActuator
+) -> None:
     rollouts = RolloutApi(controller.rollouts, state.access)
     app = FleetApp(GatewayApp(state), FleetStatus(controller), rollouts)
     config = uvicorn.Config(

@@ -82,17 +82,8 @@ def build_state(options: GatewayOptions, worker: int = 0) -> GatewayState:
     base_dir = Path(options.fleet).parent
     access = Access.from_fleet(fleet, base_dir, time.monotonic)
     metrics = GatewayMetrics()
-    store = UsageStore(fleet.ledger.url) if options.ledger else None
-    spool = SpoolAppender(spool_dir(fleet), f"gateway-{worker}") if options.ledger else None
-    accountant = Accountant(
-        fleet,
-        _budgets(fleet, base_dir),
-        metrics.cost,
-        spool,
-        time.monotonic,
-        time.time,
-        os.environ.get(SALT_ENV, ""),
-    )
+    spool_name = f"gateway-{worker}" if options.ledger else None
+    accountant, store = build_accounting(fleet, base_dir, metrics, spool_name)
     return GatewayState(
         fleet,
         options.settings,
@@ -102,6 +93,25 @@ def build_state(options: GatewayOptions, worker: int = 0) -> GatewayState:
         store=store,
         metrics=metrics,
     )
+
+
+def build_accounting(
+    fleet: FleetConfig, base_dir: Path, metrics: GatewayMetrics, spool_name: str | None
+) -> tuple[Accountant, UsageStore | None]:
+    """One process's books: key budgets from the keys file (enforced either way), and with a
+    `spool_name` the usage records spooled for the ledger writer, plus the ledger's store
+    (read once at start for the budgets' spend so far)."""
+    spool = SpoolAppender(spool_dir(fleet), spool_name) if spool_name else None
+    accountant = Accountant(
+        fleet,
+        _budgets(fleet, base_dir),
+        metrics.cost,
+        spool,
+        time.monotonic,
+        time.time,
+        os.environ.get(SALT_ENV, ""),
+    )
+    return accountant, UsageStore(fleet.ledger.url) if spool_name else None
 
 
 def _budgets(fleet: FleetConfig, base_dir: Path) -> list[Budget]:
@@ -121,17 +131,14 @@ def spool_dir(fleet: FleetConfig) -> Path:
     return Path("~/.inferplane").expanduser() / f"spool-{digest}"
 
 
-def start_ledger_writer(options: GatewayOptions) -> WriterProcess | None:
+def start_ledger_writer(fleet: FleetConfig, log_level: str) -> WriterProcess:
     """Store what earlier runs spooled (budgets are seeded from the ledger), then start the
     writer process that stores what the workers spool from now on."""
-    if not options.ledger:
-        return None
-    fleet = load_fleet(options.fleet)
     folder = spool_dir(fleet)
     stored = catch_up(fleet.ledger.url, folder)
     if stored:
         log.warning("stored %d usage records an earlier run left in %s", stored, folder)
-    writer = WriterProcess(fleet.ledger.url, folder, options.log_level)
+    writer = WriterProcess(fleet.ledger.url, folder, log_level)
     writer.start()
     return writer
 
@@ -178,7 +185,8 @@ def serve_worker(options: GatewayOptions, worker: int = 0) -> None:
 def run(options: GatewayOptions) -> None:
     """Serve until SIGTERM or Ctrl-C: in this process, or in `workers` child processes."""
     build_state(replace(options, ledger=False))  # fail here, once, on a bad fleet or flag
-    writer = start_ledger_writer(options)
+    fleet = load_fleet(options.fleet)
+    writer = start_ledger_writer(fleet, options.log_level) if options.ledger else None
     # uvicorn re-raises the SIGTERM it stopped on; as an exception it leaves through `finally`
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:

@@ -1,0 +1,43 @@
+"""`inferplane up` wires the gateway's books as `inferplane gateway` does: key budgets always,
+usage records to the fleet's ledger unless switched off (the running fleet is e2e)."""
+
+from pathlib import Path
+
+from inferplane.control.up import UpOptions, build
+from inferplane.gateway.auth import ApiKey, hash_key
+
+FLEET = """
+models: {chat: {source: demo:tiny}}
+pools: {chat: {model: chat, replicas: {min: 0, max: 1}}}
+routes: [{name: default, pool: chat}]
+auth: {keys_file: keys.yaml}
+"""
+
+
+def _fleet(tmp_path: Path) -> str:
+    (tmp_path / "keys.yaml").write_text(
+        f'keys:\n  - {{name: capped, key_hash: "{hash_key("secret")}", team: ops,'
+        " budget: {period: day, hard_usd: 1.0}}\n"
+    )
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(FLEET + f"ledger: {{url: 'sqlite:///{tmp_path / 'ledger.db'}'}}\n")
+    return str(fleet)
+
+
+def _options(tmp_path: Path, ledger: bool) -> UpOptions:
+    return UpOptions(_fleet(tmp_path), log_dir=tmp_path / "logs", ledger=ledger)
+
+
+def test_key_budgets_apply_with_the_ledger_on_or_off(tmp_path: Path) -> None:
+    capped = ApiKey(name="capped", key_hash=hash_key("secret"), team="ops")
+    for ledger in (True, False):
+        state, _, _ = build(_options(tmp_path, ledger))
+        assert state.accountant.has_budget(capped)
+
+
+def test_usage_records_are_spooled_beside_the_ledger_unless_switched_off(tmp_path: Path) -> None:
+    state, _, _ = build(_options(tmp_path, ledger=True))
+    assert state.accountant.spool is not None
+    assert state.accountant.spool.folder == tmp_path / "ledger.db.spool"
+    state, _, _ = build(_options(tmp_path, ledger=False))
+    assert state.accountant.spool is None
