@@ -13,6 +13,7 @@ it; the requests in flight get an error at once.
 """
 
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -260,6 +261,10 @@ def _serve(
             holder[0].should_exit = True
             raise  # the app records it as the load error
         _exit_when_engine_dies(state, holder[0])
+        # What was loaded lives as long as the process: out of the collector's sight, a full
+        # collection no longer walks every module's objects between two tokens of a stream.
+        gc.collect()
+        gc.freeze()
         for _ in range(200):  # the socket binds right after startup: wait at most 10 s
             if holder[0].started:
                 break
