@@ -49,6 +49,7 @@ class Up:
         self.log = tmp_path / "up.log"
         args = ["--port", self.url.rsplit(":", 1)[1], "--log-dir", str(tmp_path / "logs")]
         args += ["--interval", "0.2", "--kv-cache-memory", "8MiB", "--drain-grace", "5"]
+        args += ["--no-ledger"]  # the default ledger is in the home directory
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 [*up_command(), str(fleet), *args], stdout=out, stderr=subprocess.STDOUT,
