@@ -17,7 +17,7 @@ engine on a thread instead, for comparison (`server_engine` in the JSON says whi
 
 Writes bench/results/server.json and server.png. Run from the repository root:
 
-    python bench/bench_server.py            # demo:tiny, 15 paired rounds
+    python bench/bench_server.py            # demo:tiny, 30 paired rounds (~7 min)
     python bench/bench_server.py --quick    # one short round
 """
 
@@ -332,7 +332,7 @@ def main() -> None:
         "--engine-in-process", action="store_true", help="serve with the engine on a thread"
     )
     args = parser.parse_args()
-    rounds, max_tokens = (1, 64) if args.quick else (15, 128)
+    rounds, max_tokens = (1, 64) if args.quick else (30, 128)
     resolve_source(MODEL)  # generate the demo model before any timing
     runs = asyncio.run(measure(rounds, max_tokens, args.port, args.engine_in_process))
     result = summarise(runs, max_tokens, args.engine_in_process)
