@@ -184,8 +184,7 @@ def serve_worker(options: GatewayOptions, worker: int = 0) -> None:
 
 def run(options: GatewayOptions) -> None:
     """Serve until SIGTERM or Ctrl-C: in this process, or in `workers` child processes."""
-    build_state(replace(options, ledger=False))  # fail here, once, on a bad fleet or flag
-    fleet = load_fleet(options.fleet)
+    fleet = build_state(replace(options, ledger=False)).fleet  # fails here on a bad fleet/flag
     writer = start_ledger_writer(fleet, options.log_level) if options.ledger else None
     # uvicorn re-raises the SIGTERM it stopped on; as an exception it leaves through `finally`
     signal.signal(signal.SIGTERM, _exit_on_signal)
