@@ -2,11 +2,15 @@
 
 The same requests (same prompts, same max_tokens, ignore_eos) go once straight into
 AsyncLLMEngine in this process, and once as streaming /v1/completions requests to an
-`inferplane serve` process over HTTP on 127.0.0.1, from 32 concurrent clients that each send 4
-requests back to back (a closed loop, as a serving benchmark's max-concurrency runs; one
+`inferplane serve` process over HTTP on 127.0.0.1, from 32 concurrent clients that each send
+a few requests back to back (a closed loop, as a serving benchmark's max-concurrency runs; one
 synchronised burst of 32 weighs the ramp-up and the tail of a single batch as much as the
 steady state). Tokens are counted from the engine's final updates and from the usage chunk of
 each stream. Target: HTTP >= 90 % of direct.
+
+Two workloads (`--model`): demo:small, the benchmark model, and demo:tiny, whose steps are so
+short that the HTTP work per token weighs ~30x more than with demo:small: the worst case for
+the server, reported beside the headline rather than instead of it.
 
 Rounds are paired (HTTP beside direct, alternating which goes first) and the headline is the
 median of per-pair ratios. On a small shared machine the wall-clock ratio swings with other
@@ -15,10 +19,12 @@ load, so the CPU cost per token is reported too: tokens per CPU-second of the en
 counts with its engine process (a child, by default); `--engine-in-process` serves with the
 engine on a thread instead, for comparison (`server_engine` in the JSON says which).
 
-Writes bench/results/server.json and server.png. Run from the repository root:
+Writes bench/results/server.json and server.png (demo:small), or server-demo-tiny.json and
+.png. Run from the repository root:
 
-    python bench/bench_server.py            # demo:tiny, 30 paired rounds (~7 min)
-    python bench/bench_server.py --quick    # one short round
+    python bench/bench_server.py                     # demo:small, 8 paired rounds (~9 min)
+    python bench/bench_server.py --model demo:tiny   # 30 paired rounds (~7 min)
+    python bench/bench_server.py --quick             # one short round
 """
 
 import argparse
@@ -34,6 +40,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +53,40 @@ from inferplane.engine.sampling_params import SamplingParams
 from inferplane.sources import resolve_source
 
 RESULTS = Path(__file__).parent / "results"
-MODEL = "demo:tiny"
 CONCURRENCY = 32
-REQUESTS_PER_CLIENT = 4  # back to back, so rounds are not one synchronised burst
 PROMPT_LEN = 32
 FIRST_ORDINARY_TOKEN = 3  # ids 0..2 of the demo vocabulary are special tokens
-KV_CACHE = "64MiB"
+KV_CACHE_MIB = 64
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One model's load: each of the CONCURRENCY clients sends `requests_per_client` requests
+    back to back (so a round is not one synchronised burst) of `max_tokens` tokens."""
+
+    model: str
+    requests_per_client: int
+    max_tokens: int
+    rounds: int
+    results_name: str
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(
+            model=self.model,
+            dtype=DTYPE,
+            kv_cache_bytes=KV_CACHE_MIB * 2**20,
+            max_num_seqs=CONCURRENCY,
+        )
+
+
+DTYPE = "bfloat16"
+# demo:small (~386M parameters) is the benchmark model: a step of 32 sequences takes a few
+# hundred ms on a CPU, as a real model's would. demo:tiny steps in ~10 ms, so the HTTP work per
+# token weighs ~30x more against the engine than with any real model: the worst case.
+WORKLOADS = {
+    "demo:small": Workload("demo:small", 2, 32, 8, "server"),
+    "demo:tiny": Workload("demo:tiny", 4, 128, 30, "server-demo-tiny"),
+}
 
 
 def prompts(count: int, seed: int = 0) -> list[list[int]]:
@@ -59,10 +94,6 @@ def prompts(count: int, seed: int = 0) -> list[list[int]]:
     return [
         [rng.randrange(FIRST_ORDINARY_TOKEN, 4000) for _ in range(PROMPT_LEN)] for _ in range(count)
     ]
-
-
-def engine_config() -> EngineConfig:
-    return EngineConfig(model=MODEL, kv_cache_bytes=64 * 2**20, max_num_seqs=CONCURRENCY)
 
 
 Counts = tuple[int, int]  # (tokens, stream events that carried them)
@@ -132,18 +163,20 @@ async def _stream(port: int, prompt: list[int], max_tokens: int) -> Counts:
     return int(text[usage + 20 : text.index(",", usage)]), text.count('"choices":[{')
 
 
-def start_server(port: int, in_process: bool) -> subprocess.Popen[bytes]:
+def start_server(workload: Workload, port: int, in_process: bool) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-m",
         "inferplane.cli.serve_cmd",
-        MODEL,
+        workload.model,
         "--served-model-name",
         "bench",
         "--port",
         str(port),
+        "--dtype",
+        DTYPE,
         "--kv-cache-memory",
-        KV_CACHE,
+        f"{KV_CACHE_MIB}MiB",
         "--max-num-seqs",
         str(CONCURRENCY),
         *(["--engine-in-process"] if in_process else []),
@@ -207,13 +240,13 @@ async def timed(
 
 
 async def measure(
-    rounds: int, max_tokens: int, port: int, in_process: bool
+    workload: Workload, rounds: int, max_tokens: int, port: int, in_process: bool
 ) -> dict[str, list[float]]:
     """Paired rounds: each HTTP round runs right beside a direct round, alternating which
     goes first, so drift in the machine's load hits both alike."""
-    batch = prompts(CONCURRENCY * REQUESTS_PER_CLIENT)
-    engine = AsyncLLMEngine.from_config(engine_config(), "bench")
-    server = start_server(port, in_process)
+    batch = prompts(CONCURRENCY * workload.requests_per_client)
+    engine = AsyncLLMEngine.from_config(workload.engine_config(), "bench")
+    server = start_server(workload, port, in_process)
     runs: dict[str, list[float]] = {
         "direct": [],
         "http": [],
@@ -255,7 +288,9 @@ async def measure(
     return runs
 
 
-def summarise(runs: dict[str, list[float]], max_tokens: int, in_process: bool) -> dict[str, Any]:
+def summarise(
+    runs: dict[str, list[float]], workload: Workload, max_tokens: int, in_process: bool
+) -> dict[str, Any]:
     direct, http = statistics.median(runs["direct"]), statistics.median(runs["http"])
     # The headline is the median of per-pair ratios: robust to load from other processes.
     pairs = [h / d for h, d in zip(runs["http"], runs["direct"], strict=True)]
@@ -263,9 +298,10 @@ def summarise(runs: dict[str, list[float]], max_tokens: int, in_process: bool) -
     return {
         "benchmark": "server",
         "server_engine": "in-process thread" if in_process else "engine process",
-        "model": MODEL,
+        "model": workload.model,
+        "dtype": DTYPE,
         "concurrency": CONCURRENCY,
-        "requests_per_client": REQUESTS_PER_CLIENT,
+        "requests_per_client": workload.requests_per_client,
         "prompt_tokens": PROMPT_LEN,
         "max_tokens": max_tokens,
         "rounds": len(runs["direct"]),
@@ -328,17 +364,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="HTTP server vs direct engine throughput")
     parser.add_argument("--quick", action="store_true", help="one short round")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--model", choices=sorted(WORKLOADS), default="demo:small")
     parser.add_argument(
         "--engine-in-process", action="store_true", help="serve with the engine on a thread"
     )
     args = parser.parse_args()
-    rounds, max_tokens = (1, 64) if args.quick else (30, 128)
-    resolve_source(MODEL)  # generate the demo model before any timing
-    runs = asyncio.run(measure(rounds, max_tokens, args.port, args.engine_in_process))
-    result = summarise(runs, max_tokens, args.engine_in_process)
+    workload = WORKLOADS[args.model]
+    rounds, max_tokens = (1, 16) if args.quick else (workload.rounds, workload.max_tokens)
+    resolve_source(workload.model)  # generate the demo model before any timing
+    runs = asyncio.run(measure(workload, rounds, max_tokens, args.port, args.engine_in_process))
+    result = summarise(runs, workload, max_tokens, args.engine_in_process)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "server.json").write_text(json.dumps(result, indent=2) + "\n")
-    plot(result, RESULTS / "server.png")
+    (RESULTS / f"{workload.results_name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, RESULTS / f"{workload.results_name}.png")
     keys = (
         "direct_median",
         "http_median",
