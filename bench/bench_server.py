@@ -22,7 +22,7 @@ engine on a thread instead, for comparison (`server_engine` in the JSON says whi
 Writes bench/results/server.json and server.png (demo:small), or server-demo-tiny.json and
 .png. Run from the repository root:
 
-    python bench/bench_server.py                     # demo:small, 8 paired rounds (~9 min)
+    python bench/bench_server.py                     # demo:small, 16 paired rounds (~17 min)
     python bench/bench_server.py --model demo:tiny   # 30 paired rounds (~7 min)
     python bench/bench_server.py --quick             # one short round
 """
@@ -84,7 +84,7 @@ DTYPE = "bfloat16"
 # hundred ms on a CPU, as a real model's would. demo:tiny steps in ~10 ms, so the HTTP work per
 # token weighs ~30x more against the engine than with any real model: the worst case.
 WORKLOADS = {
-    "demo:small": Workload("demo:small", 2, 32, 8, "server"),
+    "demo:small": Workload("demo:small", 2, 32, 16, "server"),
     "demo:tiny": Workload("demo:tiny", 4, 128, 30, "server-demo-tiny"),
 }
 
