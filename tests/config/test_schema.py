@@ -6,6 +6,7 @@ from inferplane.config.schema import (
     DailyWindow,
     FleetConfig,
     GpuInventory,
+    ModelSpec,
     PoolSpec,
     ReplicaBounds,
     Resources,
@@ -80,3 +81,9 @@ def test_tier_budgets_and_prewarm_windows() -> None:
 
 def test_scheduled_minimum_is_a_daily_window() -> None:
     assert isinstance(ScheduledMinimum(start="08:00", end="18:00", min=2), DailyWindow)
+
+
+def test_stream_interval_is_at_least_one() -> None:
+    assert ModelSpec(source="demo:tiny").stream_interval == 1
+    with pytest.raises(ValidationError, match="stream_interval"):
+        ModelSpec(source="demo:tiny", stream_interval=0)

@@ -151,6 +151,52 @@ def test_abort_frees_blocks_and_reports() -> None:
     assert not engine.has_unfinished()
 
 
+def test_stream_interval_sends_the_first_token_alone_then_every_nth() -> None:
+    engine, _ = make_engine(stream_interval=4, max_num_batched_tokens=16)
+    for rid, prompt in PROMPTS.items():
+        engine.add_request(rid, prompt, SamplingParams(max_tokens=11, ignore_eos=True))
+    outputs = run(engine)
+    for rid, prompt in PROMPTS.items():
+        updates = outputs[rid]
+        assert [len(u.new_tokens) for u in updates] == [1, 4, 4, 2]
+        assert [u.completion_tokens for u in updates] == [1, 5, 9, 11]
+        assert token_ids(updates) == reference(prompt, 11)
+        assert text(updates) == bytes(reference(prompt, 11)).decode()
+        assert [u.finished for u in updates] == [False, False, False, True]
+
+
+def test_stream_interval_keeps_stop_strings_and_preemption_exact() -> None:
+    prompt = list(b"hello there")
+    full = bytes(reference(prompt, 20)).decode()
+    stop = full[9:11]
+    engine, _ = make_engine(num_blocks=20, stream_interval=3)
+    engine.add_request("s", prompt, SamplingParams(max_tokens=20, stop=(stop,)))
+    for rid, other in PROMPTS.items():
+        engine.add_request(rid, other, SamplingParams(max_tokens=10, ignore_eos=True))
+    outputs = run(engine, max_steps=2000)
+    assert engine.stats().num_preemptions > 0
+    assert text(outputs["s"]) == full[: full.index(stop)]
+    assert outputs["s"][-1].stop_reason == stop
+    for rid, other in PROMPTS.items():
+        assert token_ids(outputs[rid]) == reference(other, 10)
+
+
+def test_abort_hands_over_the_tokens_the_interval_held_back() -> None:
+    prompt = list(b"abort me please")
+    engine, _ = make_engine(stream_interval=8)
+    engine.add_request("a", prompt, SamplingParams(max_tokens=50, ignore_eos=True))
+    sent = [out for _ in range(5) for out in engine.step()]
+    final = engine.abort("a")
+    assert final is not None and final.finish_reason == "abort"
+    assert token_ids([*sent, final]) == reference(prompt, 5)
+    assert [len(u.new_tokens) for u in sent] == [1]
+
+
+def test_stream_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="stream_interval"):
+        EngineConfig(model="test", stream_interval=0)
+
+
 def test_context_length_and_empty_prompts_are_rejected() -> None:
     engine, _ = make_engine(max_model_len=16)
     with pytest.raises(ContextLengthExceededError, match="maximum context length is 16"):

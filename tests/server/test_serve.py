@@ -54,6 +54,44 @@ def test_the_engine_runs_in_its_own_process_unless_asked(tiny_model_dir: Path) -
     assert loader.in_process
 
 
+def test_stream_interval_reaches_the_engine(tiny_model_dir: Path) -> None:
+    _, loader = build_state(ServeOptions(model=str(tiny_model_dir), stream_interval=4))
+    assert loader.engine is not None and loader.engine.stream_interval == 4
+    with pytest.raises(ValueError, match="stream_interval"):
+        ServeOptions(model="demo:tiny", stream_interval=0)
+
+
+@pytest.mark.timeout(120)
+def test_stream_interval_streams_the_same_text_in_fewer_events(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    args = [str(tiny_model_dir), "--served-model-name", "tiny", "--kv-cache-memory", "8MiB"]
+    with running_server([*args, "--stream-interval", "4"], tmp_path / "server.log") as server:
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="none", max_retries=0)
+        whole = client.completions.create(
+            model="tiny",
+            prompt="hello",
+            max_tokens=10,
+            temperature=0,
+            extra_body={"ignore_eos": True},
+        )
+        chunks = list(
+            client.completions.create(
+                model="tiny",
+                prompt="hello",
+                max_tokens=10,
+                temperature=0,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_body={"ignore_eos": True},
+            )
+        )
+    texts = [c.choices[0].text for c in chunks if c.choices and c.choices[0].text]
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == whole.choices[0].text
+    assert len(texts) <= 4  # tokens 1, 2-5, 6-9, 10: not one event per token
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 10
+
+
 @pytest.mark.timeout(120)
 def test_a_dead_engine_process_stops_the_server(tiny_model_dir: Path, tmp_path: Path) -> None:
     args = [str(tiny_model_dir), "--served-model-name", "tiny", "--kv-cache-memory", "8MiB"]

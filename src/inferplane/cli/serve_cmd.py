@@ -58,6 +58,13 @@ def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
     ] = "512MiB",
     max_num_seqs: Annotated[int, typer.Option(help="Most requests in one batch.")] = 64,
     max_waiting: Annotated[int, typer.Option(help="Most waiting requests before 429.")] = 1024,
+    stream_interval: Annotated[
+        int,
+        typer.Option(
+            help="Tokens per streamed update after the first: 1 sends each token at once, "
+            "N cuts the per-token work of a fast model N-fold."
+        ),
+    ] = 1,
     quantization: Annotated[str, typer.Option(help="none or int8.")] = "none",
     task: Annotated[
         str, typer.Option(help="generate, embed or auto (BERT-family -> embed).")
@@ -104,6 +111,7 @@ def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
             kv_cache_bytes=parse_size(kv_cache_memory),
             max_num_seqs=max_num_seqs,
             max_waiting=max_waiting,
+            stream_interval=stream_interval,
             quantization=quantization,  # type: ignore[arg-type]
             task=task,  # type: ignore[arg-type]
             embedding_model=embedding_model,

@@ -45,6 +45,7 @@ class ModelSpec(Section):
     quantization: Quantization = "none"
     max_model_len: int | None = Field(default=None, gt=0)
     task: Task = "generate"
+    stream_interval: int = Field(default=1, ge=1)  # tokens per streamed update after the first
 
     @field_validator("source")
     @classmethod

@@ -70,6 +70,8 @@ def serve_args(name: str, model: ModelSpec, kv_cache_memory: str) -> tuple[str, 
     args += ["--task", model.task, "--kv-cache-memory", kv_cache_memory]
     if model.max_model_len is not None:
         args += ["--max-model-len", str(model.max_model_len)]
+    if model.stream_interval != 1:
+        args += ["--stream-interval", str(model.stream_interval)]
     return tuple(args)
 
 

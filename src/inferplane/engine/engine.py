@@ -49,6 +49,7 @@ class LLMEngine:
         self._decode = None if tokenizer is None else as_decode(tokenizer)
         self._eos = tuple(_eos_ids(tokenizer) or _eos_ids(runner))
         self._detoks: dict[str, IncrementalDetokenizer | None] = {}
+        self._held: dict[str, tuple[TokenInfo, ...]] = {}  # tokens waiting for stream_interval
         self.prompt_tokens_total = 0
         self.generation_tokens_total = 0
         self.sleeping = False
@@ -91,7 +92,8 @@ class LLMEngine:
         is unknown or already finished."""
         request = self.scheduler.abort_request(request_id)
         self._detoks.pop(request_id, None)
-        return None if request is None else _final(request, (), "abort")
+        held = self._held.pop(request_id, ())
+        return None if request is None else _final(request, held, "abort")
 
     def has_unfinished(self) -> bool:
         return self.scheduler.has_unfinished()
@@ -108,7 +110,8 @@ class LLMEngine:
         self.scheduler.update_from_output(plan, tokens)
         self.generation_tokens_total += len(sampled)
         sampling = [r for r, c in zip(plan.requests, chunks, strict=True) if c.sample]
-        return [self._output(r, s) for r, s in zip(sampling, sampled, strict=True)]
+        outputs = [self._output(r, s) for r, s in zip(sampling, sampled, strict=True)]
+        return [out for out in outputs if out is not None]
 
     def _chunks(self, plan: SchedulerOutput) -> list[SequenceChunk]:
         block_ids, chunks = self.kv.block_ids, []
@@ -130,16 +133,22 @@ class LLMEngine:
             )
         return chunks
 
-    def _output(self, request: Request, sampled: SampledToken) -> RequestOutput:
+    def _output(self, request: Request, sampled: SampledToken) -> RequestOutput | None:
+        """The request's update for this step; None while `stream_interval` holds it back."""
         if request.num_output_tokens == 1:
             self.prompt_tokens_total += request.num_prompt_tokens
         text = self._text(request, sampled.token_id)
         info = TokenInfo(sampled.token_id, text, sampled.logprob, sampled.top_logprobs)
+        rid = request.request_id
+        tokens = (*self._held.pop(rid, ()), info)
         if not request.is_finished:
-            return _update(request, (info,))
-        self._detoks.pop(request.request_id, None)
+            if request.num_output_tokens > 1 and len(tokens) < self.config.stream_interval:
+                self._held[rid] = tokens
+                return None
+            return _update(request, tokens)
+        self._detoks.pop(rid, None)
         reason = request.status.finish_reason
-        return _final(request, (info,), "length" if reason == "length" else "stop")
+        return _final(request, tokens, "length" if reason == "length" else "stop")
 
     def _text(self, request: Request, token_id: int) -> str:
         detok = self._detoks.get(request.request_id)

@@ -63,6 +63,7 @@ class ServeOptions:
     kv_cache_bytes: int = 512 * 1024 * 1024
     max_num_seqs: int = 64
     max_waiting: int = 1024
+    stream_interval: int = 1
     quantization: QuantName = "none"
     task: Task = "auto"
     embedding_model: str | None = None
@@ -86,6 +87,8 @@ class ServeOptions:
         ):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        if self.stream_interval < 1:
+            raise ValueError(f"stream_interval must be >= 1, got {self.stream_interval}")
         if self.log_level.upper() not in LOG_LEVELS:
             raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS).lower()}")
 
@@ -131,6 +134,7 @@ def _engine_config(options: ServeOptions) -> EngineConfig:
         kv_cache_bytes=options.kv_cache_bytes,
         max_num_seqs=options.max_num_seqs,
         max_waiting=options.max_waiting,
+        stream_interval=options.stream_interval,
     )
 
 
