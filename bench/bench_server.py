@@ -163,7 +163,9 @@ async def _stream(port: int, prompt: list[int], max_tokens: int) -> Counts:
     return int(text[usage + 20 : text.index(",", usage)]), text.count('"choices":[{')
 
 
-def start_server(workload: Workload, port: int, in_process: bool) -> subprocess.Popen[bytes]:
+def start_server(
+    workload: Workload, port: int, in_process: bool, stream_interval: int = 1
+) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-m",
@@ -179,6 +181,8 @@ def start_server(workload: Workload, port: int, in_process: bool) -> subprocess.
         f"{KV_CACHE_MIB}MiB",
         "--max-num-seqs",
         str(CONCURRENCY),
+        "--stream-interval",
+        str(stream_interval),
         *(["--engine-in-process"] if in_process else []),
     ]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -239,14 +243,19 @@ async def timed(
     return tokens / wall, [tokens / max(seconds, 1e-9) for seconds in cpu], events / tokens
 
 
-async def measure(
-    workload: Workload, rounds: int, max_tokens: int, port: int, in_process: bool
+async def measure(  # noqa: PLR0917
+    workload: Workload,
+    rounds: int,
+    max_tokens: int,
+    port: int,
+    in_process: bool,
+    stream_interval: int,
 ) -> dict[str, list[float]]:
     """Paired rounds: each HTTP round runs right beside a direct round, alternating which
     goes first, so drift in the machine's load hits both alike."""
     batch = prompts(CONCURRENCY * workload.requests_per_client)
     engine = AsyncLLMEngine.from_config(workload.engine_config(), "bench")
-    server = start_server(workload, port, in_process)
+    server = start_server(workload, port, in_process, stream_interval)
     runs: dict[str, list[float]] = {
         "direct": [],
         "http": [],
@@ -289,7 +298,11 @@ async def measure(
 
 
 def summarise(
-    runs: dict[str, list[float]], workload: Workload, max_tokens: int, in_process: bool
+    runs: dict[str, list[float]],
+    workload: Workload,
+    max_tokens: int,
+    in_process: bool,
+    stream_interval: int,
 ) -> dict[str, Any]:
     direct, http = statistics.median(runs["direct"]), statistics.median(runs["http"])
     # The headline is the median of per-pair ratios: robust to load from other processes.
@@ -300,6 +313,7 @@ def summarise(
         "server_engine": "in-process thread" if in_process else "engine process",
         "model": workload.model,
         "dtype": DTYPE,
+        "server_stream_interval": stream_interval,
         "concurrency": CONCURRENCY,
         "requests_per_client": workload.requests_per_client,
         "prompt_tokens": PROMPT_LEN,
@@ -350,7 +364,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("output tokens/s")
     ax.set_title(
         f"{result['model']}, {result['concurrency']} concurrent, {result['max_tokens']} tokens "
-        f"each\nHTTP/direct: {result['ratio']:.0%} wall (median of pairs), "
+        f"each, server stream interval {result['server_stream_interval']}\n"
+        f"HTTP/direct: {result['ratio']:.0%} wall (median of pairs), "
         f"{result['cpu_ratio']:.0%} per CPU-second; load avg {result['load_average_1m']:.1f} "
         f"on {result['machine']['cores']} cores"
     )
@@ -366,17 +381,30 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--model", choices=sorted(WORKLOADS), default="demo:small")
     parser.add_argument(
+        "--stream-interval",
+        type=int,
+        default=1,
+        help="the server's --stream-interval (tokens per SSE event after the first); a run "
+        "with N > 1 writes its own files (-intervalN)",
+    )
+    parser.add_argument("--rounds", type=int, help="paired rounds (default: the workload's)")
+    parser.add_argument(
         "--engine-in-process", action="store_true", help="serve with the engine on a thread"
     )
     args = parser.parse_args()
     workload = WORKLOADS[args.model]
     rounds, max_tokens = (1, 16) if args.quick else (workload.rounds, workload.max_tokens)
+    rounds = args.rounds or rounds
+    interval = args.stream_interval
     resolve_source(workload.model)  # generate the demo model before any timing
-    runs = asyncio.run(measure(workload, rounds, max_tokens, args.port, args.engine_in_process))
-    result = summarise(runs, workload, max_tokens, args.engine_in_process)
+    runs = asyncio.run(
+        measure(workload, rounds, max_tokens, args.port, args.engine_in_process, interval)
+    )
+    result = summarise(runs, workload, max_tokens, args.engine_in_process, interval)
+    name = workload.results_name + (f"-interval{interval}" if interval > 1 else "")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{workload.results_name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    plot(result, RESULTS / f"{workload.results_name}.png")
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, RESULTS / f"{name}.png")
     keys = (
         "direct_median",
         "http_median",
