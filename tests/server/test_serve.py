@@ -59,6 +59,8 @@ def test_stream_interval_reaches_the_engine(tiny_model_dir: Path) -> None:
     assert loader.engine is not None and loader.engine.stream_interval == 4
     with pytest.raises(ValueError, match="stream_interval"):
         ServeOptions(model="demo:tiny", stream_interval=0)
+    with pytest.raises(ValueError, match="max_num_seqs"):
+        ServeOptions(model="demo:tiny", max_num_seqs=0)
 
 
 @pytest.mark.timeout(120)

@@ -140,7 +140,8 @@ class LLMEngine:
         text = self._text(request, sampled.token_id)
         info = TokenInfo(sampled.token_id, text, sampled.logprob, sampled.top_logprobs)
         rid = request.request_id
-        tokens = (*self._held.pop(rid, ()), info)
+        held = self._held.pop(rid, None) if self._held else None  # empty: stream_interval 1
+        tokens = (info,) if held is None else (*held, info)
         if not request.is_finished:
             if request.num_output_tokens > 1 and len(tokens) < self.config.stream_interval:
                 self._held[rid] = tokens

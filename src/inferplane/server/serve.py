@@ -87,10 +87,9 @@ class ServeOptions:
         ):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-        if self.stream_interval < 1:
-            raise ValueError(f"stream_interval must be >= 1, got {self.stream_interval}")
         if self.log_level.upper() not in LOG_LEVELS:
             raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS).lower()}")
+        _engine_config(self)  # the engine's own checks (batch sizes, ...), before anything starts
 
 
 def detect_task(source: str) -> Literal["generate", "embed"]:
