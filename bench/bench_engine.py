@@ -32,9 +32,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 import engine_common as common
 from peer_process import PeerProcess
 
-from inferplane.engine.async_engine import AsyncLLMEngine
-from inferplane.engine.config import EngineConfig
-from inferplane.engine.sampling_params import SamplingParams
+from inferplane.engine.front.async_engine import AsyncLLMEngine
+from inferplane.engine.core.config import EngineConfig
+from inferplane.engine.core.sampling_params import SamplingParams
 from inferplane.sources import resolve_source
 from inferplane.sources.demo import PRESETS, parameter_count
 

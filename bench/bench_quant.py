@@ -31,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
-from inferplane.engine.batch import SequenceChunk, StepBatch
-from inferplane.engine.config import DTypeName, EngineConfig, QuantName
-from inferplane.engine.quant import weight_bytes
-from inferplane.engine.runner import TorchModelRunner
-from inferplane.engine.sampling_params import SamplingParams
+from inferplane.engine.core.batch import SequenceChunk, StepBatch
+from inferplane.engine.core.config import DTypeName, EngineConfig, QuantName
+from inferplane.engine.compute.quant import weight_bytes
+from inferplane.engine.compute.runner import TorchModelRunner
+from inferplane.engine.core.sampling_params import SamplingParams
 from inferplane.sources import resolve_source
 from inferplane.sources.corpus import SHIPPED_TEXT
 

@@ -21,13 +21,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from inferplane.engine.batch import SampledToken, StepBatch
-from inferplane.engine.config import EngineConfig
-from inferplane.engine.engine import LLMEngine
-from inferplane.engine.kv_cache import KVCacheManager
-from inferplane.engine.request import Request
-from inferplane.engine.sampling_params import SamplingParams
-from inferplane.engine.scheduler import Scheduler, SchedulerConfig
+from inferplane.engine.core.batch import SampledToken, StepBatch
+from inferplane.engine.core.config import EngineConfig
+from inferplane.engine.core.engine import LLMEngine
+from inferplane.engine.core.kv_cache import KVCacheManager
+from inferplane.engine.core.request import Request
+from inferplane.engine.core.sampling_params import SamplingParams
+from inferplane.engine.core.scheduler import Scheduler, SchedulerConfig
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = (64, 128, 256)

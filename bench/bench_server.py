@@ -47,9 +47,9 @@ from typing import Any
 import httpx
 import torch
 
-from inferplane.engine.async_engine import AsyncLLMEngine
-from inferplane.engine.config import EngineConfig
-from inferplane.engine.sampling_params import SamplingParams
+from inferplane.engine.front.async_engine import AsyncLLMEngine
+from inferplane.engine.core.config import EngineConfig
+from inferplane.engine.core.sampling_params import SamplingParams
 from inferplane.sources import resolve_source
 
 RESULTS = Path(__file__).parent / "results"

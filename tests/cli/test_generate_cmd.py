@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from inferplane.cli.generate_cmd import app
-from inferplane.engine.tokenizer import Tokenizer
+from inferplane.engine.core.tokenizer import Tokenizer
 from inferplane.sources.resolve import CACHE_ENV
 
 runner = CliRunner()

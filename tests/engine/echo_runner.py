@@ -5,7 +5,7 @@ table, so a wrong block table, a bad prefix hit or a lost preemption changes the
 import time
 from collections.abc import Sequence
 
-from inferplane.engine.batch import SampledToken, StepBatch
+from inferplane.engine.core.batch import SampledToken, StepBatch
 
 LETTERS = 26
 FIRST = ord("a")

@@ -7,10 +7,10 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM
 
-from inferplane.engine.batch import SequenceChunk, StepBatch
-from inferplane.engine.config import EngineConfig
-from inferplane.engine.runner import TorchModelRunner
-from inferplane.engine.sampling_params import SamplingParams
+from inferplane.engine.compute.runner import TorchModelRunner
+from inferplane.engine.core.batch import SequenceChunk, StepBatch
+from inferplane.engine.core.config import EngineConfig
+from inferplane.engine.core.sampling_params import SamplingParams
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=64)
 

@@ -12,12 +12,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from inferplane.engine.config import EngineConfig
-from inferplane.engine.engine import LLMEngine
-from inferplane.engine.outputs import RequestOutput
-from inferplane.engine.runner import TorchModelRunner
-from inferplane.engine.sampling_params import SamplingParams
-from inferplane.engine.tokenizer import Tokenizer
+from inferplane.engine.compute.runner import TorchModelRunner
+from inferplane.engine.core.config import EngineConfig
+from inferplane.engine.core.engine import LLMEngine
+from inferplane.engine.core.outputs import RequestOutput
+from inferplane.engine.core.sampling_params import SamplingParams
+from inferplane.engine.core.tokenizer import Tokenizer
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from inferplane.engine.async_engine import AsyncLLMEngine
-from inferplane.engine.config import EngineConfig
+from inferplane.engine.core.config import EngineConfig
+from inferplane.engine.front.async_engine import AsyncLLMEngine
 from inferplane.server.app import create_app
 from inferplane.server.state import ServerSettings, ServerState
 

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from inferplane.engine.protocol import EngineStats
+from inferplane.engine.core.protocol import EngineStats
 from inferplane.server.metrics import ServerMetrics
 from inferplane.telemetry import names
 from inferplane.telemetry.gpu import NvmlError

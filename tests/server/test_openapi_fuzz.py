@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from inferplane.engine.async_engine import AsyncLLMEngine
-from inferplane.engine.embedding import AsyncEmbeddingModel, EmbeddingModel
+from inferplane.engine.compute.embedding import AsyncEmbeddingModel, EmbeddingModel
+from inferplane.engine.front.async_engine import AsyncLLMEngine
 from inferplane.server.app import create_app
 from inferplane.server.state import ServerSettings, ServerState
 

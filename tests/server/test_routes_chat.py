@@ -3,7 +3,7 @@ from pathlib import Path
 
 import httpx
 
-from inferplane.engine.async_engine import AsyncLLMEngine
+from inferplane.engine.front.async_engine import AsyncLLMEngine
 from inferplane.server.app import create_app
 from inferplane.server.state import ServerSettings, ServerState
 from tests.server.conftest import tiny_engine

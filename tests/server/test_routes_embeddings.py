@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from inferplane.engine.embedding import AsyncEmbeddingModel, EmbeddingModel
+from inferplane.engine.compute.embedding import AsyncEmbeddingModel, EmbeddingModel
 from inferplane.server.app import create_app
 from inferplane.server.state import ServerSettings, ServerState
 

@@ -13,11 +13,11 @@ from typing import Annotated, Any, cast, get_args
 
 import typer
 
-from inferplane.engine.config import DTypeName, EngineConfig
-from inferplane.engine.engine import LLMEngine
-from inferplane.engine.outputs import RequestOutput
-from inferplane.engine.sampling_params import InvalidParameterError, SamplingParams
-from inferplane.engine.tokenizer import ChatTemplateError, Tokenizer
+from inferplane.engine.core.config import DTypeName, EngineConfig
+from inferplane.engine.core.engine import LLMEngine
+from inferplane.engine.core.outputs import RequestOutput
+from inferplane.engine.core.sampling_params import InvalidParameterError, SamplingParams
+from inferplane.engine.core.tokenizer import ChatTemplateError, Tokenizer
 from inferplane.sources import SourceError, resolve_source
 
 Clock = Callable[[], float]
@@ -68,7 +68,7 @@ def _rate(tokens: int, seconds: float) -> float | None:
 
 def build_engine(config: EngineConfig) -> tuple[LLMEngine, Tokenizer]:
     """The engine (with the model's tokenizer for text output) and that tokenizer."""
-    from inferplane.engine.runner import TorchModelRunner  # noqa: PLC0415 (torch: load on use)
+    from inferplane.engine.compute.runner import TorchModelRunner  # noqa: PLC0415 (torch: load on use)
 
     tokenizer = Tokenizer.from_dir(resolve_source(config.model))
     runner = TorchModelRunner.from_config(config)

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import Request
 
-from inferplane.engine.outputs import RequestOutput
+from inferplane.engine.core.outputs import RequestOutput
 from inferplane.server.errors import APIError
 from inferplane.server.generation import Choice
 from inferplane.server.state import ServerState

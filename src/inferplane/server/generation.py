@@ -13,11 +13,11 @@ from typing import Any
 
 import anyio
 
-from inferplane.engine.async_engine import EngineShutdownError
-from inferplane.engine.engine import ContextLengthExceededError
-from inferplane.engine.outputs import RequestOutput, TokenInfo
-from inferplane.engine.protocol import EngineClient, QueueFullError
-from inferplane.engine.sampling_params import InvalidParameterError, SamplingParams
+from inferplane.engine.core.engine import ContextLengthExceededError
+from inferplane.engine.core.outputs import RequestOutput, TokenInfo
+from inferplane.engine.core.protocol import EngineClient, QueueFullError
+from inferplane.engine.core.sampling_params import InvalidParameterError, SamplingParams
+from inferplane.engine.front.async_engine import EngineShutdownError
 from inferplane.server.errors import APIError
 from inferplane.server.protocol import SamplingFields
 

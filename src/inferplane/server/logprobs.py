@@ -3,8 +3,8 @@
 from collections.abc import Sequence
 from typing import Any
 
-from inferplane.engine.outputs import TokenInfo
-from inferplane.engine.protocol import TextTokenizer
+from inferplane.engine.core.outputs import TokenInfo
+from inferplane.engine.core.protocol import TextTokenizer
 
 
 def _piece(tokenizer: TextTokenizer, token_id: int) -> str:

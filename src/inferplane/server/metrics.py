@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from inferplane.engine.protocol import EngineStats
+from inferplane.engine.core.protocol import EngineStats
 from inferplane.telemetry import names
 from inferplane.telemetry.gpu import GpuCollector, NvmlApi
 from inferplane.telemetry.names import MetricSpec

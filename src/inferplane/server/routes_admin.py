@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from inferplane.engine.protocol import EngineClient
+from inferplane.engine.core.protocol import EngineClient
 from inferplane.server import common
 from inferplane.server.errors import APIError
 from inferplane.server.protocol import DrainRequest

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from inferplane.engine.outputs import RequestOutput
-from inferplane.engine.protocol import EngineClient
+from inferplane.engine.core.outputs import RequestOutput
+from inferplane.engine.core.protocol import EngineClient
 from inferplane.server import common
 from inferplane.server.common import Prefetched, Timer
 from inferplane.server.errors import APIError

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from inferplane.engine.protocol import EngineClient
+from inferplane.engine.core.protocol import EngineClient
 from inferplane.server import common
 from inferplane.server.common import Prefetched, Timer
 from inferplane.server.errors import APIError

@@ -7,7 +7,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from inferplane.engine.embedding import InputTooLongError
+from inferplane.engine.compute.embedding import InputTooLongError
 from inferplane.server import common
 from inferplane.server.common import Timer
 from inferplane.server.errors import APIError

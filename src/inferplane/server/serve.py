@@ -5,7 +5,7 @@ timeout; `DrainingServer` replaces it: the first SIGTERM (or Ctrl-C) flips /read
 refuses new API requests with 503, waits for in-flight requests up to the drain deadline, then
 lets uvicorn shut down, and the process exits 0. A second Ctrl-C forces the exit.
 
-A generation model's engine core runs in a child process (engine/core_process.py): this
+A generation model's engine core runs in a child process (engine/front/core_process.py): this
 process keeps the event loop for HTTP and SSE, and no longer shares its GIL with the step
 loop. `engine_in_process` keeps the old shape (AsyncLLMEngine on a thread), for debugging. If
 the engine process dies, /ready reports it and the server exits 1, so its supervisor restarts
@@ -27,10 +27,10 @@ from typing import Literal, get_args
 
 import uvicorn
 
-from inferplane.engine.config import DTypeName, EngineConfig, QuantName
-from inferplane.engine.core_client import ProcessEngine
-from inferplane.engine.embedding import AsyncEmbeddingModel, EmbeddingModel
-from inferplane.engine.protocol import EngineClient
+from inferplane.engine.compute.embedding import AsyncEmbeddingModel, EmbeddingModel
+from inferplane.engine.core.config import DTypeName, EngineConfig, QuantName
+from inferplane.engine.core.protocol import EngineClient
+from inferplane.engine.front.core_client import ProcessEngine
 from inferplane.server.app import create_app
 from inferplane.server.state import ServerSettings, ServerState
 from inferplane.sources import resolve_source
@@ -168,7 +168,7 @@ class ModelLoader:
 
 async def _load_engine(config: EngineConfig, name: str | None, in_process: bool) -> EngineClient:
     if in_process:
-        from inferplane.engine.async_engine import AsyncLLMEngine  # noqa: PLC0415 (torch-heavy)
+        from inferplane.engine.front.async_engine import AsyncLLMEngine  # noqa: PLC0415 (torch-heavy)
 
         return await asyncio.to_thread(AsyncLLMEngine.from_config, config, name)
     return await asyncio.to_thread(ProcessEngine.from_config, config, name)

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from inferplane.engine.embedding import AsyncEmbeddingModel
-from inferplane.engine.protocol import EngineClient, EngineStats
+from inferplane.engine.compute.embedding import AsyncEmbeddingModel
+from inferplane.engine.core.protocol import EngineClient, EngineStats
 from inferplane.server.drain import DrainState
 from inferplane.server.errors import APIError
 from inferplane.server.metrics import ServerMetrics

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from inferplane.engine.kv_cache import KVCacheManager
-from inferplane.engine.request import Request
-from inferplane.engine.sampling_params import SamplingParams
-from inferplane.engine.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
+from inferplane.engine.core.kv_cache import KVCacheManager
+from inferplane.engine.core.request import Request
+from inferplane.engine.core.sampling_params import SamplingParams
+from inferplane.engine.core.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
 from inferplane.sim.events import EventLoop
 from inferplane.sim.latency import StepTimeModel
 from inferplane.sim.records import RequestRecord

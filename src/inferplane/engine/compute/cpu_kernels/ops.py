@@ -1,0 +1,157 @@
+"""Typed torch-facing wrappers over the compiled kernels (kernels.c).
+
+Each wrapper takes and returns bfloat16 CPU tensors. Callers guarantee the layouts the C side
+assumes (contiguous rows; see each method); `CpuKernels.applies` tells a model whether to use
+them at all. Threads follow torch.get_num_threads(), read once per call.
+"""
+
+import ctypes
+import functools
+
+import torch
+
+from inferplane.engine.compute.cpu_kernels.build import enabled, load_library
+
+_P = ctypes.c_void_p
+_I = ctypes.c_int64
+_F = ctypes.c_float
+_T = ctypes.c_int
+
+
+class CpuKernels:
+    def __init__(self, library: ctypes.CDLL) -> None:
+        self._rms_norm = _bind(library.ip_rms_norm, [_P, _P, _P, _I, _I, _F, _T])
+        self._add_rms_norm = _bind(library.ip_add_rms_norm, [_P, _P, _P, _P, _I, _I, _F, _T])
+        self._silu_mul = _bind(library.ip_silu_mul, [_P, _P, _I, _I, _T])
+        self._attention = _bind(
+            library.ip_decode_attention, [_P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _F, _P, _T]
+        )
+        self._rope_cache = _bind(
+            library.ip_rope_cache, [_P, _P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _T]
+        )
+        library.ip_isa.restype = ctypes.c_char_p
+        self.isa: str = library.ip_isa().decode()
+
+    @staticmethod
+    def applies(device: torch.device, dtype: torch.dtype) -> bool:
+        return device.type == "cpu" and dtype == torch.bfloat16
+
+    def rms_norm(self, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        """x [T, n] contiguous -> weight * normalised x, rounded as torch rounds."""
+        out = torch.empty_like(x)
+        rows, n = x.shape
+        self._rms_norm(x.data_ptr(), weight.data_ptr(), out.data_ptr(), rows, n, eps, _threads())
+        return out
+
+    def add_rms_norm(
+        self, x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, eps: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """residual += x (in place), then (rms_norm(residual), residual)."""
+        out = torch.empty_like(x)
+        rows, n = x.shape
+        self._add_rms_norm(
+            x.data_ptr(),
+            residual.data_ptr(),
+            weight.data_ptr(),
+            out.data_ptr(),
+            rows,
+            n,
+            eps,
+            _threads(),
+        )
+        return out, residual
+
+    def silu_mul(self, gate_up: torch.Tensor) -> torch.Tensor:
+        """gate_up [T, 2I] contiguous (gate then up) -> silu(gate) * up, [T, I]."""
+        rows, width = gate_up.shape
+        out = gate_up.new_empty(rows, width // 2)
+        self._silu_mul(gate_up.data_ptr(), out.data_ptr(), rows, width // 2, _threads())
+        return out
+
+    def rope_cache(  # noqa: PLR0917 (the kernel's operands)
+        self,
+        qkv: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        slot_mapping: torch.Tensor,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+    ) -> torch.Tensor:
+        """qkv [T, heads + 2 kv_heads, dim] contiguous; cos, sin [T, dim] contiguous (sin's
+        first half negated); slot_mapping [T] int64. Writes the rotated keys and the values
+        into the caches' slots and returns the rotated queries [T, heads, dim]."""
+        rows, width, dim = qkv.shape
+        kv_heads = k_cache.shape[1]
+        heads = width - 2 * kv_heads
+        q = qkv.new_empty(rows, heads, dim)
+        self._rope_cache(
+            qkv.data_ptr(),
+            cos.data_ptr(),
+            sin.data_ptr(),
+            slot_mapping.data_ptr(),
+            q.data_ptr(),
+            k_cache.data_ptr(),
+            v_cache.data_ptr(),
+            rows,
+            heads,
+            kv_heads,
+            dim,
+            _threads(),
+        )
+        return q
+
+    def decode_attention(  # noqa: PLR0917 (the kernel's operands)
+        self,
+        q: torch.Tensor,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+        slots: torch.Tensor,
+        lengths: torch.Tensor,
+        scale: float,
+    ) -> torch.Tensor:
+        """q [B, heads, dim] contiguous; caches [slots, kv_heads, dim] contiguous; slots
+        [B, S] int64 (padded); lengths [B] int64 -> attention output [B, heads, dim]."""
+        batch, heads, dim = q.shape
+        kv_heads, max_len, threads = k_cache.shape[1], slots.shape[1], _threads()
+        out = torch.empty_like(q)
+        scratch = torch.empty(threads * heads * (2 * dim + max_len), dtype=torch.float32)
+        self._attention(
+            q.data_ptr(),
+            k_cache.data_ptr(),
+            v_cache.data_ptr(),
+            slots.data_ptr(),
+            lengths.data_ptr(),
+            out.data_ptr(),
+            batch,
+            heads,
+            kv_heads,
+            dim,
+            max_len,
+            scale,
+            scratch.data_ptr(),
+            threads,
+        )
+        return out
+
+
+def cpu_kernels() -> CpuKernels | None:
+    """The kernels for this machine, or None where they are off or cannot be built."""
+    if not enabled():
+        return None
+    library = load_library()
+    return None if library is None else _wrap(library)
+
+
+@functools.cache  # one wrapper per library, which load_library itself builds once
+def _wrap(library: ctypes.CDLL) -> CpuKernels:
+    return CpuKernels(library)
+
+
+def _bind(function: ctypes._CFuncPtr, argtypes: list[type]) -> ctypes._CFuncPtr:  # type: ignore[name-defined]
+    function.argtypes = argtypes
+    function.restype = None
+    return function
+
+
+def _threads() -> int:
+    return torch.get_num_threads()

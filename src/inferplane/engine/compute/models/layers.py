@@ -1,0 +1,170 @@
+"""Building blocks shared by the decoder models: linear, RMSNorm, rotary embedding.
+
+Weights are registered as buffers, not parameters: the engine never trains, and buffers move
+with `Module.to` all the same.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inferplane.engine.compute.cpu_kernels import CpuKernels
+from inferplane.engine.compute.loader import RopeConfig
+
+
+class Linear(nn.Module):
+    """y = x W^T + b with W [out, in] in the model's dtype."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.weight: torch.Tensor
+        self.bias: torch.Tensor | None
+        self.register_buffer("weight", weight)
+        self.register_buffer("bias", bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+class PackedLinear(nn.Module):
+    """A bfloat16 linear on CPU whose weight is reordered once into oneDNN's blocked layout.
+
+    Small-batch products (decode) run about twice as fast as F.linear over the plain layout
+    on the CPUs measured, with identical results; the packed weight replaces the plain one.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.weight: torch.Tensor
+        self.bias: torch.Tensor | None
+        self.register_buffer("weight", torch.ops.mkldnn._reorder_linear_weight(weight, 1))
+        self.register_buffer("bias", bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(
+            x, self.weight, self.bias, "none", [], ""
+        )
+        return out
+
+    @staticmethod
+    def supported(device: torch.device, dtype: torch.dtype) -> bool:
+        return (
+            device.type == "cpu"
+            and dtype == torch.bfloat16
+            and bool(torch.backends.mkldnn.is_available())  # type: ignore[no-untyped-call]
+            and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+        )
+
+
+class TransposedLinear(nn.Module):
+    """A float32 linear on CPU with the weight stored as [in, out]: x @ W^T then reads the
+    weight in the order the BLAS kernel wants, ~1.6x faster for decode than F.linear."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.weight_t: torch.Tensor
+        self.bias: torch.Tensor | None
+        self.register_buffer("weight_t", weight.t().contiguous())
+        self.register_buffer("bias", bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.matmul(x, self.weight_t)
+        return out if self.bias is None else out + self.bias
+
+    @staticmethod
+    def supported(device: torch.device, dtype: torch.dtype) -> bool:
+        return device.type == "cpu" and dtype == torch.float32
+
+
+class RMSNorm(nn.Module):
+    """Normalise in float32, scale in the model's dtype, as the reference implementation does.
+
+    Written out rather than F.rms_norm, which on CPU runs as a longer chain of casts. With
+    compiled kernels (bfloat16 on CPU) each norm is one call, rounded the same way.
+    """
+
+    def __init__(self, weight: torch.Tensor, eps: float, kernels: CpuKernels | None = None):
+        super().__init__()
+        self.weight: torch.Tensor
+        self.register_buffer("weight", weight)
+        self.eps = eps
+        self.kernels = kernels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernels is not None:
+            return self.kernels.rms_norm(x, self.weight, self.eps)
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * h.to(x.dtype)
+
+    def add_forward(
+        self, x: torch.Tensor, residual: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(norm(residual + x), residual + x): the residual add fused into the norm."""
+        if self.kernels is not None:
+            return self.kernels.add_rms_norm(x, residual, self.weight, self.eps)
+        residual = residual + x
+        return self(residual), residual
+
+
+def inverse_frequencies(rope: RopeConfig, head_dim: int) -> torch.Tensor:
+    """Per-pair rotation frequencies, with linear or llama3 scaling applied."""
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim
+    inv_freq = 1.0 / (rope.theta**exponents)
+    if rope.kind == "linear":
+        return inv_freq / rope.factor
+    if rope.kind == "llama3":
+        return _llama3_scaling(inv_freq, rope)
+    return inv_freq
+
+
+def _llama3_scaling(inv_freq: torch.Tensor, rope: RopeConfig) -> torch.Tensor:
+    """Long wavelengths slow down by `factor`, short ones stay, the band between blends."""
+    old_len = rope.original_max_position_embeddings
+    low_wavelen = old_len / rope.low_freq_factor
+    high_wavelen = old_len / rope.high_freq_factor
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > low_wavelen, inv_freq / rope.factor, inv_freq)
+    smooth = (old_len / wavelen - rope.low_freq_factor) / (
+        rope.high_freq_factor - rope.low_freq_factor
+    )
+    blended = (1 - smooth) * scaled / rope.factor + smooth * scaled
+    medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+    return torch.where(medium, blended, scaled)
+
+
+class Rotary(nn.Module):
+    """Tables of cos and signed sin per position, so rotation is x*cos + roll(x)*sin.
+
+    roll(x, half) swaps the two halves; with sin's first half negated this equals the
+    reference's rotate_half(x) * sin in three ops instead of six.
+    """
+
+    def __init__(
+        self,
+        rope: RopeConfig,
+        head_dim: int,
+        max_len: int,
+        dtype: torch.dtype,
+        device: torch.device | None = None,
+    ) -> None:
+        super().__init__()
+        freqs = torch.outer(
+            torch.arange(max_len, dtype=torch.float32), inverse_frequencies(rope, head_dim)
+        )
+        half_sin = freqs.sin()
+        self.cos: torch.Tensor
+        self.sin: torch.Tensor
+        cos = torch.cat((freqs.cos(), freqs.cos()), -1)
+        self.register_buffer("cos", cos.to(device=device, dtype=dtype))
+        self.register_buffer("sin", torch.cat((-half_sin, half_sin), -1).to(device, dtype))
+        self.half_dim = head_dim // 2
+
+    def tables(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin for each row, shaped [T, 1, head_dim] to broadcast over heads."""
+        return self.cos[positions][:, None, :], self.sin[positions][:, None, :]
+
+    def rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(x * cos, torch.roll(x, self.half_dim, -1), sin)

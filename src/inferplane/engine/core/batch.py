@@ -1,0 +1,78 @@
+"""The contract between the engine's step loop and the model runner.
+
+Each step the scheduler decides how many tokens of each request to compute; the engine turns
+that into one `StepBatch` of `SequenceChunk`s and hands it to a `ModelRunner`. The runner runs
+one forward over the ragged batch against the paged KV cache, writes the chunk's keys and
+values into the request's blocks, and samples a token for each chunk that reaches the end of
+its request's known tokens. No torch here: the runner owns all tensors.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from inferplane.engine.core.sampling_params import SamplingParams
+
+
+@dataclass(frozen=True)
+class SequenceChunk:
+    """The tokens of one request to compute in this step.
+
+    `start_position` is the number of the request's tokens already in the KV cache, so
+    token_ids[i] sits at position start_position + i and its KV goes to slot
+    block_table[p // block_size] * block_size + p % block_size. `block_table` covers at least
+    start_position + len(token_ids) positions.
+    """
+
+    request_id: str
+    token_ids: Sequence[int]
+    start_position: int
+    block_table: Sequence[int]
+    sample: bool
+    params: SamplingParams
+    output_token_ids: Sequence[int] = ()  # generated so far: penalties look at these
+    prompt_token_ids: Sequence[int] = ()  # repetition penalty also looks at the prompt
+
+    @property
+    def end_position(self) -> int:
+        return self.start_position + len(self.token_ids)
+
+
+@dataclass(frozen=True)
+class StepBatch:
+    chunks: Sequence[SequenceChunk]
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(len(chunk.token_ids) for chunk in self.chunks)
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token_id: int
+    logprob: float
+
+
+@dataclass(frozen=True)
+class SampledToken:
+    """The token sampled for one chunk with `sample=True`, with its log-probability and the
+    top alternatives when the request asked for logprobs."""
+
+    request_id: str
+    token_id: int
+    logprob: float | None = None
+    top_logprobs: tuple[TokenLogprob, ...] = ()
+
+
+class ModelRunner(Protocol):
+    """Runs a model over a step's ragged batch with a paged KV cache."""
+
+    @property
+    def block_size(self) -> int: ...
+
+    @property
+    def num_blocks(self) -> int: ...
+
+    def execute(self, batch: StepBatch) -> list[SampledToken]:
+        """Forward the batch, write its KV, and sample one token per sampling chunk (in order)."""
+        ...

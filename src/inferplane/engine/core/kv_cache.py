@@ -1,0 +1,307 @@
+"""The paged KV cache's bookkeeping: a block pool with prefix caching. No torch.
+
+The runner owns the tensors; this module owns which block holds what. A block is `block_size`
+token slots. Full blocks get a chained content hash, hash(parent_hash, tokens), so two
+requests sharing a prompt prefix share blocks. Blocks nobody references sit in a free queue;
+those still carrying a hash stay findable there until they are taken for new data (eviction
+from the front of the queue: least recently freed first).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from inferplane.engine.core.request import Request
+
+ROOT_HASH = 0x1F2E3D4C  # parent of a request's first block
+
+
+def hash_block(parent_hash: int, token_ids: Sequence[int]) -> int:
+    """Chained content hash of one full block; ints and tuples hash the same in every process."""
+    return hash((parent_hash, tuple(token_ids)))
+
+
+def block_hashes(token_ids: Sequence[int], block_size: int, known: list[int]) -> list[int]:
+    """Extend `known` (hashes of the first blocks) to every full block of `token_ids`."""
+    parent = known[-1] if known else ROOT_HASH
+    for start in range(len(known) * block_size, len(token_ids) - block_size + 1, block_size):
+        parent = hash_block(parent, token_ids[start : start + block_size])
+        known.append(parent)
+    return known
+
+
+def num_blocks_for_budget(
+    kv_cache_bytes: int,
+    block_size: int,
+    *,
+    layers: int,
+    kv_heads: int,
+    head_dim: int,
+    dtype_bytes: int,
+) -> int:
+    """How many blocks fit in a byte budget: bytes per token = 2 x layers x kv_heads x head_dim
+    x dtype bytes (keys and values)."""
+    per_token = 2 * layers * kv_heads * head_dim * dtype_bytes
+    if per_token <= 0:
+        raise ValueError("layers, kv_heads, head_dim and dtype_bytes must all be positive")
+    return kv_cache_bytes // (per_token * block_size)
+
+
+class KVBlock:
+    """One block of the pool; prev/next link it into the free queue while unreferenced."""
+
+    __slots__ = ("block_hash", "block_id", "next", "prev", "ref_count")
+
+    def __init__(self, block_id: int) -> None:
+        self.block_id = block_id
+        self.ref_count = 0
+        self.block_hash: int | None = None
+        self.prev: KVBlock | None = None
+        self.next: KVBlock | None = None
+
+    def __repr__(self) -> str:
+        return f"KVBlock({self.block_id}, ref={self.ref_count}, hash={self.block_hash})"
+
+
+class FreeBlockQueue:
+    """A doubly linked list of free blocks: O(1) pop from the front, push at either end and
+    removal from the middle (a cached block revived by a prefix hit)."""
+
+    def __init__(self, blocks: Sequence[KVBlock]) -> None:
+        self._head = KVBlock(-1)  # sentinels: no None checks on the hot path
+        self._tail = KVBlock(-1)
+        self._head.next, self._tail.prev = self._tail, self._head
+        self.size = 0
+        for block in blocks:
+            self.append(block)
+
+    def popleft(self) -> KVBlock:
+        block = self._head.next
+        if block is self._tail or block is None:
+            raise IndexError("no free blocks")
+        self.remove(block)
+        return block
+
+    def append(self, block: KVBlock) -> None:
+        self._link(block, self._tail.prev, self._tail)
+
+    def appendleft(self, block: KVBlock) -> None:
+        self._link(block, self._head, self._head.next)
+
+    def remove(self, block: KVBlock) -> None:
+        prev, nxt = block.prev, block.next
+        if prev is None or nxt is None:
+            raise ValueError(f"block {block.block_id} is not in the free queue")
+        prev.next, nxt.prev = nxt, prev
+        block.prev = block.next = None
+        self.size -= 1
+
+    def _link(self, block: KVBlock, prev: KVBlock | None, nxt: KVBlock | None) -> None:
+        if prev is None or nxt is None:  # unreachable: the sentinels are always linked
+            raise RuntimeError("free queue links are broken")
+        block.prev, block.next = prev, nxt
+        prev.next = nxt.prev = block
+        self.size += 1
+
+    def __len__(self) -> int:
+        return self.size
+
+    def block_ids(self) -> list[int]:
+        ids, block = [], self._head.next
+        while block is not None and block is not self._tail:
+            ids.append(block.block_id)
+            block = block.next
+        return ids
+
+
+class BlockPool:
+    """All blocks, their reference counts and the hash -> cached block map."""
+
+    def __init__(self, num_blocks: int, enable_caching: bool = True) -> None:
+        if num_blocks < 1:
+            raise ValueError(f"the KV cache needs at least one block, got {num_blocks}")
+        self.blocks = [KVBlock(i) for i in range(num_blocks)]
+        self.free = FreeBlockQueue(self.blocks)
+        self.cached: dict[int, KVBlock] = {}
+        self.enable_caching = enable_caching
+        self.evictions = 0
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def num_free(self) -> int:
+        return self.free.size
+
+    def take(self, count: int) -> list[KVBlock]:
+        """Take `count` free blocks for new data, evicting the cached content they held."""
+        taken = []
+        for _ in range(count):
+            block = self.free.popleft()
+            if block.block_hash is not None:
+                self._forget(block)
+                self.evictions += 1
+            block.ref_count = 1
+            taken.append(block)
+        return taken
+
+    def touch(self, blocks: Sequence[KVBlock]) -> None:
+        """Add a reference to cached blocks (a prefix hit), reviving those in the free queue."""
+        for block in blocks:
+            if block.ref_count == 0:
+                self.free.remove(block)
+            block.ref_count += 1
+
+    def release(self, blocks: Sequence[KVBlock]) -> None:
+        """Drop a reference; unreferenced cached blocks go to the tail (evicted last), others
+        to the front (reused first), so cached content lives as long as possible."""
+        for block in reversed(blocks):  # a prefix's deeper blocks are evicted before its root
+            block.ref_count -= 1
+            if block.ref_count == 0:
+                if block.block_hash is None:
+                    self.free.appendleft(block)
+                else:
+                    self.free.append(block)
+
+    def lookup(self, block_hash: int) -> KVBlock | None:
+        return self.cached.get(block_hash)
+
+    def register(self, block: KVBlock, block_hash: int) -> None:
+        """Make a just-filled block findable by its hash (first writer wins on duplicates)."""
+        if self.enable_caching and block_hash not in self.cached:
+            block.block_hash = block_hash
+            self.cached[block_hash] = block
+
+    def reset_cache(self) -> None:
+        """Forget every cached hash, e.g. after the KV tensors were freed (sleep)."""
+        for block in self.blocks:
+            block.block_hash = None
+        self.cached.clear()
+
+    def _forget(self, block: KVBlock) -> None:
+        if block.block_hash is not None and self.cached.get(block.block_hash) is block:
+            del self.cached[block.block_hash]
+        block.block_hash = None
+
+
+@dataclass(frozen=True)
+class KVCacheStats:
+    num_blocks: int
+    num_free_blocks: int
+    usage: float  # fraction of blocks referenced by some request
+    prefix_queries: int  # prompt tokens looked up, total
+    prefix_hits: int  # of which found cached, total
+    evictions: int
+
+    @property
+    def hit_rate(self) -> float:
+        return self.prefix_hits / self.prefix_queries if self.prefix_queries else 0.0
+
+
+class KVCacheManager:
+    """Block tables keyed by request id, on top of a `BlockPool`."""
+
+    def __init__(self, num_blocks: int, block_size: int = 16, enable_caching: bool = True) -> None:
+        if block_size < 1:
+            raise ValueError(f"block_size must be positive, got {block_size}")
+        self.block_size = block_size
+        self.pool = BlockPool(num_blocks, enable_caching)
+        self._tables: dict[str, list[KVBlock]] = {}
+        self._ids: dict[str, list[int]] = {}
+        self._num_hashed: dict[str, int] = {}
+        self.prefix_queries = 0
+        self.prefix_hits = 0
+
+    @property
+    def num_blocks(self) -> int:
+        return self.pool.num_blocks
+
+    @property
+    def usage(self) -> float:
+        return 1.0 - self.pool.num_free / self.pool.num_blocks
+
+    def block_ids(self, request_id: str) -> list[int]:
+        """The request's block table as block ids (the runner's view). Do not mutate."""
+        return self._ids.get(request_id, [])
+
+    def get_computed_blocks(self, request: Request) -> tuple[list[KVBlock], int]:
+        """The longest run of cached full blocks at the start of the request's tokens, and the
+        number of tokens they cover; never all of them (the last token must run to give
+        logits)."""
+        if not self.pool.enable_caching:
+            return [], 0
+        size = self.block_size
+        hashes = block_hashes(request.all_token_ids, size, request.block_hashes)
+        limit = (request.num_tokens - 1) // size
+        hits: list[KVBlock] = []
+        for block_hash in hashes[:limit]:
+            block = self.pool.lookup(block_hash)
+            if block is None:
+                break
+            hits.append(block)
+        return hits, len(hits) * size
+
+    def record_prefix_query(self, num_tokens: int, num_hit: int) -> None:
+        self.prefix_queries += num_tokens
+        self.prefix_hits += num_hit
+
+    def allocate_slots(
+        self, request: Request, num_new_tokens: int, computed: Sequence[KVBlock] = ()
+    ) -> bool:
+        """Make room for `num_new_tokens` more tokens after the request's computed ones (and
+        after the `computed` prefix hits, which join its table). False, changing nothing, when
+        the pool has too few free blocks."""
+        table = self._tables.get(request.request_id)
+        have = len(table) if table is not None else 0
+        total = request.num_computed_tokens + len(computed) * self.block_size + num_new_tokens
+        need = -(-total // self.block_size) - have - len(computed)
+        if need <= 0 and not computed:
+            return True
+        revived = sum(1 for block in computed if block.ref_count == 0)
+        if need > self.pool.num_free - revived:
+            return False
+        if table is None:
+            table = self._tables[request.request_id] = []
+            self._ids[request.request_id] = []
+            self._num_hashed[request.request_id] = 0
+        self.pool.touch(computed)
+        new = [*computed, *self.pool.take(max(need, 0))]
+        table.extend(new)
+        self._ids[request.request_id].extend(block.block_id for block in new)
+        self._num_hashed[request.request_id] += len(computed)
+        return True
+
+    def cache_full_blocks(self, request: Request) -> None:
+        """Register the blocks whose every slot is now computed, so later requests can share
+        them. Called after a step ran, so a hit never points at KV not yet written."""
+        rid = request.request_id
+        done = self._num_hashed.get(rid, 0)
+        full = request.num_computed_tokens // self.block_size
+        if full <= done or not self.pool.enable_caching:
+            return
+        hashes = block_hashes(request.all_token_ids, self.block_size, request.block_hashes)
+        table = self._tables[rid]
+        for index in range(done, full):
+            self.pool.register(table[index], hashes[index])
+        self._num_hashed[rid] = full
+
+    def free(self, request_id: str) -> None:
+        """Release the request's blocks at once; cached ones stay findable until evicted."""
+        table = self._tables.pop(request_id, None)
+        self._ids.pop(request_id, None)
+        self._num_hashed.pop(request_id, None)
+        if table:
+            self.pool.release(table)
+
+    def reset_prefix_cache(self) -> None:
+        self.pool.reset_cache()
+
+    def stats(self) -> KVCacheStats:
+        return KVCacheStats(
+            num_blocks=self.pool.num_blocks,
+            num_free_blocks=self.pool.num_free,
+            usage=self.usage,
+            prefix_queries=self.prefix_queries,
+            prefix_hits=self.prefix_hits,
+            evictions=self.pool.evictions,
+        )

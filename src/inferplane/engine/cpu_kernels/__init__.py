@@ -1,5 +1,0 @@
-"""Compiled CPU kernels for bfloat16 decode, with torch as the fallback (see build.py)."""
-
-from inferplane.engine.cpu_kernels.ops import CpuKernels, cpu_kernels
-
-__all__ = ["CpuKernels", "cpu_kernels"]

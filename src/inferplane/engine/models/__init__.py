@@ -1,5 +1,0 @@
-"""Model definitions the runner executes: the Llama family (Llama, Mistral, Qwen2, Qwen3)."""
-
-from inferplane.engine.models.llama import LlamaModel
-
-__all__ = ["LlamaModel"]

@@ -1,0 +1,140 @@
+"""Each compiled kernel against the torch ops it replaces, on bfloat16 inputs; then the whole
+tiny model in bfloat16 with the kernels on and off."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from inferplane.engine.compute.attention import ChunkSpan, _decode_attention, build_metadata
+from inferplane.engine.compute.cpu_kernels import CpuKernels, cpu_kernels
+from inferplane.engine.compute.cpu_kernels.build import DISABLE_ENV
+from inferplane.engine.compute.loader import RopeConfig
+from inferplane.engine.compute.models.layers import RMSNorm, Rotary
+from inferplane.engine.compute.runner import TorchModelRunner
+from inferplane.engine.core.batch import StepBatch
+from inferplane.engine.core.config import EngineConfig
+from tests.engine.reference import chunk
+
+BF16 = torch.bfloat16
+ULP = 2**-7  # one bfloat16 step at magnitude 1
+
+
+@pytest.fixture(scope="module")
+def kernels() -> CpuKernels:
+    built = cpu_kernels()
+    if built is None:
+        pytest.skip("no C compiler on this machine")
+    return built
+
+
+@pytest.fixture
+def generator() -> Iterator[torch.Generator]:
+    yield torch.Generator().manual_seed(0)
+
+
+def _randn(generator: torch.Generator, *shape: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=generator).to(BF16)
+
+
+@pytest.mark.parametrize("width", [896, 100])  # 100: not a multiple of the vector width
+def test_rms_norm_matches_torch_bit_for_bit(
+    kernels: CpuKernels, generator: torch.Generator, width: int
+) -> None:
+    x, weight = _randn(generator, 5, width), _randn(generator, width)
+    assert torch.equal(kernels.rms_norm(x, weight, 1e-6), RMSNorm(weight, 1e-6)(x))
+
+
+def test_add_rms_norm_updates_the_residual_in_place(
+    kernels: CpuKernels, generator: torch.Generator
+) -> None:
+    x, residual, weight = (
+        _randn(generator, 3, 64),
+        _randn(generator, 3, 64),
+        _randn(generator, 64),
+    )
+    expected_normed, expected_sum = RMSNorm(weight, 1e-5).add_forward(x, residual.clone())
+    normed, summed = kernels.add_rms_norm(x, residual, weight, 1e-5)
+    assert summed.data_ptr() == residual.data_ptr()
+    assert torch.equal(summed, expected_sum)
+    assert torch.equal(normed, expected_normed)
+
+
+def test_silu_mul_matches_torch_bit_for_bit(
+    kernels: CpuKernels, generator: torch.Generator
+) -> None:
+    gate_up = _randn(generator, 4, 2 * 300)
+    gate, up = gate_up.chunk(2, dim=-1)
+    assert torch.equal(kernels.silu_mul(gate_up), F.silu(gate) * up)
+
+
+def test_rope_cache_rotates_and_writes_the_slots(
+    kernels: CpuKernels, generator: torch.Generator
+) -> None:
+    heads, kv_heads, dim, rows = 6, 2, 32, 3
+    rotary = Rotary(RopeConfig(theta=10000.0), dim, 64, BF16)
+    qkv = _randn(generator, rows, heads + 2 * kv_heads, dim)
+    cos, sin = rotary.tables(torch.tensor([0, 7, 30]))
+    slots = torch.tensor([5, 2, 9])
+    k_cache, v_cache = (
+        torch.zeros(12, kv_heads, dim, dtype=BF16),
+        torch.zeros(12, kv_heads, dim, dtype=BF16),
+    )
+    q = kernels.rope_cache(qkv, cos, sin, slots, k_cache, v_cache)
+    rotated = rotary.rotate(qkv[:, : heads + kv_heads], cos, sin)
+    assert (q.float() - rotated[:, :heads].float()).abs().max() <= 2 * ULP * 4
+    assert (k_cache[slots].float() - rotated[:, heads:].float()).abs().max() <= 2 * ULP * 4
+    assert torch.equal(v_cache[slots], qkv[:, heads + kv_heads :])
+    untouched = [i for i in range(12) if i not in slots.tolist()]
+    assert not k_cache[untouched].any() and not v_cache[untouched].any()
+
+
+def test_decode_attention_matches_the_torch_path(
+    kernels: CpuKernels, generator: torch.Generator
+) -> None:
+    """Three sequences of different lengths (so the kernel must honour the padding), GQA 7:1."""
+    heads, kv_heads, dim, block = 14, 2, 64, 16
+    k_cache, v_cache = (
+        _randn(generator, 8 * block, kv_heads, dim),
+        _randn(generator, 8 * block, kv_heads, dim),
+    )
+    spans = [ChunkSpan(40, 1, [3, 1, 6]), ChunkSpan(5, 1, [0]), ChunkSpan(20, 1, [7, 2])]
+    group = build_metadata(spans, block, torch.device("cpu")).decode
+    assert group is not None and group.bias is not None
+    q = _randn(generator, 3, heads, dim)
+    got = kernels.decode_attention(
+        q, k_cache, v_cache, group.context_slots, group.lengths, dim**-0.5
+    )
+    expected = _decode_attention(q, k_cache, v_cache, group)
+    # the kernel keeps scores in float32 where torch rounds them to bfloat16 first
+    assert (got.float() - expected.float()).abs().max() < 0.03
+    assert F.cosine_similarity(got.float().flatten(), expected.float().flatten(), dim=0) > 0.9999
+
+
+def _bf16_runner(directory: Path) -> TorchModelRunner:
+    config = EngineConfig(model=str(directory), dtype="bfloat16", kv_cache_bytes=4 << 20)
+    return TorchModelRunner.from_config(config)
+
+
+def test_the_model_in_bf16_agrees_with_and_without_kernels(
+    kernels: CpuKernels, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prefill step then a mixed decode step: the same logits within bfloat16 noise."""
+    with_kernels = _bf16_runner(tiny_model_dir)
+    monkeypatch.setenv(DISABLE_ENV, "0")
+    without = _bf16_runner(tiny_model_dir)
+    assert with_kernels.model.norm.kernels is kernels
+    assert without.model.norm.kernels is None
+    prompt_a, prompt_b = list(range(3, 40)), list(range(50, 61))
+    steps = [
+        [chunk("a", prompt_a, 0, [0, 1, 2]), chunk("b", prompt_b, 0, [3])],
+        [chunk("a", [7], len(prompt_a), [0, 1, 2]), chunk("b", [9], len(prompt_b), [3])],
+    ]
+    for step in steps:
+        got = with_kernels.forward_logits(StepBatch(step))
+        expected = without.forward_logits(StepBatch(step))
+        cosine = F.cosine_similarity(got, expected, dim=-1)
+        assert cosine.min() > 0.999, cosine
+        assert torch.equal(got.argmax(-1), expected.argmax(-1))
