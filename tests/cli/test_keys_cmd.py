@@ -4,7 +4,7 @@ import typer
 from typer.testing import CliRunner
 
 from inferplane.cli import keys_cmd
-from inferplane.gateway.auth import ApiKey, KeyStore, load_keys
+from inferplane.gateway.admission.auth import ApiKey, KeyStore, load_keys
 
 runner = CliRunner()
 

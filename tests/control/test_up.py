@@ -4,7 +4,7 @@ usage records to the fleet's ledger unless switched off (the running fleet is e2
 from pathlib import Path
 
 from inferplane.control.up import UpOptions, build
-from inferplane.gateway.auth import ApiKey, hash_key
+from inferplane.gateway.admission.auth import ApiKey, hash_key
 
 FLEET = """
 models: {chat: {source: demo:tiny}}

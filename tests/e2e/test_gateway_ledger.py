@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from inferplane.gateway.auth import hash_key
+from inferplane.gateway.admission.auth import hash_key
 from inferplane.ledger.store import UsageStore
 from inferplane.ledger.usage import UsageRecord
 from tests.e2e.gateway_process import GatewayProcess, running_gateway

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from inferplane.gateway.accounting import SWEEP_S
+from inferplane.gateway.books.accounting import SWEEP_S
 from inferplane.ledger.store import UsageStore
 from tests.e2e.gateway_process import GatewayProcess, running_gateway
 from tests.e2e.server_process import free_port, wait_until_ok

@@ -1,7 +1,7 @@
 import functools
 from collections import Counter
 
-from inferplane.gateway.balancer import build_policy
+from inferplane.gateway.routing.balancer import build_policy
 from inferplane.sim.clock import SimClock
 from inferplane.sim.events import EventLoop
 from inferplane.sim.gateway import GatewaySettings, SimGateway

@@ -4,7 +4,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from inferplane.engine.protocol import EngineStats
+from inferplane.engine.core.protocol import EngineStats
 from inferplane.ledger.metrics import register_cost_metrics
 from inferplane.server.metrics import ServerMetrics
 from inferplane.telemetry import names
@@ -77,7 +77,7 @@ def test_the_model_servers_buckets_are_the_shared_ones() -> None:
 
 
 def test_the_gateways_metrics_are_all_named() -> None:
-    gateway_metrics = pytest.importorskip("inferplane.gateway.metrics")
+    gateway_metrics = pytest.importorskip("inferplane.gateway.books.metrics")
     metrics = gateway_metrics.GatewayMetrics()
     metrics.observe("m", "pool", 200, 0.5)
     metrics.ttft.labels("m", "pool").observe(0.1)

@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from inferplane.gateway.auth import (
+from inferplane.gateway.admission.auth import (
     ApiKey,
     KeysFile,
     KeysFileError,

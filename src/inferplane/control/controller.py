@@ -36,7 +36,7 @@ from inferplane.control.rollout_runtime import RolloutRunner
 from inferplane.control.rollout_store import RolloutStore
 from inferplane.control.signals import ReplicaLoad, Signals, SignalWindow
 from inferplane.control.tier_runtime import TierRuntime
-from inferplane.gateway.registry import Replica, replica_id
+from inferplane.gateway.routing.registry import Replica, replica_id
 from inferplane.gateway.state import GatewayState
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from typing import Any
 
 from inferplane.control.controller import Controller
 from inferplane.control.replicas import Managed, PoolRuntime
-from inferplane.gateway.registry import Replica, replica_id
+from inferplane.gateway.routing.registry import Replica, replica_id
 from inferplane.ledger.pricing import PriceCatalog, catalog_for
 
 FLEET_PATH = "/admin/fleet"

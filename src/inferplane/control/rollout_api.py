@@ -15,9 +15,16 @@ import orjson
 
 from inferplane.control.rollout import Gates, RolloutPlan
 from inferplane.control.rollout_runtime import RolloutRunner, describe
-from inferplane.gateway.access import Access
-from inferplane.gateway.asgi import Receive, Scope, Send, read_body, respond, respond_error
+from inferplane.gateway.admission.access import Access
 from inferplane.gateway.errors import GatewayError
+from inferplane.gateway.transport.asgi import (
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    respond,
+    respond_error,
+)
 
 ROLLOUTS_PATH = "/admin/rollouts"
 MAX_BODY = 64 * 1024

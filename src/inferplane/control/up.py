@@ -30,13 +30,13 @@ from inferplane.control.controller import Controller, ControllerConfig
 from inferplane.control.fleet_status import FLEET_PATH, FleetStatus
 from inferplane.control.rollout_api import ROLLOUTS_PATH, RolloutApi
 from inferplane.control.rollout_runtime import with_rollout_pools
-from inferplane.gateway.access import Access
-from inferplane.gateway.app import GatewayApp
-from inferplane.gateway.asgi import Receive, Scope, Send, respond
-from inferplane.gateway.metrics import GatewayMetrics
+from inferplane.gateway.admission.access import Access
+from inferplane.gateway.books.metrics import GatewayMetrics
 from inferplane.gateway.serve import CLIENT_KEEPALIVE_S, build_accounting, start_ledger_writer
 from inferplane.gateway.settings import GatewaySettings
 from inferplane.gateway.state import GatewayState
+from inferplane.gateway.transport.app import GatewayApp
+from inferplane.gateway.transport.asgi import Receive, Scope, Send, respond
 
 log = logging.getLogger(__name__)
 ADMIN_KEY_ENV = "INFERPLANE_ADMIN_KEY"

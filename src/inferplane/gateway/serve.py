@@ -4,7 +4,7 @@ Workers bind the same address with SO_REUSEPORT, so the kernel spreads connectio
 with no accept lock and no parent in the data path. Each worker holds its own replica health,
 scrapes and in-flight counts (the balancer needs only approximate load). uvicorn runs on
 uvloop with the httptools parser, a response's head and body written at once
-(gateway/coalesce.py); the parent forwards SIGTERM / SIGINT to its workers.
+(gateway/transport/coalesce.py); the parent forwards SIGTERM / SIGINT to its workers.
 Each worker logs JSON lines and serves the status page at /ui. With the ledger on, each
 worker appends its usage records to a spool of its own, and one ledger writer process (started
 here, after it has stored what earlier runs left) stores them in the fleet's ledger
@@ -28,14 +28,14 @@ import uvicorn
 
 from inferplane.config import load_fleet
 from inferplane.config.schema import FleetConfig
-from inferplane.gateway.access import Access
-from inferplane.gateway.accounting import Accountant
-from inferplane.gateway.app import GatewayApp
-from inferplane.gateway.auth import load_keys
-from inferplane.gateway.coalesce import CoalescingHttpToolsProtocol
-from inferplane.gateway.metrics import GatewayMetrics
+from inferplane.gateway.admission.access import Access
+from inferplane.gateway.admission.auth import load_keys
+from inferplane.gateway.books.accounting import Accountant
+from inferplane.gateway.books.metrics import GatewayMetrics
 from inferplane.gateway.settings import GatewaySettings
 from inferplane.gateway.state import GatewayState
+from inferplane.gateway.transport.app import GatewayApp
+from inferplane.gateway.transport.coalesce import CoalescingHttpToolsProtocol
 from inferplane.ledger.budgets import Budget
 from inferplane.ledger.spool import SpoolAppender
 from inferplane.ledger.store import UsageStore, normalise_url

@@ -2,10 +2,10 @@
 
 from dataclasses import dataclass, field
 
-from inferplane.gateway.health import HealthConfig
-from inferplane.gateway.proxy import ProxyConfig
-from inferplane.gateway.retry import RetryConfig
-from inferplane.gateway.upstream import UpstreamConfig
+from inferplane.gateway.routing.health import HealthConfig
+from inferplane.gateway.transport.proxy import ProxyConfig
+from inferplane.gateway.transport.retry import RetryConfig
+from inferplane.gateway.transport.upstream import UpstreamConfig
 
 
 @dataclass(frozen=True)

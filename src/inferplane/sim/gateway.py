@@ -17,9 +17,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from inferplane.control.controller import ControllerConfig
-from inferplane.gateway.balancer import Policy
-from inferplane.gateway.health import HealthConfig
-from inferplane.gateway.registry import Replica, ReplicaRegistry, replica_id
+from inferplane.gateway.routing.balancer import Policy
+from inferplane.gateway.routing.health import HealthConfig
+from inferplane.gateway.routing.registry import Replica, ReplicaRegistry, replica_id
 from inferplane.gateway.types import ReplicaSnapshot, RouteRequest
 from inferplane.sim.events import EventLoop
 from inferplane.sim.records import RequestRecord

@@ -17,8 +17,8 @@ from typing import Any
 from inferplane.config.schema import Balancing, FleetConfig, PoolSpec, ReplicaBounds
 from inferplane.control.controller import ControllerConfig
 from inferplane.control.demand import served_model
-from inferplane.engine.config import EngineConfig
-from inferplane.gateway.balancer import POLICIES, Policy, policy_from_config
+from inferplane.engine.core.config import EngineConfig
+from inferplane.gateway.routing.balancer import POLICIES, Policy, policy_from_config
 from inferplane.ledger.pricing import canonical_gpu, catalog_for
 from inferplane.planner.efficiency import Efficiency
 from inferplane.planner.gpus import GpuSpec, get_gpu

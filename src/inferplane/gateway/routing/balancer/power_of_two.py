@@ -1,0 +1,25 @@
+"""power_of_two: sample two routable replicas at random, take the less loaded.
+
+Nearly as good as least_outstanding with fresh numbers, and much better with stale ones:
+it cannot herd every request onto the one replica that looked emptiest at the last scrape.
+"""
+
+import random
+from collections.abc import Sequence
+
+from inferplane.gateway.routing.balancer.base import least_loaded, routable
+from inferplane.gateway.types import ReplicaSnapshot, RouteRequest
+
+
+class PowerOfTwo:
+    name = "power_of_two"
+
+    def __init__(self, seed: int = 0) -> None:
+        self._random = random.Random(seed)  # seeded: a simulation replays the same choices
+
+    def select(self, req: RouteRequest, replicas: Sequence[ReplicaSnapshot]) -> str | None:
+        candidates = routable(replicas)
+        if len(candidates) > 2:
+            candidates = self._random.sample(candidates, 2)
+        best = least_loaded(candidates)
+        return None if best is None else best.id
