@@ -3,14 +3,14 @@
 import contextlib
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
+
+from inferplane.control.actuators.local import free_port, serve_command
 
 READY_TIMEOUT_S = 60.0
 
@@ -32,22 +32,6 @@ def wait_until_ok(
                 return
         time.sleep(0.1)
     raise TimeoutError(f"{what} not ready after {timeout_s}s:\n{log()}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def serve_command() -> list[str]:
-    """`python -m inferplane serve` once the command is registered, else the module itself."""
-    from inferplane.cli.app import app  # noqa: PLC0415
-
-    names = {command.name for command in app.registered_commands}
-    if "serve" in names:
-        return [sys.executable, "-m", "inferplane", "serve"]
-    return [sys.executable, "-m", "inferplane.cli.serve_cmd"]
 
 
 class ServerProcess:

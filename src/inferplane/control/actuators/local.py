@@ -36,12 +36,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def serve_command() -> list[str]:
-    """How to run `inferplane serve` with this interpreter (registered or not)."""
-    from inferplane.cli.app import app  # noqa: PLC0415 (the CLI imports the control plane)
-
-    if "serve" in {command.name for command in app.registered_commands}:
-        return [sys.executable, "-m", "inferplane", "serve"]
-    return [sys.executable, "-m", "inferplane.cli.serve_cmd"]
+    """How to run `inferplane serve` with this interpreter: `python -m inferplane serve`."""
+    return [sys.executable, "-m", "inferplane", "serve"]
 
 
 def _child_setup() -> None:
