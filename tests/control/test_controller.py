@@ -20,8 +20,8 @@ from inferplane.control.actuators.base import BackoffConfig
 from inferplane.control.actuators.local import LocalActuator
 from inferplane.control.controller import Controller, ControllerConfig
 from inferplane.control.fleet_status import FleetStatus
+from inferplane.gateway.app import GatewayApp
 from inferplane.gateway.state import GatewayState
-from inferplane.gateway.transport.app import GatewayApp
 
 STUB = [sys.executable, str(Path(__file__).parent / "stub_replica.py")]
 pytestmark = pytest.mark.timeout(45)

@@ -20,8 +20,8 @@ from inferplane.control.rollout import Gates, Rollout, RolloutPlan
 from inferplane.control.rollout_api import RolloutApi
 from inferplane.control.rollout_runtime import rollout_pool, with_rollout_pools
 from inferplane.control.rollout_store import RolloutStore
+from inferplane.gateway.app import GatewayApp
 from inferplane.gateway.state import GatewayState
-from inferplane.gateway.transport.app import GatewayApp
 
 STUB = [sys.executable, str(Path(__file__).parent / "stub_replica.py")]
 pytestmark = pytest.mark.timeout(45)

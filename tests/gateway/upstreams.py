@@ -12,9 +12,9 @@ import uvicorn
 from aiohttp import web
 
 from inferplane.config import parse_fleet
+from inferplane.gateway.app import GatewayApp
 from inferplane.gateway.settings import GatewaySettings
 from inferplane.gateway.state import GatewayState
-from inferplane.gateway.transport.app import GatewayApp
 
 FLEET = """
 models: {chat: {source: demo:tiny}}

@@ -5,10 +5,10 @@ from typing import Annotated
 import typer
 
 from inferplane.config import ConfigError
+from inferplane.gateway.proxy import ProxyConfig
 from inferplane.gateway.routing.health import HealthConfig
 from inferplane.gateway.serve import GatewayOptions, run
 from inferplane.gateway.settings import GatewaySettings
-from inferplane.gateway.transport.proxy import ProxyConfig
 from inferplane.gateway.transport.retry import RetryConfig
 from inferplane.gateway.transport.upstream import UpstreamConfig
 

@@ -15,7 +15,7 @@ import orjson
 
 from inferplane.control.rollout import Gates, RolloutPlan
 from inferplane.control.rollout_runtime import RolloutRunner, describe
-from inferplane.gateway.admission.access import Access
+from inferplane.gateway.access import Access
 from inferplane.gateway.errors import GatewayError
 from inferplane.gateway.transport.asgi import (
     Receive,

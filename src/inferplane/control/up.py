@@ -30,13 +30,12 @@ from inferplane.control.controller import Controller, ControllerConfig
 from inferplane.control.fleet_status import FLEET_PATH, FleetStatus
 from inferplane.control.rollout_api import ROLLOUTS_PATH, RolloutApi
 from inferplane.control.rollout_runtime import with_rollout_pools
-from inferplane.gateway.admission.access import Access
-from inferplane.gateway.books.metrics import GatewayMetrics
-from inferplane.gateway.serve import CLIENT_KEEPALIVE_S, build_accounting, start_ledger_writer
+from inferplane.gateway import builder
+from inferplane.gateway.builder import GatewaySetup
 from inferplane.gateway.settings import GatewaySettings
 from inferplane.gateway.state import GatewayState
-from inferplane.gateway.transport.app import GatewayApp
 from inferplane.gateway.transport.asgi import Receive, Scope, Send, respond
+from inferplane.telemetry.ui import ASGIApp
 
 log = logging.getLogger(__name__)
 ADMIN_KEY_ENV = "INFERPLANE_ADMIN_KEY"
@@ -66,7 +65,7 @@ class FleetApp:
     """The gateway app, plus GET /admin/fleet (the controller's view as JSON) and the rollout
     endpoint."""
 
-    def __init__(self, gateway: GatewayApp, status: FleetStatus, rollouts: RolloutApi) -> None:
+    def __init__(self, gateway: ASGIApp, status: FleetStatus, rollouts: RolloutApi) -> None:
         self.gateway = gateway
         self.status = status
         self.rollouts = rollouts
@@ -96,16 +95,9 @@ class _Server(uvicorn.Server):
 def build(options: UpOptions) -> tuple[GatewayState, Controller, LocalActuator]:
     """The three parts, wired; raises ConfigError / ValueError on a bad fleet file."""
     fleet = with_rollout_pools(load_fleet(options.fleet))
-    base_dir = Path(options.fleet).parent
-    access = Access.from_fleet(fleet, base_dir, time.monotonic)
-    metrics = GatewayMetrics()
-    accountant, store = build_accounting(
-        fleet, base_dir, metrics, SPOOL_NAME if options.ledger else None
-    )
-    state = GatewayState(
-        fleet, options.settings, access=access, accountant=accountant, store=store,
-        metrics=metrics,
-    )  # fmt: skip
+    spool_name = SPOOL_NAME if options.ledger else None
+    setup = GatewaySetup(fleet, Path(options.fleet).parent, options.settings, {}, spool_name)
+    state = builder.build_state(setup)
     admin_key = options.controller.admin_key or secrets.token_urlsafe(24)
     config = _with_key(options.controller, admin_key, options.state_dir)
     actuator = LocalActuator(
@@ -126,7 +118,7 @@ def _with_key(config: ControllerConfig, key: str, state_dir: Path) -> Controller
 async def serve(options: UpOptions) -> None:
     """Serve until SIGTERM / Ctrl-C, then drain and stop every replica."""
     state, controller, actuator = build(options)
-    ledger = start_ledger_writer(state.fleet, options.log_level) if options.ledger else None
+    ledger = builder.start_ledger_writer(state.fleet, options.log_level) if options.ledger else None
     try:
         await _serve(options, state, controller, actuator)
     finally:
@@ -138,12 +130,8 @@ async def _serve(
     options: UpOptions, state: GatewayState, controller: Controller, actuator: LocalActuator
 ) -> None:
     rollouts = RolloutApi(controller.rollouts, state.access)
-    app = FleetApp(GatewayApp(state), FleetStatus(controller), rollouts)
-    config = uvicorn.Config(
-        app, host=options.host, port=options.port, lifespan="on", access_log=False,
-        log_level=options.log_level, server_header=False,
-        timeout_keep_alive=CLIENT_KEEPALIVE_S,  # as the gateway alone: clients pool connections
-    )  # fmt: skip
+    app = FleetApp(builder.build_app(state), FleetStatus(controller), rollouts)
+    config = builder.uvicorn_config(app, options.log_level, host=options.host, port=options.port)
     server = _Server(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

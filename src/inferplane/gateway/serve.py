@@ -13,13 +13,10 @@ here, after it has stored what earlier runs left) stores them in the fleet's led
 
 import contextlib
 import gc
-import hashlib
 import logging
 import multiprocessing
-import os
 import signal
 import socket
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
@@ -27,27 +24,14 @@ from types import FrameType
 import uvicorn
 
 from inferplane.config import load_fleet
-from inferplane.config.schema import FleetConfig
-from inferplane.gateway.admission.access import Access
-from inferplane.gateway.admission.auth import load_keys
-from inferplane.gateway.books.accounting import Accountant
-from inferplane.gateway.books.metrics import GatewayMetrics
+from inferplane.gateway import builder
+from inferplane.gateway.builder import GatewaySetup
 from inferplane.gateway.settings import GatewaySettings
 from inferplane.gateway.state import GatewayState
-from inferplane.gateway.transport.app import GatewayApp
-from inferplane.gateway.transport.coalesce import CoalescingHttpToolsProtocol
-from inferplane.ledger.budgets import Budget
-from inferplane.ledger.spool import SpoolAppender
-from inferplane.ledger.store import UsageStore, normalise_url
-from inferplane.ledger.writer_process import WriterProcess, catch_up
 from inferplane.telemetry.logging import configure_logging
-from inferplane.telemetry.ui import gateway_status_board, with_status_page
 
 log = logging.getLogger(__name__)
-BACKLOG = 4096
-CLIENT_KEEPALIVE_S = 75  # clients (and load balancers) reuse connections; uvicorn's 5 s is short
 WORKER_EXIT_TIMEOUT_S = 30.0
-SALT_ENV = "INFERPLANE_LEDGER_SALT"  # the salt of users' pseudonyms in the ledger
 
 
 @dataclass(frozen=True)
@@ -78,69 +62,14 @@ class GatewayOptions:
 
 def build_state(options: GatewayOptions, worker: int = 0) -> GatewayState:
     """Load the fleet and build one worker's state; raises ConfigError / ValueError early."""
-    fleet = load_fleet(options.fleet)
-    base_dir = Path(options.fleet).parent
-    access = Access.from_fleet(fleet, base_dir, time.monotonic)
-    metrics = GatewayMetrics()
-    spool_name = f"gateway-{worker}" if options.ledger else None
-    accountant, store = build_accounting(fleet, base_dir, metrics, spool_name)
-    return GatewayState(
-        fleet,
+    setup = GatewaySetup(
+        load_fleet(options.fleet),
+        Path(options.fleet).parent,
         options.settings,
         options.replica_map(),
-        access=access,
-        accountant=accountant,
-        store=store,
-        metrics=metrics,
+        f"gateway-{worker}" if options.ledger else None,
     )
-
-
-def build_accounting(
-    fleet: FleetConfig, base_dir: Path, metrics: GatewayMetrics, spool_name: str | None
-) -> tuple[Accountant, UsageStore | None]:
-    """One process's books: key budgets from the keys file (enforced either way), and with a
-    `spool_name` the usage records spooled for the ledger writer, plus the ledger's store
-    (read once at start for the budgets' spend so far)."""
-    spool = SpoolAppender(spool_dir(fleet), spool_name) if spool_name else None
-    accountant = Accountant(
-        fleet,
-        _budgets(fleet, base_dir),
-        metrics.cost,
-        spool,
-        time.monotonic,
-        time.time,
-        os.environ.get(SALT_ENV, ""),
-    )
-    return accountant, UsageStore(fleet.ledger.url) if spool_name else None
-
-
-def _budgets(fleet: FleetConfig, base_dir: Path) -> list[Budget]:
-    keys_file = fleet.auth.keys_file
-    if keys_file is None:
-        return []
-    return load_keys(base_dir / Path(keys_file).expanduser()).budgets()
-
-
-def spool_dir(fleet: FleetConfig) -> Path:
-    """The ledger's spool folder: beside a SQLite ledger, else one per URL in ~/.inferplane."""
-    url = normalise_url(fleet.ledger.url)
-    if url.drivername == "sqlite" and url.database:
-        database = Path(url.database)
-        return database.parent / f"{database.name}.spool"
-    digest = hashlib.sha256(fleet.ledger.url.encode()).hexdigest()[:16]
-    return Path("~/.inferplane").expanduser() / f"spool-{digest}"
-
-
-def start_ledger_writer(fleet: FleetConfig, log_level: str) -> WriterProcess:
-    """Store what earlier runs spooled (budgets are seeded from the ledger), then start the
-    writer process that stores what the workers spool from now on."""
-    folder = spool_dir(fleet)
-    stored = catch_up(fleet.ledger.url, folder)
-    if stored:
-        log.warning("stored %d usage records an earlier run left in %s", stored, folder)
-    writer = WriterProcess(fleet.ledger.url, folder, log_level)
-    writer.start()
-    return writer
+    return builder.build_state(setup)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -149,7 +78,7 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(BACKLOG)
+    sock.listen(builder.BACKLOG)
     sock.set_inheritable(True)
     return sock
 
@@ -161,20 +90,7 @@ def serve_worker(options: GatewayOptions, worker: int = 0) -> None:
         for name in ("inferplane.gateway.access", "inferplane.gateway.route"):
             logging.getLogger(name).setLevel(logging.INFO)
     state = build_state(options, worker)
-    app = with_status_page(GatewayApp(state), gateway_status_board(state))
-    config = uvicorn.Config(
-        app,
-        loop="uvloop",
-        http=CoalescingHttpToolsProtocol,  # httptools, a response's writes joined
-        lifespan="on",
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,  # nothing reads the client address: no X-Forwarded-* per request
-        timeout_keep_alive=CLIENT_KEEPALIVE_S,
-        backlog=BACKLOG,
-        log_level=options.log_level,
-        log_config=None,  # configure_logging above decides: JSON lines
-    )
+    config = builder.uvicorn_config(builder.build_app(state), options.log_level)
     # What was built so far lives as long as the process: out of the collector's sight, a full
     # collection no longer walks every module's objects (it cost ~5% of a busy worker's time).
     gc.collect()
@@ -185,7 +101,7 @@ def serve_worker(options: GatewayOptions, worker: int = 0) -> None:
 def run(options: GatewayOptions) -> None:
     """Serve until SIGTERM or Ctrl-C: in this process, or in `workers` child processes."""
     fleet = build_state(replace(options, ledger=False)).fleet  # fails here on a bad fleet/flag
-    writer = start_ledger_writer(fleet, options.log_level) if options.ledger else None
+    writer = builder.start_ledger_writer(fleet, options.log_level) if options.ledger else None
     # uvicorn re-raises the SIGTERM it stopped on; as an exception it leaves through `finally`
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:

@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from inferplane.gateway.proxy import ProxyConfig
 from inferplane.gateway.routing.health import HealthConfig
-from inferplane.gateway.transport.proxy import ProxyConfig
 from inferplane.gateway.transport.retry import RetryConfig
 from inferplane.gateway.transport.upstream import UpstreamConfig
 

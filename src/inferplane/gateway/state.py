@@ -14,14 +14,14 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from inferplane.config.schema import FleetConfig
-from inferplane.gateway.admission.access import Access
+from inferplane.gateway.access import Access
 from inferplane.gateway.books.accounting import SWEEP_S, Accountant
 from inferplane.gateway.books.metrics import GatewayMetrics
+from inferplane.gateway.proxy import Proxy
 from inferplane.gateway.routing.balancer import Policy, policy_from_config
 from inferplane.gateway.routing.health import HealthChecker, OutlierDetector
 from inferplane.gateway.routing.registry import Replica, ReplicaRegistry
 from inferplane.gateway.settings import GatewaySettings
-from inferplane.gateway.transport.proxy import Proxy
 from inferplane.gateway.transport.retry import RetryBudget
 from inferplane.gateway.transport.upstream import Upstream
 from inferplane.ledger.store import UsageStore

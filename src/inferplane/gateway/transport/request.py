@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from inferplane.gateway.errors import GatewayError
-from inferplane.gateway.routing.prefix import chat_prefix_hashes, prefix_hashes
+from inferplane.gateway.transport.prefix import chat_prefix_hashes, prefix_hashes
 from inferplane.gateway.types import RequestTask
 
 DEADLINE_HEADER = "x-inferplane-deadline-ms"  # the client's latency SLA, for SLA rules

@@ -7,7 +7,7 @@ import pytest
 
 from inferplane.gateway.routing.balancer.prefix_affinity import PrefixAffinity
 from inferplane.gateway.routing.balancer.round_robin import RoundRobin
-from inferplane.gateway.routing.prefix import prefix_hashes
+from inferplane.gateway.transport.prefix import prefix_hashes
 from inferplane.gateway.types import ReplicaSnapshot, RouteRequest
 from tests.gateway.routing.balancer.fleet import replica, replicas
 

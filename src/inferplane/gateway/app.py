@@ -22,6 +22,7 @@ from inferplane.gateway.books.accounting import Finished
 from inferplane.gateway.books.metrics import UNKNOWN
 from inferplane.gateway.books.tap import ResponseTap, Usage, usage_of
 from inferplane.gateway.errors import GatewayError
+from inferplane.gateway.proxy import Call
 from inferplane.gateway.state import GatewayState
 from inferplane.gateway.transport.asgi import (
     ClientGone,
@@ -32,7 +33,6 @@ from inferplane.gateway.transport.asgi import (
     respond,
     respond_error,
 )
-from inferplane.gateway.transport.proxy import Call
 from inferplane.gateway.transport.request import ParsedRequest, parse_request
 from inferplane.gateway.types import RequestTask
 from inferplane.ledger.budgets import Decision

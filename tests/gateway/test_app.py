@@ -7,9 +7,9 @@ import httpx
 import pytest
 
 from inferplane.gateway.admission.auth import hash_key
+from inferplane.gateway.proxy import ProxyConfig
 from inferplane.gateway.routing.health import HealthConfig
 from inferplane.gateway.settings import GatewaySettings
-from inferplane.gateway.transport.proxy import ProxyConfig
 from tests.gateway.upstreams import CHAT, FLEET, Behaviour, fake_replica, running_gateway
 
 pytestmark = pytest.mark.timeout(30)

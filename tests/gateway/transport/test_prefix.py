@@ -3,7 +3,7 @@ from typing import Any
 
 import pytest
 
-from inferplane.gateway.routing.prefix import chat_prefix_hashes, prefix_hashes, render_messages
+from inferplane.gateway.transport.prefix import chat_prefix_hashes, prefix_hashes, render_messages
 
 TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog\n" for i in range(80))
 

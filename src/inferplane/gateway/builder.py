@@ -1,0 +1,137 @@
+"""Assembling a gateway: the one builder both `inferplane gateway` and `inferplane up` use.
+
+From a loaded fleet it builds one process's state (access: keys, limits, rules; metrics; the
+books: budgets, and with a spool name the usage records spooled for the ledger writer), the
+ASGI app with the status page at /ui, and the uvicorn configuration (uvloop, the httptools
+parser with a response's writes joined, long client keep-alive). It also starts the ledger
+writer process. How many processes serve the app, and on what socket, is the caller's choice.
+"""
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from inferplane.config.schema import FleetConfig
+from inferplane.gateway.access import Access
+from inferplane.gateway.admission.auth import load_keys
+from inferplane.gateway.app import GatewayApp
+from inferplane.gateway.books.accounting import Accountant
+from inferplane.gateway.books.metrics import GatewayMetrics
+from inferplane.gateway.settings import GatewaySettings
+from inferplane.gateway.state import GatewayState
+from inferplane.gateway.transport.coalesce import CoalescingHttpToolsProtocol
+from inferplane.ledger.budgets import Budget
+from inferplane.ledger.spool import SpoolAppender
+from inferplane.ledger.store import UsageStore, normalise_url
+from inferplane.ledger.writer_process import WriterProcess, catch_up
+from inferplane.telemetry.ui import ASGIApp, gateway_status_board, with_status_page
+
+log = logging.getLogger(__name__)
+BACKLOG = 4096
+CLIENT_KEEPALIVE_S = 75  # clients (and load balancers) reuse connections; uvicorn's 5 s is short
+SALT_ENV = "INFERPLANE_LEDGER_SALT"  # the salt of users' pseudonyms in the ledger
+
+
+@dataclass(frozen=True)
+class GatewaySetup:
+    """What one gateway process is built from."""
+
+    fleet: FleetConfig
+    base_dir: Path  # the fleet file's folder: relative paths in it (keys file) start here
+    settings: GatewaySettings = field(default_factory=GatewaySettings)
+    replicas: dict[str, list[str]] = field(default_factory=dict)  # managed pool -> URLs
+    spool_name: str | None = None  # None: no usage records (the ledger off)
+
+
+def build_state(setup: GatewaySetup) -> GatewayState:
+    """One process's state: access, metrics and books over the fleet's pools."""
+    access = Access.from_fleet(setup.fleet, setup.base_dir, time.monotonic)
+    metrics = GatewayMetrics()
+    accountant, store = build_accounting(setup.fleet, setup.base_dir, metrics, setup.spool_name)
+    return GatewayState(
+        setup.fleet,
+        setup.settings,
+        setup.replicas,
+        access=access,
+        accountant=accountant,
+        store=store,
+        metrics=metrics,
+    )
+
+
+def build_app(state: GatewayState) -> ASGIApp:
+    """The gateway's ASGI app with the status page at /ui."""
+    return with_status_page(GatewayApp(state), gateway_status_board(state))
+
+
+def uvicorn_config(app: ASGIApp, log_level: str, **where: Any) -> uvicorn.Config:
+    """How the gateway runs on uvicorn; `where` is host and port, or nothing (sockets given
+    to `Server.run`)."""
+    return uvicorn.Config(
+        app,
+        loop="uvloop",
+        http=CoalescingHttpToolsProtocol,  # httptools, a response's writes joined
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,  # nothing reads the client address: no X-Forwarded-* per request
+        timeout_keep_alive=CLIENT_KEEPALIVE_S,
+        backlog=BACKLOG,
+        log_level=log_level,
+        log_config=None,  # the caller's logging set-up decides
+        **where,
+    )
+
+
+def build_accounting(
+    fleet: FleetConfig, base_dir: Path, metrics: GatewayMetrics, spool_name: str | None
+) -> tuple[Accountant, UsageStore | None]:
+    """One process's books: key budgets from the keys file (enforced either way), and with a
+    `spool_name` the usage records spooled for the ledger writer, plus the ledger's store
+    (read once at start for the budgets' spend so far)."""
+    spool = SpoolAppender(spool_dir(fleet), spool_name) if spool_name else None
+    accountant = Accountant(
+        fleet,
+        _budgets(fleet, base_dir),
+        metrics.cost,
+        spool,
+        time.monotonic,
+        time.time,
+        os.environ.get(SALT_ENV, ""),
+    )
+    return accountant, UsageStore(fleet.ledger.url) if spool_name else None
+
+
+def _budgets(fleet: FleetConfig, base_dir: Path) -> list[Budget]:
+    keys_file = fleet.auth.keys_file
+    if keys_file is None:
+        return []
+    return load_keys(base_dir / Path(keys_file).expanduser()).budgets()
+
+
+def spool_dir(fleet: FleetConfig) -> Path:
+    """The ledger's spool folder: beside a SQLite ledger, else one per URL in ~/.inferplane."""
+    url = normalise_url(fleet.ledger.url)
+    if url.drivername == "sqlite" and url.database:
+        database = Path(url.database)
+        return database.parent / f"{database.name}.spool"
+    digest = hashlib.sha256(fleet.ledger.url.encode()).hexdigest()[:16]
+    return Path("~/.inferplane").expanduser() / f"spool-{digest}"
+
+
+def start_ledger_writer(fleet: FleetConfig, log_level: str) -> WriterProcess:
+    """Store what earlier runs spooled (budgets are seeded from the ledger), then start the
+    writer process that stores what the workers spool from now on."""
+    folder = spool_dir(fleet)
+    stored = catch_up(fleet.ledger.url, folder)
+    if stored:
+        log.warning("stored %d usage records an earlier run left in %s", stored, folder)
+    writer = WriterProcess(fleet.ledger.url, folder, log_level)
+    writer.start()
+    return writer
