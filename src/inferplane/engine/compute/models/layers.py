@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inferplane.engine.compute.cpu_features import cpu_features
 from inferplane.engine.compute.cpu_kernels import CpuKernels
 from inferplane.engine.compute.loader import RopeConfig
 
@@ -33,6 +34,8 @@ class PackedLinear(nn.Module):
 
     Small-batch products (decode) run about twice as fast as F.linear over the plain layout
     on the CPUs measured, with identical results; the packed weight replaces the plain one.
+    oneDNN packs bfloat16 only on CPUs with AVX-512 (BW, VL, DQ) or AVX-NE-CONVERT: elsewhere
+    (an AVX2-only host) `supported` is false and the model keeps the plain Linear.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
@@ -53,9 +56,21 @@ class PackedLinear(nn.Module):
         return (
             device.type == "cpu"
             and dtype == torch.bfloat16
-            and bool(torch.backends.mkldnn.is_available())  # type: ignore[no-untyped-call]
-            and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+            and cpu_features().onednn_bf16
+            and _onednn_packs_bf16()
         )
+
+
+def _onednn_packs_bf16() -> bool:
+    """torch's own oneDNN check as well: it also sees ONEDNN_MAX_CPU_ISA, which ours does not."""
+    mkldnn = torch.ops.mkldnn
+    if not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
+        return False
+    if not hasattr(mkldnn, "_reorder_linear_weight"):
+        return False
+    return not hasattr(mkldnn, "_is_mkldnn_bf16_supported") or bool(
+        mkldnn._is_mkldnn_bf16_supported()
+    )
 
 
 class TransposedLinear(nn.Module):
