@@ -1,4 +1,5 @@
-"""Building the kernel library: into a cache directory, atomically, with clear failures."""
+"""Building the kernel library: for a target the host runs, into a cache directory,
+atomically, with clear failures."""
 
 import ctypes
 import shutil
@@ -6,13 +7,22 @@ from pathlib import Path
 
 import pytest
 
+from inferplane.engine.compute.cpu_features import (
+    OVERRIDE_ENV,
+    X86_LEVELS,
+    CpuFeatures,
+    host_features,
+)
 from inferplane.engine.compute.cpu_kernels import cpu_kernels
 from inferplane.engine.compute.cpu_kernels.build import (
     DISABLE_ENV,
+    NATIVE,
     KernelBuildError,
     build,
     compiler,
+    host_target,
     library_path,
+    x86_target,
 )
 
 
@@ -25,9 +35,9 @@ def _cc() -> str:
 
 def test_builds_a_loadable_library_under_the_cache(tmp_path: Path) -> None:
     cc = _cc()
-    target = library_path(cc, tmp_path)
+    target = library_path(cc, tmp_path, host_target())
     assert target.parent == tmp_path / "kernels"
-    build(cc, target)
+    build(cc, target, host_target())
     library = ctypes.CDLL(str(target))
     library.ip_isa.restype = ctypes.c_char_p
     assert library.ip_isa().decode() in {"avx512", "avx2", "portable"}
@@ -36,11 +46,17 @@ def test_builds_a_loadable_library_under_the_cache(tmp_path: Path) -> None:
 
 def test_the_cache_key_names_the_compiler(tmp_path: Path) -> None:
     cc = _cc()
-    assert library_path(cc, tmp_path) == library_path(cc, tmp_path)
+    assert library_path(cc, tmp_path, NATIVE) == library_path(cc, tmp_path, NATIVE)
     other = shutil.which("c99") or shutil.which("gcc")
     if other is None or Path(other).resolve() == Path(cc).resolve():
         pytest.skip("only one compiler here")
-    assert library_path(other, tmp_path) != library_path(cc, tmp_path)
+    assert library_path(other, tmp_path, NATIVE) != library_path(cc, tmp_path, NATIVE)
+
+
+def test_the_cache_key_names_the_target(tmp_path: Path) -> None:
+    cc = _cc()
+    v3, v4 = library_path(cc, tmp_path, x86_target(3)), library_path(cc, tmp_path, x86_target(4))
+    assert v3 != v4 and v3.name.startswith("cpu-x86-64-v3-")
 
 
 def test_a_failing_compiler_raises_and_leaves_nothing(tmp_path: Path) -> None:
@@ -48,8 +64,34 @@ def test_a_failing_compiler_raises_and_leaves_nothing(tmp_path: Path) -> None:
     assert failing is not None
     target = tmp_path / "kernels" / "cpu-x.so"
     with pytest.raises(KernelBuildError, match="failed"):
-        build(failing, target)
+        build(failing, target, NATIVE)
     assert list(target.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("level", "name"), [(4, "x86-64-v4"), (3, "x86-64-v3"), (2, "x86-64-v2"), (1, "x86-64")]
+)
+def test_an_x86_host_builds_for_the_highest_level_it_completes(level: int, name: str) -> None:
+    features = CpuFeatures("x86_64", "DEFAULT", frozenset().union(*X86_LEVELS[: level + 1]))
+    target = host_target(features)
+    assert target.name == name
+    assert ("-mavx2" in target.flags) == (level >= 3)
+    assert ("-mavx512f" in target.flags) == (level == 4)
+
+
+def test_other_machines_build_natively() -> None:
+    assert host_target(CpuFeatures("aarch64", "DEFAULT", frozenset())) == NATIVE
+
+
+def test_a_host_pretending_avx2_gets_the_avx2_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    if host_features().x86_level < 3:
+        pytest.skip(f"this CPU runs x86-64 level {host_features().x86_level}, not x86-64-v3")
+    monkeypatch.setenv(OVERRIDE_ENV, "x86-64-v3")
+    assert host_target() == x86_target(3)
+    kernels = cpu_kernels()
+    if kernels is None:
+        pytest.skip("no C compiler on this machine")
+    assert kernels.isa == "avx2"
 
 
 @pytest.mark.parametrize("value", ["0", "off", "false"])

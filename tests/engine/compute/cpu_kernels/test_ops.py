@@ -1,5 +1,6 @@
 """Each compiled kernel against the torch ops it replaces, on bfloat16 inputs; then the whole
-tiny model in bfloat16 with the kernels on and off."""
+tiny model in bfloat16 with the kernels on and off. Every test runs once per build target
+this CPU can run (see conftest.py): the AVX-512, AVX2 and SSE2-only code of the same source."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from inferplane.engine.compute.attention import ChunkSpan, _decode_attention, build_metadata
-from inferplane.engine.compute.cpu_kernels import CpuKernels, cpu_kernels
-from inferplane.engine.compute.cpu_kernels.build import DISABLE_ENV
+from inferplane.engine.compute.cpu_kernels import CpuKernels
+from inferplane.engine.compute.cpu_kernels.build import DISABLE_ENV, BuildTarget
 from inferplane.engine.compute.loader import RopeConfig
 from inferplane.engine.compute.models.layers import RMSNorm, Rotary
 from inferplane.engine.compute.runner import TorchModelRunner
@@ -22,14 +23,6 @@ BF16 = torch.bfloat16
 ULP = 2**-7  # one bfloat16 step at magnitude 1
 
 
-@pytest.fixture(scope="module")
-def kernels() -> CpuKernels:
-    built = cpu_kernels()
-    if built is None:
-        pytest.skip("no C compiler on this machine")
-    return built
-
-
 @pytest.fixture
 def generator() -> Iterator[torch.Generator]:
     yield torch.Generator().manual_seed(0)
@@ -37,6 +30,11 @@ def generator() -> Iterator[torch.Generator]:
 
 def _randn(generator: torch.Generator, *shape: int) -> torch.Tensor:
     return torch.randn(*shape, generator=generator).to(BF16)
+
+
+def test_each_target_builds_its_own_code(kernels: CpuKernels, target: BuildTarget) -> None:
+    expected = {"x86-64-v4": "avx512", "x86-64-v3": "avx2", "x86-64": "portable"}
+    assert kernels.isa == expected.get(target.name, kernels.isa)
 
 
 @pytest.mark.parametrize("width", [896, 100])  # 100: not a multiple of the vector width
@@ -118,10 +116,12 @@ def _bf16_runner(directory: Path) -> TorchModelRunner:
     return TorchModelRunner.from_config(config)
 
 
+@pytest.mark.usefixtures("host_at_target_level")
 def test_the_model_in_bf16_agrees_with_and_without_kernels(
     kernels: CpuKernels, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A prefill step then a mixed decode step: the same logits within bfloat16 noise."""
+    """A prefill step then a mixed decode step: the same logits within bfloat16 noise, on a
+    host (real or pretended) whose best build is the target's."""
     with_kernels = _bf16_runner(tiny_model_dir)
     monkeypatch.setenv(DISABLE_ENV, "0")
     without = _bf16_runner(tiny_model_dir)
@@ -137,4 +137,7 @@ def test_the_model_in_bf16_agrees_with_and_without_kernels(
         expected = without.forward_logits(StepBatch(step))
         cosine = F.cosine_similarity(got, expected, dim=-1)
         assert cosine.min() > 0.999, cosine
-        assert torch.equal(got.argmax(-1), expected.argmax(-1))
+        # The same top token, but for near-ties: bfloat16 logits a rounding step apart swap
+        # where the matrix products round differently (oneDNN's bf16 gemm is AVX-512 only).
+        chosen = expected.gather(-1, got.argmax(-1, keepdim=True))[:, 0]
+        assert float((expected.max(-1).values - chosen).max()) < 0.1

@@ -1,10 +1,14 @@
-"""Compile kernels.c once per machine and load it with ctypes.
+"""Compile kernels.c once per machine and target, and load it with ctypes.
 
-The library is built with the system C compiler (`$CC`, else `cc`) for the CPU it runs on
-(`-march=native`) and cached under the inferplane cache directory, keyed by the source, the
-compiler and the CPU, so a change to any of them rebuilds it. Compiling takes well under a
-second. Where no compiler is found, or the build fails, `load_library` returns None and the
-engine runs the same ops in torch; INFERPLANE_CPU_KERNELS=0 turns the kernels off.
+The library is built with the system C compiler (`$CC`, else `cc`) for a target the host runs:
+on x86 the highest x86-64 level (v4 with AVX-512, v3 with AVX2, ...) that cpu_features finds
+complete, tuned for this CPU; elsewhere `-march=native`. A host told by
+INFERPLANE_CPU_FEATURES that it has less gets the lower level, and tests build the lower
+levels on purpose, so an AVX-512 machine also runs what an AVX2 host runs. The build is cached
+under the inferplane cache directory, keyed by the source, the compiler, the flags and the
+CPU, so a change to any of them rebuilds it. Compiling takes well under a second. Where no
+compiler is found, or the build fails, `load_library` returns None and the engine runs the
+same ops in torch; INFERPLANE_CPU_KERNELS=0 turns the kernels off.
 """
 
 import ctypes
@@ -16,14 +20,51 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+from inferplane.engine.compute.cpu_features import CpuFeatures, cpu_features
 from inferplane.sources.resolve import cache_dir
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("kernels.c")
 DISABLE_ENV = "INFERPLANE_CPU_KERNELS"
-FLAGS = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-shared", "-fPIC")
+FLAGS = ("-O3", "-fopenmp", "-fno-math-errno", "-shared", "-fPIC")
+
+
+@dataclass(frozen=True)
+class BuildTarget:
+    """The instruction set to compile for: a name for logs and tests, and the flags."""
+
+    name: str
+    flags: tuple[str, ...]
+
+
+NATIVE = BuildTarget("native", ("-march=native",))
+
+
+# What each x86-64 level adds, as compiler options: the same code as -march=x86-64-vN (GCC 11,
+# clang 12 and later), spelled so that older compilers build it too.
+_X86_LEVEL_OPTIONS = (
+    (),
+    (),
+    ("-mcx16", "-msahf", "-mpopcnt", "-msse3", "-msse4.1", "-msse4.2", "-mssse3"),
+    ("-mavx", "-mavx2", "-mbmi", "-mbmi2", "-mf16c", "-mfma", "-mlzcnt", "-mmovbe"),
+    ("-mavx512f", "-mavx512bw", "-mavx512cd", "-mavx512dq", "-mavx512vl"),
+)
+
+
+def x86_target(level: int) -> BuildTarget:
+    """x86-64 level 1 to 4 (psABI); -mtune only schedules, so the code runs on any such CPU."""
+    name = "x86-64" if level <= 1 else f"x86-64-v{level}"
+    options = [option for added in _X86_LEVEL_OPTIONS[: level + 1] for option in added]
+    return BuildTarget(name, ("-march=x86-64", "-mtune=native", *options))
+
+
+def host_target(features: CpuFeatures | None = None) -> BuildTarget:
+    """The best target this host runs, as cpu_features sees it (its override included)."""
+    features = features or cpu_features()
+    return x86_target(features.x86_level) if features.x86 else NATIVE
 
 
 class KernelBuildError(RuntimeError):
@@ -38,33 +79,35 @@ def compiler() -> str | None:
     return shutil.which(os.environ.get("CC", "cc"))
 
 
-def library_path(cc: str, cache: Path) -> Path:
-    """Where the build for this source, compiler and CPU lives."""
+def library_path(cc: str, cache: Path, target: BuildTarget) -> Path:
+    """Where the build for this source, compiler, target and CPU lives."""
     digest = hashlib.sha256(SOURCE.read_bytes())
-    for part in (cc, " ".join(FLAGS), _compiler_version(cc), platform.machine(), _cpu_flags()):
+    flags = " ".join((*FLAGS, *target.flags))
+    for part in (cc, flags, _compiler_version(cc), platform.machine(), _cpu_flags()):
         digest.update(part.encode())
-    return cache / "kernels" / f"cpu-{digest.hexdigest()[:16]}.so"
+    return cache / "kernels" / f"cpu-{target.name}-{digest.hexdigest()[:16]}.so"
 
 
-def build(cc: str, target: Path) -> Path:
-    """Compile into `target` (atomically: concurrent builders never see half a file)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".so", dir=target.parent)
+def build(cc: str, path: Path, target: BuildTarget) -> Path:
+    """Compile into `path` (atomically: concurrent builders never see half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=".so", dir=path.parent)
     os.close(handle)
-    command = [cc, *FLAGS, "-o", temporary, str(SOURCE)]
+    command = [cc, *FLAGS, *target.flags, "-o", temporary, str(SOURCE)]
     try:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise KernelBuildError(f"{' '.join(command)} failed:\n{result.stderr.strip()}")
-        os.replace(temporary, target)
+        os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
-    return target
+    return path
 
 
 @functools.cache
-def load_library() -> ctypes.CDLL | None:
-    """The compiled kernels, or None (no compiler, or a failed build: logged)."""
+def load_library(target: BuildTarget) -> ctypes.CDLL | None:
+    """The kernels compiled for `target`, or None (no compiler, or a failed build: logged).
+    The caller makes sure this CPU runs `target` (see host_target)."""
     cc = compiler()
     if cc is None:
         log.warning("no C compiler found ($CC or cc): CPU kernels off, torch ops instead")
@@ -73,9 +116,9 @@ def load_library() -> ctypes.CDLL | None:
     import torch  # noqa: F401, PLC0415
 
     try:
-        path = library_path(cc, cache_dir())
+        path = library_path(cc, cache_dir(), target)
         if not path.exists():
-            build(cc, path)
+            build(cc, path, target)
         return ctypes.CDLL(str(path))
     except (OSError, KernelBuildError) as error:
         log.warning("CPU kernels unavailable, torch ops instead: %s", error)

@@ -2,8 +2,10 @@
  * inferplane's CPU kernels for bfloat16 decode: the small per-layer ops that eager torch runs
  * as chains of tiny operators (a norm is eight of them, decode attention a dozen), each one
  * call here. The matrix products stay with oneDNN. Built at first use with the system C
- * compiler for the CPU it runs on (plain C the compiler vectorizes) and called through
- * ctypes; see cpu_kernels/__init__.py.
+ * compiler for the best x86-64 level the CPU runs (see build.py) and called through ctypes.
+ * Plain C the compiler vectorizes, no intrinsics: the bfloat16 conversions are integer shifts
+ * and rounding, so no path needs AVX512_BF16, and the same source builds for AVX-512, AVX2 or
+ * SSE2 alone (tests run every level the machine can).
  *
  * Every buffer is bfloat16 (raw uint16), row-major and contiguous unless a stride is given.
  * Arithmetic is float32; results are rounded to bfloat16 (nearest, ties to even) exactly where

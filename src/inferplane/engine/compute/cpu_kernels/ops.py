@@ -10,7 +10,12 @@ import functools
 
 import torch
 
-from inferplane.engine.compute.cpu_kernels.build import enabled, load_library
+from inferplane.engine.compute.cpu_kernels.build import (
+    BuildTarget,
+    enabled,
+    host_target,
+    load_library,
+)
 
 _P = ctypes.c_void_p
 _I = ctypes.c_int64
@@ -134,11 +139,12 @@ class CpuKernels:
         return out
 
 
-def cpu_kernels() -> CpuKernels | None:
-    """The kernels for this machine, or None where they are off or cannot be built."""
+def cpu_kernels(target: BuildTarget | None = None) -> CpuKernels | None:
+    """The kernels for this machine (built for `target`, else for the best target the host
+    runs), or None where they are off or cannot be built."""
     if not enabled():
         return None
-    library = load_library()
+    library = load_library(target or host_target())
     return None if library is None else _wrap(library)
 
 
