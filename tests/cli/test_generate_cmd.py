@@ -79,6 +79,17 @@ def test_bad_dtype_is_a_usage_error() -> None:
     assert result.exit_code == 2
 
 
+def test_int8_weights_generate() -> None:
+    data = _json(["Hello", "--quantization", "int8", "--max-tokens", "6", "--ignore-eos"])
+    assert len(data["tokens"]) == 6 and data["finish_reason"] == "length"
+
+
+def test_bad_quantization_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["demo:tiny", "x", "--quantization", "int4"])
+    assert result.exit_code == 2
+    assert "--quantization" in result.output
+
+
 def test_unknown_model_is_an_error(tmp_path: Path) -> None:
     result = runner.invoke(app, [str(tmp_path / "nothing"), "x"])
     assert result.exit_code == 1

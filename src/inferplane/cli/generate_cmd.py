@@ -13,7 +13,7 @@ from typing import Annotated, Any, cast, get_args
 
 import typer
 
-from inferplane.engine.core.config import DTypeName, EngineConfig
+from inferplane.engine.core.config import DTypeName, EngineConfig, QuantName
 from inferplane.engine.core.engine import LLMEngine
 from inferplane.engine.core.outputs import RequestOutput
 from inferplane.engine.core.sampling_params import InvalidParameterError, SamplingParams
@@ -119,6 +119,7 @@ def generate(  # noqa: PLR0917 (a typer command: one parameter per flag)
     system: Annotated[str | None, typer.Option(help="A system message (with --chat).")] = None,
     ignore_eos: Annotated[bool, typer.Option(help="Keep going past end-of-sequence.")] = False,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    quantization: Annotated[str, typer.Option(help="none or int8 (weight-only).")] = "none",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -126,7 +127,7 @@ def generate(  # noqa: PLR0917 (a typer command: one parameter per flag)
     params = _params(max_tokens, temperature, top_p, seed, ignore_eos)
     clock = time.perf_counter
     started = clock()
-    engine, tokenizer = _load(_engine_config(model, dtype, device, seed))
+    engine, tokenizer = _load(_engine_config(model, dtype, quantization, device, seed))
     load_s = clock() - started
     ids = _encode(engine, tokenizer, prompt, chat, system)
     stream = None if as_json else (lambda text: typer.echo(text, nl=False))
@@ -154,11 +155,22 @@ def _params(
         raise typer.BadParameter(error.message, param_hint=option) from error
 
 
-def _engine_config(model: str, dtype: str, device: str, seed: int | None) -> EngineConfig:
-    names = get_args(DTypeName)
-    if dtype not in names:
-        raise typer.BadParameter(f"use one of {', '.join(names)}", param_hint="--dtype")
-    return EngineConfig(model=model, dtype=cast(DTypeName, dtype), device=device, seed=seed or 0)
+def _engine_config(
+    model: str, dtype: str, quantization: str, device: str, seed: int | None
+) -> EngineConfig:
+    for value, names, option in (
+        (dtype, get_args(DTypeName), "--dtype"),
+        (quantization, get_args(QuantName), "--quantization"),
+    ):
+        if value not in names:
+            raise typer.BadParameter(f"use one of {', '.join(names)}", param_hint=option)
+    return EngineConfig(
+        model=model,
+        dtype=cast(DTypeName, dtype),
+        quantization=cast(QuantName, quantization),
+        device=device,
+        seed=seed or 0,
+    )
 
 
 def _load(config: EngineConfig) -> tuple[LLMEngine, Tokenizer]:
