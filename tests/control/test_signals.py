@@ -1,6 +1,14 @@
 import pytest
 
-from inferplane.control.signals import ReplicaLoad, Signals, SignalWindow, percentile
+from inferplane.control.signals import (
+    ReplicaLoad,
+    Signals,
+    SignalWindow,
+    percentile,
+    pool_signals,
+    summarize,
+)
+from inferplane.gateway.routing.registry import ReplicaRegistry
 
 
 def test_idle_needs_no_requests_and_a_quiet_gpu() -> None:
@@ -17,21 +25,32 @@ def test_percentile_nearest_rank() -> None:
     assert percentile([3.0], 0.95) == 3.0
 
 
-def test_snapshot_sums_replicas_and_resets_arrivals() -> None:
-    window = SignalWindow(horizon_s=10)
-    for _ in range(3):
-        window.observe_arrival()
+def test_summarize_sums_replicas_and_counts_arrivals() -> None:
     replicas = [
         ReplicaLoad(waiting=2, in_flight=3, kv_usage=0.5, gpu_util=40.0),
         ReplicaLoad(waiting=1, in_flight=1, kv_usage=0.1, gpu_util=60.0),
         ReplicaLoad(ready=False, waiting=0, in_flight=0, kv_usage=0.9),
     ]
-    signals = window.snapshot(0.0, replicas)
+    signals = summarize(replicas, arrivals=3, ttft_p95_s=0.2)
     assert (signals.waiting, signals.in_flight, signals.replicas_ready) == (3, 4, 2)
     assert signals.kv_usage == pytest.approx(0.3)
     assert (signals.requests_since_last, signals.gpu_util) == (3, 60.0)
-    assert window.snapshot(1.0, replicas).requests_since_last == 0
-    assert window.snapshot(1.0, []).gpu_util is None
+    assert signals.ttft_p95_s == 0.2
+    assert summarize([]).gpu_util is None and summarize([]).kv_usage == 0.0
+
+
+def test_pool_signals_read_the_gateways_records_and_count_held_requests_as_waiting() -> None:
+    registry = ReplicaRegistry({"chat": "m"})
+    registry.set_replicas("chat", ["http://a", "http://b"])
+    a, b = registry.replicas("chat")
+    a.waiting, a.in_flight, a.kv_usage = 2, 3, 0.4
+    b.in_flight, b.state = 1, "failed"  # ejected by the gateway: not ready, its load counts
+    signals = pool_signals(registry.replicas("chat"), arrivals=5, held=4, ttft_p95_s=None)
+    assert (signals.waiting, signals.in_flight, signals.replicas_ready) == (2 + 4, 4, 1)
+    assert (signals.kv_usage, signals.requests_since_last) == (0.4, 5)
+    assert signals.gpu_util is None and signals.ttft_p95_s is None
+    at_zero = pool_signals([], arrivals=0, held=2, ttft_p95_s=None)
+    assert (at_zero.waiting, at_zero.replicas_ready, at_zero.has_demand) == (2, 0, True)
 
 
 def test_ttft_p95_over_the_horizon() -> None:

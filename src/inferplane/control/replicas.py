@@ -2,7 +2,9 @@
 
 A replica is `starting` (cold start or waking, not yet ready), `ready` (in the balancer),
 `draining` (out of the balancer, finishing what it holds, then stopped) or `sleeping` (the
-warm tier: the process lives, the engine has released its weights and cache).
+warm tier: the process lives, the engine has released its weights and cache). A pool also
+holds the requests waiting for a replica to become ready (a HoldQueue of futures the gateway's
+proxy awaits).
 """
 
 import asyncio
@@ -12,7 +14,9 @@ from typing import Literal
 from inferplane.config.schema import ModelSpec, PoolSpec
 from inferplane.control.actuators.base import Backoff, ReplicaHandle, ReplicaSpec
 from inferplane.control.autoscaler import Autoscaler, ScaleDecision
+from inferplane.control.holding import HoldQueue
 from inferplane.control.signals import SignalWindow
+from inferplane.gateway.routing.registry import Replica
 
 Phase = Literal["starting", "ready", "draining", "sleeping"]
 Tier = Literal["hot", "warm", "cold"]
@@ -26,6 +30,9 @@ class Managed:
     phase: Phase
     since: float
     promoted_from: Tier = "cold"  # the tier it is being brought to hot from
+    # The gateway's record of it while it was routable: once out of the balancer, its
+    # in_flight still counts the gateway's requests on it, which a drain waits for.
+    record: Replica | None = None
 
 
 @dataclass
@@ -37,19 +44,23 @@ class PoolRuntime:
     replica_spec: ReplicaSpec
     autoscaler: Autoscaler
     window: SignalWindow
+    holds: HoldQueue[asyncio.Future[bool]]
     backoff: Backoff = field(default_factory=Backoff)
     replicas: dict[str, Managed] = field(default_factory=dict)
     restarts_due: list[float] = field(default_factory=list)
     restarts: int = 0
-    held: int = 0
     arrivals_seen: float = 0.0
     scored_holds: int = 0  # held requests the tiers counted, not to count again once finished
     last_decision: ScaleDecision | None = None
     pinned: int | None = None  # a fixed size (a rollout's canary) instead of the autoscaler's
-    ready_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     def in_phase(self, *phases: Phase) -> list[Managed]:
         return [m for m in self.replicas.values() if m.phase in phases]
+
+    @property
+    def held(self) -> int:
+        """Requests the gateway holds for this pool until a replica is ready."""
+        return len(self.holds)
 
     @property
     def active(self) -> int:

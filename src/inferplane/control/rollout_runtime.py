@@ -14,17 +14,15 @@ resumes at the same step.
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from inferplane.config.schema import FleetConfig, ReplicaBounds, TierPolicy
 from inferplane.control import gate_window
 from inferplane.control.gate_window import PoolCounts
+from inferplane.control.lifecycle import Lifecycle
 from inferplane.control.replicas import PoolRuntime, serve_args
 from inferplane.control.rollout import Rollout, RolloutDecision, RolloutPlan, RolloutState
 from inferplane.control.rollout_store import RolloutStore
-
-if TYPE_CHECKING:
-    from inferplane.control.controller import Controller
 
 log = logging.getLogger(__name__)
 SUFFIX = ".rollout"
@@ -61,19 +59,19 @@ class Active:
 class RolloutRunner:
     """The controller's rollouts: started by an operator, judged every tick, saved on disk."""
 
-    def __init__(self, controller: "Controller", store: RolloutStore | None) -> None:
-        self.controller = controller
+    def __init__(self, lifecycle: Lifecycle, store: RolloutStore | None) -> None:
+        self.lifecycle = lifecycle
         self.store = store
         self.active: dict[str, Active] = {}
         self.finished: dict[str, RolloutState] = {}
-        for name, pool in controller.pools.items():
+        for name, pool in lifecycle.pools.items():
             if name.endswith(SUFFIX):
                 pool.pinned = 0
 
     def resume(self) -> None:
         """Pick up the rollouts a previous controller left running (or complete)."""
         for state in [] if self.store is None else self.store.load_all():
-            if state.plan.pool not in self.controller.pools:
+            if state.plan.pool not in self.lifecycle.pools:
                 log.warning("stored rollout for unknown pool %s: ignored", state.plan.pool)
             elif state.status == "rolled_back":
                 self.finished[state.plan.pool] = state
@@ -101,9 +99,9 @@ class RolloutRunner:
         return running + list(self.finished.values())
 
     def _check(self, plan: RolloutPlan) -> None:
-        fleet = self.controller.fleet
-        if plan.pool not in self.controller.pools or plan.pool.endswith(SUFFIX):
-            managed = ", ".join(n for n in self.controller.pools if not n.endswith(SUFFIX))
+        fleet = self.lifecycle.fleet
+        if plan.pool not in self.lifecycle.pools or plan.pool.endswith(SUFFIX):
+            managed = ", ".join(n for n in self.lifecycle.pools if not n.endswith(SUFFIX))
             raise ValueError(f"pool {plan.pool!r} is not a managed pool; choose one of {managed}")
         if plan.to_model not in fleet.models:
             known = ", ".join(sorted(fleet.models))
@@ -115,11 +113,11 @@ class RolloutRunner:
             raise ValueError(f"a rollout is already running for {plan.pool!r}: abort it first")
 
     def _begin(self, rollout: Rollout) -> None:
-        plan, controller = rollout.state.plan, self.controller
-        canary = controller.pools[rollout_pool(plan.pool)]
-        base_model = controller.pools[plan.pool].spec.model
-        args = serve_args(base_model, controller.fleet.models[plan.to_model],
-                          controller.config.kv_cache_memory)  # fmt: skip
+        plan, lifecycle = rollout.state.plan, self.lifecycle
+        canary = lifecycle.pools[rollout_pool(plan.pool)]
+        base_model = lifecycle.pools[plan.pool].spec.model
+        args = serve_args(base_model, lifecycle.fleet.models[plan.to_model],
+                          lifecycle.config.kv_cache_memory)  # fmt: skip
         canary.replica_spec = type(canary.replica_spec)(canary.name, base_model, args)
         canary.pinned = 1
         self.active[plan.pool] = Active(rollout)
@@ -131,7 +129,7 @@ class RolloutRunner:
         for pool, active in list(self.active.items()):
             if active.rollout.state.status != "running":
                 continue
-            canary = self.controller.pools[rollout_pool(pool)]
+            canary = self.lifecycle.pools[rollout_pool(pool)]
             if not active.canary_ready:
                 if not canary.in_phase("ready"):
                     continue  # the step's clock starts once the canary serves
@@ -147,7 +145,7 @@ class RolloutRunner:
         return canary, baseline
 
     def _read(self, pool: str) -> PoolCounts:
-        metrics = self.controller.gateway.metrics
+        metrics = self.lifecycle.gateway.metrics
         return gate_window.read(metrics.requests, metrics.ttft, pool)
 
     def _fresh_window(self, pool: str, active: Active) -> None:
@@ -167,14 +165,14 @@ class RolloutRunner:
 
     def _roll_back(self, pool: str, active: Active) -> None:
         self._share(pool, 0.0)
-        canary: PoolRuntime = self.controller.pools[rollout_pool(pool)]
+        canary: PoolRuntime = self.lifecycle.pools[rollout_pool(pool)]
         canary.pinned = 0  # the controller drains and stops its replicas
         self.finished[pool] = active.rollout.state
         del self.active[pool]
-        self.controller.wake()
+        self.lifecycle.wake()
 
     def _share(self, pool: str, percent: float) -> None:
-        router = self.controller.gateway.access.router
+        router = self.lifecycle.gateway.access.router
         router.set_rollout(pool, rollout_pool(pool), percent)
 
     def _save(self, state: RolloutState) -> None:

@@ -1,15 +1,18 @@
-"""Pool signals for the autoscaler, and the window that builds them from replica samples.
+"""Pool signals for the autoscaler: what they are, and the pure functions that build them.
 
-The controller scrapes each replica (waiting, in flight, KV usage, GPU utilisation) and hears
-of each finished request (its TTFT). A SignalWindow keeps the TTFT samples of the last
-`horizon_s` seconds for a p95 and counts requests between snapshots; `snapshot` sums the
-replica loads into one `Signals` for the pool.
+`pool_signals` is the pool's Signals as the controller builds them each tick (and the
+simulator, from the same function): the gateway's record of each replica (waiting, in flight,
+KV usage), the requests that arrived since the last tick, the requests held at the gateway for
+a replica (waiting too) and the TTFT p95 of the pool's window. A SignalWindow keeps the TTFT
+samples of the last `horizon_s` seconds for that p95; `summarize` sums replica loads into one
+`Signals`.
 """
 
 import math
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 GPU_IDLE_PERCENT = 5.0
 
@@ -62,18 +65,54 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[rank - 1]
 
 
+class LoadRecord(Protocol):
+    """What the signals read of one replica (the gateway's registry record is one)."""
+
+    @property
+    def routable(self) -> bool: ...
+    @property
+    def waiting(self) -> int: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def kv_usage(self) -> float: ...
+
+
+def summarize(
+    replicas: Sequence[ReplicaLoad], arrivals: int = 0, ttft_p95_s: float | None = None
+) -> Signals:
+    """One pool's Signals from its replicas' loads, its arrivals and its TTFT p95."""
+    ready = [replica for replica in replicas if replica.ready]
+    utils = [r.gpu_util for r in replicas if r.gpu_util is not None]
+    return Signals(
+        waiting=sum(replica.waiting for replica in replicas),
+        in_flight=sum(replica.in_flight for replica in replicas),
+        replicas_ready=len(ready),
+        ttft_p95_s=ttft_p95_s,
+        kv_usage=sum(r.kv_usage for r in ready) / len(ready) if ready else 0.0,
+        requests_since_last=arrivals,
+        gpu_util=max(utils) if utils else None,
+    )
+
+
+def pool_signals(
+    replicas: Iterable[LoadRecord], *, arrivals: int, held: int, ttft_p95_s: float | None
+) -> Signals:
+    """The pool's Signals from the gateway's records of its replicas (GPU utilisation is not
+    scraped: None), plus the requests held for a replica counted as waiting."""
+    loads = [ReplicaLoad(r.routable, r.waiting, r.in_flight, r.kv_usage) for r in replicas]
+    signals = summarize(loads, arrivals, ttft_p95_s)
+    return replace(signals, waiting=signals.waiting + held) if held else signals
+
+
 class SignalWindow:
-    """TTFT samples over a sliding horizon and a request counter, turned into Signals."""
+    """TTFT samples over a sliding horizon, for the pool's p95."""
 
     def __init__(self, horizon_s: float = 60.0) -> None:
         if horizon_s <= 0:
             raise ValueError(f"signal window horizon must be > 0 seconds (got {horizon_s})")
         self._horizon = horizon_s
         self._ttft: deque[tuple[float, float]] = deque()
-        self._arrivals = 0
-
-    def observe_arrival(self) -> None:
-        self._arrivals += 1
 
     def observe_ttft(self, now: float, ttft_s: float) -> None:
         self._ttft.append((now, ttft_s))
@@ -83,21 +122,6 @@ class SignalWindow:
         if not self._ttft:
             return None
         return percentile([value for _, value in self._ttft], 0.95)
-
-    def snapshot(self, now: float, replicas: Sequence[ReplicaLoad]) -> Signals:
-        """The pool's Signals now; resets the arrival counter."""
-        ready = [replica for replica in replicas if replica.ready]
-        utils = [r.gpu_util for r in replicas if r.gpu_util is not None]
-        arrivals, self._arrivals = self._arrivals, 0
-        return Signals(
-            waiting=sum(replica.waiting for replica in replicas),
-            in_flight=sum(replica.in_flight for replica in replicas),
-            replicas_ready=len(ready),
-            ttft_p95_s=self.ttft_p95(now),
-            kv_usage=sum(r.kv_usage for r in ready) / len(ready) if ready else 0.0,
-            requests_since_last=arrivals,
-            gpu_util=max(utils) if utils else None,
-        )
 
     def _expire(self, now: float) -> None:
         while self._ttft and self._ttft[0][0] < now - self._horizon:

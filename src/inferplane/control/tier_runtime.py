@@ -1,5 +1,6 @@
 """Model tiers at runtime: the controller's TierManager, fed with requests, carried out on
-replicas, every transition timed into inference_model_load_seconds{model,from,to}.
+replicas through the lifecycle, every transition timed into
+inference_model_load_seconds{model,from,to}.
 
 Each managed pool is tracked under its own name (a rollout's canary pool is not: the rollout
 sizes it); metrics carry the pool's model. A transition is a move of the whole pool:
@@ -20,19 +21,14 @@ for one sequence of the model's context + activations + overhead) when hot, its 
 warm. Computed only when a budget is set, since it reads the model's shape.
 """
 
-from __future__ import annotations
-
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 from inferplane.config.schema import FleetConfig, TierBudgets
+from inferplane.control.lifecycle import Lifecycle
+from inferplane.control.replicas import Managed, PoolRuntime
 from inferplane.control.rollout_runtime import SUFFIX
 from inferplane.control.tiers import Tier, TierManager, TierModel, Transition
-
-if TYPE_CHECKING:
-    from inferplane.control.controller import Controller
-    from inferplane.control.replicas import Managed, PoolRuntime
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +59,13 @@ def tier_models(fleet: FleetConfig, pools: list[str]) -> list[TierModel]:
 
 
 class TierRuntime:
-    """Plans with a TierManager and carries the plan out through the controller."""
+    """Plans with a TierManager and carries the plan out through the replica lifecycle."""
 
-    def __init__(self, controller: Controller, budgets: TierBudgets) -> None:
-        self.controller = controller
-        self.tracked = {name for name in controller.pools if not name.endswith(SUFFIX)}
-        models = tier_models(controller.fleet, sorted(self.tracked))
-        self.manager = TierManager(models, budgets, controller.clock)
+    def __init__(self, lifecycle: Lifecycle, budgets: TierBudgets) -> None:
+        self.lifecycle = lifecycle
+        self.tracked = {name for name in lifecycle.pools if not name.endswith(SUFFIX)}
+        models = tier_models(lifecycle.fleet, sorted(self.tracked))
+        self.manager = TierManager(models, budgets, lifecycle.clock)
 
     def tier(self, pool: PoolRuntime) -> Tier:
         return self.manager.tier(pool.name) if pool.name in self.tracked else pool.tier
@@ -77,18 +73,18 @@ class TierRuntime:
     def start(self) -> None:
         """Pools with a minimum are hot from the start (their replicas are starting)."""
         for name in sorted(self.tracked):
-            pool = self.controller.pools[name]
+            pool = self.lifecycle.pools[name]
             if pool.spec.replicas.min > 0:
                 self.carry_out(self.manager.promote(name, f"minimum {pool.spec.replicas.min}"))
 
     def tick(self) -> None:
         for name in self.tracked:
-            if self._busy(self.controller.pools[name]):
+            if self._busy(self.lifecycle.pools[name]):
                 self.manager.busy(name)
         self.carry_out(self.manager.tick())
 
     def _busy(self, pool: PoolRuntime) -> bool:
-        replicas = self.controller.gateway.registry.replicas(pool.name)
+        replicas = self.lifecycle.gateway.registry.replicas(pool.name)
         return pool.held > 0 or any(r.in_flight or r.waiting or r.running for r in replicas)
 
     def request(self, pool: PoolRuntime) -> None:
@@ -121,18 +117,23 @@ class TierRuntime:
         timing = self.manager.finished(pool.name)
         if timing is None:
             return False
-        self.controller.metrics.load_seconds.labels(
+        self.lifecycle.metrics.load_seconds.labels(
             pool.spec.model, timing.source, timing.target
         ).observe(timing.seconds)
         log.info("model %s (pool %s): %s -> %s in %.2f s", pool.spec.model, pool.name,
                  timing.source, timing.target, timing.seconds)  # fmt: skip
         return True
 
+    def reached_hot(self, pool: PoolRuntime) -> bool:
+        """A replica of the pool became ready: True when that finished the pool's promotion
+        (timed here), False when the replica is to be timed on its own."""
+        return self.finish(pool, "hot")
+
     # -- carrying transitions out -------------------------------------------------------------
 
     def carry_out(self, plan: list[Transition]) -> None:
         for step in plan:
-            pool = self.controller.pools[step.model]
+            pool = self.lifecycle.pools[step.model]
             log.info("model %s (pool %s): %s -> %s (%s)", pool.spec.model, pool.name,
                      step.source, step.target, step.reason)  # fmt: skip
             if step.target == "hot":
@@ -147,9 +148,9 @@ class TierRuntime:
             return  # already coming up: the first ready replica finishes the transition
         sleeping = pool.in_phase("sleeping")
         if source == "warm" and sleeping:
-            self.controller.wake_replica(sleeping[0])
+            self.lifecycle.wake_replica(sleeping[0])
         else:
-            self.controller.start_replica(pool, "cold")
+            self.lifecycle.start_replica(pool, "cold")
 
     def _sleep(self, pool: PoolRuntime) -> None:
         pool.restarts_due.clear()
@@ -158,23 +159,23 @@ class TierRuntime:
             self.carry_out(self.manager.demote(pool.name, "cold", "no ready replica to sleep"))
             return
         keep, rest = up[0], up[1:] + starting
-        self.controller.set_phase(pool, [keep], "sleeping")
-        self.controller.set_phase(pool, rest, "draining")
-        self.controller.spawn(self._sleep_then_finish(pool, keep, rest))
+        self.lifecycle.set_phase(pool, [keep], "sleeping")
+        self.lifecycle.set_phase(pool, rest, "draining")
+        self.lifecycle.spawn(self._sleep_then_finish(pool, keep, rest))
 
     async def _sleep_then_finish(
         self, pool: PoolRuntime, keep: Managed, rest: list[Managed]
     ) -> None:
-        await asyncio.gather(self.controller.sleep_replica(keep),
-                             *(self.controller.drain(pool, m) for m in rest))  # fmt: skip
+        await asyncio.gather(self.lifecycle.sleep_replica(keep),
+                             *(self.lifecycle.drain(m) for m in rest))  # fmt: skip
         self.finish(pool, "warm")
 
     def _stop(self, pool: PoolRuntime) -> None:
         pool.restarts_due.clear()
         replicas = pool.in_phase("ready", "starting", "sleeping")
-        self.controller.set_phase(pool, replicas, "draining")
-        self.controller.spawn(self._stop_then_finish(pool, replicas))
+        self.lifecycle.set_phase(pool, replicas, "draining")
+        self.lifecycle.spawn(self._stop_then_finish(pool, replicas))
 
     async def _stop_then_finish(self, pool: PoolRuntime, replicas: list[Managed]) -> None:
-        await asyncio.gather(*(self.controller.drain(pool, m) for m in replicas))
+        await asyncio.gather(*(self.lifecycle.drain(m) for m in replicas))
         self.finish(pool, "cold")

@@ -12,11 +12,11 @@ client sees it) feed the signal window, so the ttft_p95 metric works.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from inferplane.config.schema import PoolSpec
 from inferplane.control.autoscaler import Autoscaler, ScaleDecision
-from inferplane.control.signals import ReplicaLoad, Signals, SignalWindow
+from inferplane.control.signals import Signals, SignalWindow, pool_signals
 from inferplane.sim.events import EventLoop
 from inferplane.sim.gateway import SimGateway
 from inferplane.sim.replica import SimReplica
@@ -134,16 +134,10 @@ class SimScaler:
     # -- decisions ----------------------------------------------------------------------------
 
     def signals(self) -> Signals:
-        loads = [
-            ReplicaLoad(r.routable, r.waiting, r.in_flight, r.kv_usage)
-            for r in self.gateway.registry.replicas(self.gateway.pool)
-        ]
-        for _ in range(self.gateway.arrivals):
-            self.window.observe_arrival()
-        self.gateway.arrivals = 0
-        signals = self.window.snapshot(self.loop.clock.now, loads)
-        held = len(self.gateway.held)
-        return replace(signals, waiting=signals.waiting + held) if held else signals
+        arrivals, self.gateway.arrivals = self.gateway.arrivals, 0
+        return pool_signals(self.gateway.registry.replicas(self.gateway.pool), arrivals=arrivals,
+                            held=len(self.gateway.held),
+                            ttft_p95_s=self.window.ttft_p95(self.loop.clock.now))  # fmt: skip
 
     def tick(self) -> ScaleDecision:
         now = self.loop.clock.now
