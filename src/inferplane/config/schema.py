@@ -26,6 +26,7 @@ PolicyName = Literal[
     "warmth",
 ]
 StickyBy = Literal["user", "key"]
+Backend = Literal["local", "ray"]
 MIG_PROFILES = ("1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb")
 DEMO_PRESETS = ("tiny", "small")
 
@@ -69,11 +70,14 @@ class ReplicaBounds(Section):
 
 
 class Resources(Section):
-    """What one replica needs: no GPU, `count` whole GPUs of a type, or one MIG slice."""
+    """What one replica needs: no GPU, `count` whole GPUs of a type, or one MIG slice; on a
+    cluster backend also the CPUs and memory it reserves on its node."""
 
     gpu: str = "none"
     count: int = Field(default=1, ge=1)
     mig: str | None = None
+    cpus: float = Field(default=1.0, gt=0)
+    memory_gib: float | None = Field(default=None, gt=0)
 
     @field_validator("mig")
     @classmethod
@@ -260,6 +264,15 @@ class Auth(Section):
     keys_file: str | None = None
 
 
+class RayBackend(Section):
+    """Where the replicas run with `backend: ray`: the cluster's address (None: start a local
+    Ray), and how a pool's GPU type is asked for: Ray's `accelerator_type:TYPE` label, or a
+    custom resource named as the type that the nodes declare (`--resources '{"H100": 8}'`)."""
+
+    address: str | None = None
+    gpu_type_as: Literal["accelerator_type", "resource"] = "accelerator_type"
+
+
 class FleetConfig(Section):
     """A whole fleet: the one file every inferplane command reads."""
 
@@ -272,3 +285,5 @@ class FleetConfig(Section):
     auth: Auth = Auth()
     inventory: tuple[GpuInventory, ...] = ()
     tiers: TierBudgets = TierBudgets()
+    backend: Backend = "local"  # what runs the managed replicas
+    ray: RayBackend = RayBackend()

@@ -23,7 +23,8 @@ class ReplicaSpec:
 
 @dataclass
 class ReplicaHandle:
-    """A replica the actuator started; `returncode` is set once its process has exited."""
+    """A replica the actuator started; `returncode` is set once its process has exited. On a
+    cluster `url` is empty until the replica is placed on a node."""
 
     id: str
     spec: ReplicaSpec
@@ -33,6 +34,10 @@ class ReplicaHandle:
     log_path: str = ""
     returncode: int | None = None
     expected_exit: bool = False  # the controller asked it to stop: not a crash
+    node: str = ""  # the cluster node it runs on (empty for local processes)
+    # Why it is not placed yet, in words (a cluster backend with no node that has room);
+    # empty while it is placed or on its way.
+    unplaced: str = ""
 
 
 class Actuator(Protocol):

@@ -71,10 +71,11 @@ class LocalActuator:
         self._handles: dict[str, ReplicaHandle] = {}
         self._counter = 0
 
-    def start(self, spec: ReplicaSpec) -> ReplicaHandle:
+    def start(self, spec: ReplicaSpec, replica_id: str | None = None) -> ReplicaHandle:
+        """Start one replica; its id (and log file name) is `POOL-N` unless one is given."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._counter += 1
-        rid = f"{spec.pool}-{self._counter}"
+        rid = replica_id or f"{spec.pool}-{self._counter}"
         port = free_port(self.host)
         log_path = self.log_dir / f"{rid}.log"
         argv = [*self.command, *spec.args, "--host", self.host, "--port", str(port)]
