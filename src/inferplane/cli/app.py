@@ -8,6 +8,7 @@ from inferplane import __version__
 from inferplane.cli import (
     config_cmd,
     cost_cmd,
+    deploy_cmd,
     gateway_cmd,
     generate_cmd,
     keys_cmd,
@@ -41,6 +42,7 @@ app.command("gateway")(gateway_cmd.gateway)
 app.add_typer(telemetry_cli.app, name="telemetry")
 app.command("place")(place_cmd.place_command)
 app.add_typer(rollout_cmd.app, name="rollout")
+app.add_typer(deploy_cmd.app, name="deploy")
 app.command("sim")(sim_cmd.sim)
 
 
