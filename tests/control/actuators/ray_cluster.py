@@ -27,6 +27,12 @@ def add_gpu_node(cluster: Cluster) -> Any:
     return node
 
 
+def remove_node_of(cluster: Cluster, node_id: str) -> None:
+    """Kill the node with this id at once (its raylet and every process on it)."""
+    nodes = cluster.list_all_nodes()  # type: ignore[no-untyped-call]
+    cluster.remove_node(next(n for n in nodes if n.node_id == node_id), allow_graceful=False)
+
+
 @contextmanager
 def ray_cluster(gpu_nodes: int = 2, connect: bool = True) -> Iterator[Cluster]:
     """The cluster, with this process connected as a driver (to read Ray's state)."""
@@ -42,7 +48,7 @@ def ray_cluster(gpu_nodes: int = 2, connect: bool = True) -> Iterator[Cluster]:
         yield cluster
     finally:
         ray.shutdown()
-        cluster.shutdown()
+        cluster.shutdown()  # type: ignore[no-untyped-call]
 
 
 def leftovers() -> dict[str, list[str]]:

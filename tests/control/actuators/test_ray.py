@@ -19,7 +19,12 @@ from inferplane.control.actuators.base import ReplicaHandle, ReplicaSpec
 from inferplane.control.actuators.ray import LOST, RayActuator
 from inferplane.control.actuators.ray_bundle import bundle_for
 from inferplane.control.actuators.ray_replica import HostConfig
-from tests.control.actuators.ray_cluster import add_gpu_node, leftovers, ray_cluster
+from tests.control.actuators.ray_cluster import (
+    add_gpu_node,
+    leftovers,
+    ray_cluster,
+    remove_node_of,
+)
 
 STUB = (sys.executable, str(Path(__file__).parents[1] / "stub_replica.py"))
 SPEC = ReplicaSpec("chat", "chat", ("demo:tiny",))
@@ -108,10 +113,14 @@ async def test_stop_drains_and_a_dead_node_takes_its_replica(
         stopped = ray_actuator.reap()
         assert [(h.id, h.returncode, h.expected_exit) for h in stopped] == [(first.id, 0, True)]
 
-        doomed = next(n for n in cluster.list_all_nodes() if n.node_id == second.node)
-        cluster.remove_node(doomed, allow_graceful=False)
+        remove_node_of(cluster, second.node)
         lost: list[ReplicaHandle] = []
-        await until(lambda: bool(lost.extend(ray_actuator.reap()) or lost), 20)
+
+        def reaped() -> bool:
+            lost.extend(ray_actuator.reap())
+            return bool(lost)
+
+        await until(reaped, 20)
         assert [(h.id, h.returncode, h.expected_exit) for h in lost] == [(second.id, LOST, False)]
         await until(lambda: not alive(second.pid), 10)  # the server died with its actor
 
