@@ -5,7 +5,7 @@ from inferplane.config.schema import FleetConfig
 
 
 def fleet(
-    replicas: str = "{min: 1, max: 4}", autoscale: str = "{}", policy: str = ""
+    replicas: str = "{min: 1, max: 4}", autoscale: str = "{}", policy: str = "", tier: str = "{}"
 ) -> FleetConfig:
     balancing = f"balancing: {{policy: {policy}}}\n" if policy else ""
     return parse_fleet(
@@ -17,5 +17,6 @@ def fleet(
         f"    replicas: {replicas}\n"
         "    resources: {gpu: H100}\n"
         f"    autoscale: {autoscale}\n"
+        f"    tier: {tier}\n"
         "pricing: {provider: runpod}\n" + balancing
     )

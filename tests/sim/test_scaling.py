@@ -1,3 +1,4 @@
+import dataclasses
 import itertools
 
 from inferplane.sim.latency import LinearStepTime
@@ -17,6 +18,10 @@ def burst(count: int, every_s: float, start_s: float = 0.0, out: int = 100) -> T
 
 def _sizes(report: SimReport) -> list[int]:
     return [int(s["starting"] + s["ready"] + s["draining"]) for s in report.replica_timeline]
+
+
+def _sleeping(report: SimReport) -> list[int]:
+    return [int(s["sleeping"]) for s in report.replica_timeline]
 
 
 def test_a_burst_scales_up_after_the_up_window_and_back_down_after_the_down_window() -> None:
@@ -54,6 +59,25 @@ def test_scale_from_zero_holds_the_first_requests_through_the_cold_start_then_to
     assert _sizes(report)[0] == 1 and _sizes(report)[-1] == 0
     # GPU time: 5 s cold start + the work + the idle minute, not the 10 s before the first request
     assert report.gpu_seconds < report.duration_s - 9
+
+
+def test_keep_warm_sleeps_at_zero_and_the_next_request_wakes_it_without_a_cold_start() -> None:
+    """The controller's scale-down choice: at zero under keep_warm one replica sleeps (it keeps
+    its GPU); the next request wakes it in wake_s instead of a cold start."""
+    config = fleet("{min: 0, max: 2}", "{idle_to_zero: 60s}", tier="{keep_warm: true}")
+    trace = Trace(burst(3, 1.0, start_s=10.0).requests + burst(3, 1.0, start_s=300.0).requests)
+    options = dataclasses.replace(SLOW, wake_s=1.0)
+    report = simulate(config, "chat", trace, "H100", options=options)
+    causes = [(e["at_s"], e["to"], e["cause"]) for e in report.scale_events]
+    assert [(to, cause) for _, to, cause in causes] == [
+        (1, "from_zero"), (0, "idle_to_zero"), (1, "from_zero"), (0, "idle_to_zero"),
+    ]  # fmt: skip
+    assert _sleeping(report)[-1] == 1 and _sizes(report)[-1] == 0
+    woken = next(s for s in report.replica_timeline if s["at_s"] > causes[2][0] and s["ready"])
+    assert woken["at_s"] == causes[2][0] + 1.0  # wake_s, not the 5 s cold start
+    assert report.finished == 6 and report.ttft_s.max >= 5.0  # only the first waited 5 s
+    assert report.ttft_s.p50 < 5.0
+    assert report.gpu_seconds == report.duration_s - 10.0  # one replica, asleep or not
 
 
 def test_a_fixed_size_never_scales() -> None:

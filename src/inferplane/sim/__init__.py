@@ -2,8 +2,10 @@
 
 Each simulated replica runs the engine's real scheduler and KV cache with a step-time model
 from the planner instead of a forward pass; each arrival goes through the gateway's real
-balancing policy over real replica snapshots; the pool is sized by the real autoscaler on
-signals built as the controller builds them. Time is simulated: nothing sleeps.
+balancing policy over real replica snapshots; the pool is sized by the real autoscaler, on
+signals from the controller's own function, with the controller's own choice of which
+replicas come and go and its own queue for requests held at zero. Time is simulated: nothing
+sleeps.
 """
 
 from inferplane.sim.report import SimReport

@@ -6,17 +6,17 @@ registry's snapshots. As in the gateway, `in_flight` and the TTFT average move a
 its own traffic, while waiting / running / KV usage come from a scrape of each replica every
 health interval, so the balancer sees them as stale as it would in production.
 
-With no routable replica a request is held, as the controller's `hold` does: up to
+With no routable replica a request is held in the controller's own HoldQueue: up to
 `max_held` requests for up to `hold_timeout_s` each, sent on in arrival order as soon as a
 replica is ready; beyond that the client gets 503. Snapshots carry `outstanding_work` (prompt +
 max tokens the gateway sent and has not seen finish), which predicted_work ranks by.
 """
 
 import dataclasses
-from collections import deque
 from collections.abc import Callable, Sequence
 
-from inferplane.control.controller import ControllerConfig
+from inferplane.control.holding import HoldQueue
+from inferplane.control.settings import ControllerConfig
 from inferplane.gateway.routing.balancer import Policy
 from inferplane.gateway.routing.health import HealthConfig
 from inferplane.gateway.routing.registry import Replica, ReplicaRegistry, replica_id
@@ -59,7 +59,7 @@ class SimGateway:
         self.replicas: dict[str, SimReplica] = {}
         self.records: dict[str, Replica] = {}  # the gateway's record of every replica it knew
         self.outstanding: dict[str, int] = {}
-        self.held: deque[RequestRecord] = deque()
+        self.held: HoldQueue[RequestRecord] = HoldQueue(settings.max_held, settings.hold_timeout_s)
         self.arrivals = 0  # since the controller last read them
         self.rejected = 0
 
@@ -130,18 +130,16 @@ class SimGateway:
         return True
 
     def _hold(self, record: RequestRecord) -> None:
-        if len(self.held) >= self.settings.max_held:
+        if not self.held.hold(record, self.loop.clock.now):
             self._reject(record, f"503 no_healthy_replica: {len(self.held)} requests held")
             return
         record.held = True
-        self.held.append(record)
-        self.loop.after(self.settings.hold_timeout_s, lambda: self._hold_expired(record))
+        self.loop.after(self.settings.hold_timeout_s, self._expire_held)
         self.on_hold()
 
-    def _hold_expired(self, record: RequestRecord) -> None:
-        if record.replica is None and record.outcome == "pending":
-            self.held.remove(record)
-            hold = f"{self.settings.hold_timeout_s:g} s"
+    def _expire_held(self) -> None:
+        hold = f"{self.settings.hold_timeout_s:g} s"
+        for record in self.held.expire(self.loop.clock.now):
             self._reject(record, f"503 no_healthy_replica: none ready within the {hold} hold")
 
     def _reject(self, record: RequestRecord, reason: str) -> None:
@@ -149,8 +147,9 @@ class SimGateway:
         self.rejected += 1
 
     def _release_held(self) -> None:
-        while self.held and self._dispatch(self.held[0]):
-            self.held.popleft()
+        for record in self.held.release():
+            if not self._dispatch(record):  # the proxy's second pick found none: 503
+                self._reject(record, "503 no_healthy_replica: none routable after the hold")
 
     def first_token(self, sim: SimReplica, record: RequestRecord) -> None:
         if record.first_token_s is not None and record.dispatched_s is not None:

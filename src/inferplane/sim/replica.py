@@ -23,7 +23,7 @@ from inferplane.sim.events import EventLoop
 from inferplane.sim.latency import StepTimeModel
 from inferplane.sim.records import RequestRecord
 
-ReplicaPhase = Literal["starting", "ready", "draining", "stopped"]
+ReplicaPhase = Literal["starting", "ready", "draining", "sleeping", "stopped"]
 _SAMPLED_TOKEN = 1
 
 

@@ -172,7 +172,7 @@ def _mean_replicas(timeline: Sequence[FleetSample], end_s: float) -> float:
 
 def _sample(sample: FleetSample) -> dict[str, float]:
     return {"at_s": _round(sample.at_s), "starting": sample.starting, "ready": sample.ready,
-            "draining": sample.draining}  # fmt: skip
+            "draining": sample.draining, "sleeping": sample.sleeping}  # fmt: skip
 
 
 def _event(event: ScaleEvent) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inferplane.config.schema import Balancing, FleetConfig, PoolSpec, ReplicaBounds
-from inferplane.control.controller import ControllerConfig
 from inferplane.control.demand import served_model
+from inferplane.control.settings import ControllerConfig
 from inferplane.engine.core.config import EngineConfig
 from inferplane.gateway.routing.balancer import POLICIES, Policy, policy_from_config
 from inferplane.ledger.pricing import canonical_gpu, catalog_for
@@ -41,6 +41,7 @@ from inferplane.sim.scaling import SimScaler
 from inferplane.sim.trace import Trace
 
 DEFAULT_COLD_START_S = 30.0  # the planner has no load-time estimate yet
+DEFAULT_WAKE_S = 5.0  # a sleeping replica's weights back from host memory; no estimate yet
 _ENGINE = EngineConfig(model="sim")
 _CONTROLLER = ControllerConfig()
 
@@ -57,6 +58,7 @@ class SimOptions:
     seed: int = 0
     replicas: int | None = None
     cold_start_s: float = DEFAULT_COLD_START_S
+    wake_s: float = DEFAULT_WAKE_S  # under tier.keep_warm, a woken replica is ready after this
     start_ready: bool = True
     shape: str | None = None
     tensor_parallel: int | None = None
@@ -177,7 +179,8 @@ class _Run:
                                   options.max_waiting, self.tp)  # fmt: skip
         self.gateway = SimGateway(pool, spec.model, policy, self.loop, options.gateway,
                                   self._wake)  # fmt: skip
-        self.scaler = SimScaler(spec, self.gateway, self.loop, self._replica, options.cold_start_s)
+        self.scaler = SimScaler(spec, self.gateway, self.loop, self._replica, options.cold_start_s,
+                                wake_s=options.wake_s)  # fmt: skip
         self.events = ReplicaEvents(self._first_token, self._finished, self.scaler.replica_empty)
         self.records: list[RequestRecord] = []
         self.finished = 0
@@ -271,7 +274,8 @@ class _Run:
             "trace": trace.source, "trace_requests": len(trace), "trace_span_s": trace.span_s,
             "replicas": self.options.replicas, "min": self.spec.replicas.min,
             "max": self.spec.replicas.max, "autoscale": self.spec.autoscale.metric,
-            "cold_start_s": self.options.cold_start_s, "tensor_parallel": self.tp,
+            "cold_start_s": self.options.cold_start_s, "wake_s": self.options.wake_s,
+            "keep_warm": self.spec.tier.keep_warm, "tensor_parallel": self.tp,
             "dtype": self.model.precision.name, "max_model_len": self.model.context,
             "kv_blocks": self.shape.num_blocks, "block_size": self.shape.block_size,
             "max_num_seqs": self.shape.max_num_seqs,
