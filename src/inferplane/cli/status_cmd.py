@@ -55,13 +55,19 @@ def replicas_table(status: dict[str, Any]) -> Table:
                 r["id"],
                 r["url"],
                 str(r["pid"]),
-                r["phase"],
+                _phase(r),
                 str(r["in_flight"]),
                 str(r["waiting"]),
                 f"{r['kv_usage']:.0%}",
                 _ms(r["ttft_s"]),
             )
     return table
+
+
+def _phase(replica: dict[str, Any]) -> str:
+    """The phase, with why a replica waits for a node (a cluster backend) when it does."""
+    unplaced = replica.get("unplaced")
+    return f"{replica['phase']}: {unplaced}" if unplaced else str(replica["phase"])
 
 
 def render(status: dict[str, Any]) -> Group:

@@ -1,4 +1,5 @@
-"""`inferplane up FLEET.yaml`: gateway, controller and replicas as local processes."""
+"""`inferplane up FLEET.yaml`: gateway, controller and replicas (local processes, or on a Ray
+cluster with `--backend ray`)."""
 
 import asyncio
 from pathlib import Path
@@ -34,8 +35,20 @@ def up(  # noqa: PLR0917 (a typer command: one parameter per flag)
     ledger: Annotated[
         bool, typer.Option(help="Write usage records to the fleet's ledger (ledger.url).")
     ] = True,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="What runs the replicas: local | ray (default: the fleet's backend)."),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join (auto, HOST:PORT); none: start a local Ray."),
+    ] = None,
+    file_sd: Annotated[
+        Path | None,
+        typer.Option(help="Prometheus file_sd targets file (default: in --state-dir)."),
+    ] = None,
 ) -> None:
-    """Run the fleet on this machine until SIGTERM or Ctrl-C; then drain and stop it all."""
+    """Run the fleet until SIGTERM or Ctrl-C; then drain and stop it all."""
     try:
         options = UpOptions(
             fleet,
@@ -50,10 +63,13 @@ def up(  # noqa: PLR0917 (a typer command: one parameter per flag)
                 kv_cache_memory=kv_cache_memory,
             ),
             ledger=ledger,
+            backend=backend,
+            ray_address=ray_address,
+            file_sd=file_sd,
         )
         typer.echo(f"inferplane: fleet {fleet} at http://{host}:{port}/v1 (logs in {log_dir})")
         asyncio.run(serve(options))
-    except (ConfigError, ValueError) as error:
+    except (ConfigError, ValueError, ConnectionError) as error:  # a Ray address unreached
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
 

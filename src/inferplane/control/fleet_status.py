@@ -98,6 +98,8 @@ class FleetStatus:
             "gateway_state": None if seen is None else seen.state,
             "uptime_s": self.view.clock() - handle.started_at,
             "log": handle.log_path,
+            "node": handle.node,  # a cluster node's id ("" for a local process)
+            "unplaced": handle.unplaced,  # why no node takes it yet ("" once placed)
             **_load(seen),
         }
 

@@ -39,6 +39,10 @@ def _untimed(pool: PoolRuntime) -> bool:
     return False
 
 
+def _unwatched(pool: PoolRuntime) -> None:
+    return None
+
+
 class Lifecycle:
     """Runs the managed pools' replicas on an actuator and publishes them to a gateway."""
 
@@ -60,6 +64,7 @@ class Lifecycle:
         self.metrics = metrics
         self.wake = wake  # asks the control loop to tick now
         self.on_hot: Callable[[PoolRuntime], bool] = _untimed  # True: the tiers timed it
+        self.on_publish: Callable[[PoolRuntime], None] = _unwatched  # e.g. the file_sd writer
         self.pools = {
             name: self._runtime(name) for name, spec in fleet.pools.items() if not spec.is_external
         }
@@ -117,6 +122,7 @@ class Lifecycle:
     def publish(self, pool: PoolRuntime) -> None:
         """Hand the gateway the pool's ready replicas; release the requests held for one."""
         ready = pool.in_phase("ready")
+        self.on_publish(pool)
         self.gateway.set_replicas(pool.name, [m.handle.url for m in ready])
         for managed in ready:
             managed.record = self.gateway.registry.get(pool.name, _gateway_id(pool, managed))

@@ -1,4 +1,9 @@
-"""`inferplane up`: the gateway, the controller and the local actuator in one process.
+"""`inferplane up`: the gateway, the controller and the actuator in one process.
+
+The actuator is the backend's (the fleet's `backend:`, or `--backend`): local child processes,
+or replicas on a Ray cluster (`--ray-address`, or a local Ray started for the run). The
+controller keeps a Prometheus file_sd file of every replica's /metrics endpoint beside the
+rollout state (emptied on the way out).
 
 The gateway's ASGI app serves the fleet; /admin/fleet answers with the controller's view
 (what `inferplane status` shows) and /admin/rollouts starts, shows and aborts rollouts (what
@@ -25,8 +30,9 @@ import orjson
 import uvicorn
 
 from inferplane.config import load_fleet
-from inferplane.control.actuators.local import LocalActuator
+from inferplane.control.actuators.factory import ActuatorSetup, Backend, build_actuator
 from inferplane.control.controller import Controller, ControllerConfig
+from inferplane.control.file_sd import FileSD
 from inferplane.control.fleet_status import FLEET_PATH, FleetStatus
 from inferplane.control.rollout_api import ROLLOUTS_PATH, RolloutApi
 from inferplane.control.rollout_runtime import with_rollout_pools
@@ -40,6 +46,7 @@ from inferplane.telemetry.ui import ASGIApp
 log = logging.getLogger(__name__)
 ADMIN_KEY_ENV = "INFERPLANE_ADMIN_KEY"
 SPOOL_NAME = "up-gateway"  # this process's spool segment, beside `inferplane gateway`'s
+FILE_SD_NAME = "prometheus-targets.json"
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,9 @@ class UpOptions:
     settings: GatewaySettings = field(default_factory=GatewaySettings)
     log_level: str = "warning"
     ledger: bool = True  # usage records to fleet.ledger.url; budgets are enforced either way
+    backend: str | None = None  # what runs the replicas; None: the fleet file's `backend:`
+    ray_address: str | None = None  # the Ray cluster to join, over the fleet file's ray.address
+    file_sd: Path | None = None  # Prometheus targets; None: FILE_SD_NAME in state_dir
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -92,7 +102,7 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
-def build(options: UpOptions) -> tuple[GatewayState, Controller, LocalActuator]:
+def build(options: UpOptions) -> tuple[GatewayState, Controller, Backend]:
     """The three parts, wired; raises ConfigError / ValueError on a bad fleet file."""
     fleet = with_rollout_pools(load_fleet(options.fleet))
     spool_name = SPOOL_NAME if options.ledger else None
@@ -100,13 +110,24 @@ def build(options: UpOptions) -> tuple[GatewayState, Controller, LocalActuator]:
     state = builder.build_state(setup)
     admin_key = options.controller.admin_key or secrets.token_urlsafe(24)
     config = _with_key(options.controller, admin_key, options.state_dir)
-    actuator = LocalActuator(
-        options.log_dir,
-        grace_s=config.drain_grace_s + 5.0,
-        clock=time.time,  # the controller's clock: uptimes and backoff compare the two
-        env={ADMIN_KEY_ENV: admin_key},
+    actuator = build_actuator(
+        options.backend or fleet.backend,
+        ActuatorSetup(
+            fleet,
+            options.log_dir,
+            grace_s=config.drain_grace_s + 5.0,
+            env={ADMIN_KEY_ENV: admin_key},
+            address=options.ray_address,
+            clock=time.time,  # the controller's clock: uptimes and backoff compare the two
+        ),
     )
-    return state, Controller(fleet, state, actuator, config), actuator
+    controller = Controller(fleet, state, actuator, config)
+    controller.lifecycle.on_publish = _file_sd(options, controller).write
+    return state, controller, actuator
+
+
+def _file_sd(options: UpOptions, controller: Controller) -> FileSD:
+    return FileSD(options.file_sd or options.state_dir / FILE_SD_NAME, controller.pools)
 
 
 def _with_key(config: ControllerConfig, key: str, state_dir: Path) -> ControllerConfig:
@@ -127,7 +148,7 @@ async def serve(options: UpOptions) -> None:
 
 
 async def _serve(
-    options: UpOptions, state: GatewayState, controller: Controller, actuator: LocalActuator
+    options: UpOptions, state: GatewayState, controller: Controller, actuator: Backend
 ) -> None:
     rollouts = RolloutApi(controller.rollouts, state.access)
     app = FleetApp(builder.build_app(state), FleetStatus(controller), rollouts)
@@ -147,6 +168,7 @@ async def _serve(
             await controller.close()
         finally:
             actuator.kill_all()
+            _file_sd(options, controller).clear()  # no target outlives the fleet
 
 
 def run(options: UpOptions) -> None:
