@@ -57,6 +57,9 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(0.2)
             stub.sleeping = False
             self._send(200, {"sleeping": False})
+        elif self.path == "/admin/drain":
+            stub.draining = True
+            self._send(200, {"draining": True, "in_flight": stub.in_flight})
         elif stub.draining:
             self._send(503, {"error": {"message": "draining"}})
         elif stub.fail:

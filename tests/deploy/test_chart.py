@@ -7,7 +7,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import helm_python as helm
 import jsonschema
@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from inferplane.config.loader import load_fleet
+from inferplane.config.schema import Backend, FleetConfig
 from inferplane.deploy.chart import (
     all_objects,
     build_chart,
@@ -64,6 +65,23 @@ def test_every_object_is_valid_on_every_supported_version(
                      "RoleBinding", "ConfigMap", "Secret", *kube_schemas.CUSTOM_KINDS}  # fmt: skip
     for obj in objects:
         assert checker.errors(obj) == [], (obj["kind"], obj["metadata"]["name"])
+
+
+@pytest.mark.parametrize("backend", get_args(Backend))
+def test_every_backend_setting_renders(backend: str, checker: kube_schemas.Checker) -> None:
+    """The fleet's own backend does not matter: in the cluster the control plane runs
+    `inferplane up --backend kubernetes`."""
+    raw = {**load_raw(str(FLEETS[0])), "backend": backend}
+    fleet = FleetConfig.model_validate(raw)
+    chart = build_chart(fleet, raw, default_values(fleet, admin_key="k"))
+    rendered = render_manifests(chart)
+    (deployment, _service) = rendered["control-plane"]
+    assert "kubernetes" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert yaml.safe_load(rendered["control-plane-fleet"][0]["data"]["fleet.yaml"])["backend"] == (
+        backend
+    )
+    for obj in all_objects(rendered):
+        assert checker.errors(obj) == []
 
 
 @pytest.mark.parametrize("fixture", REJECTED, ids=lambda p: p.stem)

@@ -37,7 +37,9 @@ def up(  # noqa: PLR0917 (a typer command: one parameter per flag)
     ] = True,
     backend: Annotated[
         str | None,
-        typer.Option(help="What runs the replicas: local | ray (default: the fleet's backend)."),
+        typer.Option(
+            help="What runs the replicas: local | ray | kubernetes (default: the fleet's)."
+        ),
     ] = None,
     ray_address: Annotated[
         str | None,

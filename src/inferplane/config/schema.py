@@ -26,7 +26,7 @@ PolicyName = Literal[
     "warmth",
 ]
 StickyBy = Literal["user", "key"]
-Backend = Literal["local", "ray"]
+Backend = Literal["local", "ray", "kubernetes"]
 MIG_PROFILES = ("1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb")
 DEMO_PRESETS = ("tiny", "small")
 

@@ -18,6 +18,7 @@ so no child outlives `inferplane up`.
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import signal
 import time
@@ -108,7 +109,10 @@ def build(options: UpOptions) -> tuple[GatewayState, Controller, Backend]:
     spool_name = SPOOL_NAME if options.ledger else None
     setup = GatewaySetup(fleet, Path(options.fleet).parent, options.settings, {}, spool_name)
     state = builder.build_state(setup)
-    admin_key = options.controller.admin_key or secrets.token_urlsafe(24)
+    # In a cluster the replicas read the key from a Secret, and so does this process.
+    admin_key = (
+        options.controller.admin_key or os.environ.get(ADMIN_KEY_ENV) or secrets.token_urlsafe(24)
+    )
     config = _with_key(options.controller, admin_key, options.state_dir)
     actuator = build_actuator(
         options.backend or fleet.backend,

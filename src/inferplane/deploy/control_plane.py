@@ -7,6 +7,7 @@ One replica, replaced with `Recreate`: two controllers would fight over the repl
 
 from typing import Any
 
+from inferplane.control.actuators.kubernetes import KEDA_ENV, NAMESPACE_ENV
 from inferplane.deploy.expr import Fmt, Namespace, v
 from inferplane.deploy.names import CONTROL_PLANE, FLEET_MOUNT, control_plane_labels
 from inferplane.deploy.pools import ADMIN_SECRET_KEY, admin_env, image
@@ -15,8 +16,6 @@ STATE_DIR = "/var/lib/inferplane"
 FLEET_FILE = "fleet.yaml"
 KEYS_SECRET = "inferplane-keys"
 KEYS_MOUNT = f"{FLEET_MOUNT}/auth"
-NAMESPACE_ENV = "INFERPLANE_KUBERNETES_NAMESPACE"
-KEDA_ENV = "INFERPLANE_KUBERNETES_KEDA"
 # What the Kubernetes actuator reads and writes: the pools' Deployments and their scale, and
 # the pods it drains, marks with a deletion cost and learns addresses from.
 RBAC_RULES = [

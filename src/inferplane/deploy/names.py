@@ -1,25 +1,29 @@
 """Kubernetes names and labels of a fleet's objects, and how a pool's GPUs are asked for.
 
-Object names follow RFC 1123 labels (lower-case, at most 63 characters): a pool name that does
-not fit is cleaned and, when changed, suffixed with a short hash so two pools never collide.
+Object names are the Kubernetes actuator's (it looks the Deployments up by them).
 GPUs are requested as `nvidia.com/gpu` (whole GPUs) or `nvidia.com/mig-<profile>` (one MIG
 slice, the mixed strategy of NVIDIA's device plugin); nodes are chosen by the product label
 that GPU feature discovery sets.
 """
 
-import hashlib
-import re
-
 from inferplane.config.schema import FleetConfig, PoolSpec, Resources
+from inferplane.control.actuators.kubernetes_pods import (
+    POOL_LABEL,
+    PREFIX,
+    SERVE_PORT,
+    dns_label,
+    pool_object,
+)
 from inferplane.control.rollout_runtime import with_rollout_pools
 
-PREFIX = "inferplane"
 CONTROL_PLANE = f"{PREFIX}-control-plane"
-POOL_LABEL = "inferplane-pool"
-SERVE_PORT = 8000
 FLEET_MOUNT = "/etc/inferplane"
 CACHE_MOUNT = "/cache"
-MAX_NAME = 63
+__all__ = [
+    "CACHE_MOUNT", "CONTROL_PLANE", "FLEET_MOUNT", "GPU_PRODUCTS", "POOL_LABEL", "PREFIX",
+    "SERVE_PORT", "control_plane_labels", "dns_label", "gpu_product", "gpu_resource",
+    "managed_pools", "pool_labels", "pool_object",
+]  # fmt: skip
 
 # nvidia.com/gpu.product values of GPU feature discovery for the planner's catalog names.
 GPU_PRODUCTS = {
@@ -41,20 +45,6 @@ def managed_pools(fleet: FleetConfig) -> dict[str, PoolSpec]:
     pool `inferplane up` adds beside it: both need a Deployment."""
     pools = with_rollout_pools(fleet).pools
     return {name: spec for name, spec in pools.items() if not spec.is_external}
-
-
-def dns_label(name: str) -> str:
-    """`name` as an RFC 1123 label; a hash suffix where cleaning changed or shortened it."""
-    clean = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "x"
-    if clean == name and len(clean) <= MAX_NAME:
-        return clean
-    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
-    return f"{clean[: MAX_NAME - 7].rstrip('-')}-{digest}"
-
-
-def pool_object(pool: str) -> str:
-    """The name of a pool's Deployment, Service and PodDisruptionBudget."""
-    return dns_label(f"{PREFIX}-{pool}")
 
 
 def pool_labels(pool: str) -> dict[str, str]:

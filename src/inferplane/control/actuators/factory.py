@@ -50,8 +50,14 @@ def _ray(setup: ActuatorSetup) -> Backend:
     return ray.RayActuator(bundles, host, clock=setup.clock, owns_connection=owns)
 
 
+def _kubernetes(setup: ActuatorSetup) -> Backend:
+    from inferplane.control.actuators import kubernetes  # noqa: PLC0415 (only when chosen)
+
+    return kubernetes.in_cluster(setup.env, setup.grace_s, setup.clock)
+
+
 BACKENDS: Mapping[str, Callable[[ActuatorSetup], Backend]] = MappingProxyType(
-    {"local": _local, "ray": _ray}
+    {"local": _local, "ray": _ray, "kubernetes": _kubernetes}
 )
 
 
