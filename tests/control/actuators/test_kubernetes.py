@@ -159,35 +159,54 @@ def zero_fleet() -> FleetConfig:
     )  # fmt: skip
 
 
+@contextlib.asynccontextmanager
+async def gateway(
+    actuator: KubernetesActuator, hold_timeout_s: float
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The controller and an in-process gateway over `actuator`, for a pool at zero."""
+    fleet = zero_fleet()
+    state = GatewayState(fleet)
+    settings: Any = ControllerConfig(
+        interval_s=0.05, hold_timeout_s=hold_timeout_s, admin_key="k",
+        backoff=BackoffConfig(base_s=0.1, max_s=0.4),
+    )  # fmt: skip
+    controller = Controller(fleet, state, actuator, settings)
+    await state.start()
+    loop = asyncio.create_task(controller.run())
+    transport = httpx.ASGITransport(app=GatewayApp(state))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw",
+                                     timeout=30) as client:  # fmt: skip
+            yield client
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+        await controller.close()
+        await state.stop()
+
+
 async def test_at_zero_a_request_is_held_until_the_scaled_up_pod_serves_it() -> None:
+    async with cluster() as (api, actuator), gateway(actuator, 20.0) as client:
+        await asyncio.sleep(0.3)
+        assert replicas(api) == 0 and not api.pods
+        response = await client.post("/v1/completions", json={"model": "chat", "prompt": "hi"})
+        assert response.status_code == 200, response.text
+        assert replicas(api) == 1
+        (handle,) = actuator.list()
+        assert handle.url.startswith("http://127.0.0.")
+
+
+async def test_a_pool_that_cannot_scale_answers_503_with_retry_after_not_404() -> None:
     async with cluster() as (api, actuator):
-        fleet = zero_fleet()
-        state = GatewayState(fleet)
-        settings: Any = ControllerConfig(
-            interval_s=0.05, hold_timeout_s=20.0, admin_key="k",
-            backoff=BackoffConfig(base_s=0.1, max_s=0.4),
-        )  # fmt: skip
-        controller = Controller(fleet, state, actuator, settings)
-        await state.start()
-        loop = asyncio.create_task(controller.run())
-        transport = httpx.ASGITransport(app=GatewayApp(state))
-        try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://gw",
-                                         timeout=30) as client:  # fmt: skip
-                await asyncio.sleep(0.3)
-                assert replicas(api) == 0 and not api.pods
-                body = {"model": "chat", "prompt": "hi"}
-                response = await client.post("/v1/completions", json=body)
-            assert response.status_code == 200, response.text
-            assert replicas(api) == 1
+        del api.deployments[pool_object("chat")]  # the Deployment is missing: scaling fails
+        async with gateway(actuator, 1.0) as client:
+            response = await client.post("/v1/completions", json={"model": "chat", "prompt": "x"})
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"] == "1"
+            assert response.json()["error"]["code"] == "no_healthy_replica"
             (handle,) = actuator.list()
-            assert handle.url.startswith("http://127.0.0.")
-        finally:
-            loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop
-            await controller.close()
-            await state.stop()
+            assert "scaling inferplane-chat failed" in handle.unplaced
 
 
 async def test_the_factory_builds_it_from_the_pod_environment(
