@@ -9,14 +9,6 @@ import typer
 
 from inferplane.config.errors import ConfigError
 from inferplane.config.loader import load_fleet
-from inferplane.deploy.chart import (
-    build_chart,
-    load_raw,
-    render_manifests,
-    write_chart,
-    write_manifests,
-)
-from inferplane.deploy.values import default_values
 
 app = typer.Typer(help="Render deployment artefacts from a fleet file.", no_args_is_help=True)
 Format = Literal["chart", "manifests"]
@@ -31,17 +23,21 @@ def render(  # noqa: PLR0917 (one parameter per flag)
     admin_key: str | None = None,
 ) -> list[Path]:
     """Write the chart or the manifests under `out`; the files written."""
+    # The chart code imports the control plane: only this command pays for it.
+    from inferplane.deploy import chart as charts  # noqa: PLC0415
+    from inferplane.deploy.values import default_values  # noqa: PLC0415
+
     if output_format not in ("chart", "manifests"):
         raise ValueError(f"--format must be chart or manifests, got {output_format!r}")
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty: give a new or empty directory")
     fleet = load_fleet(fleet_path)
-    chart = build_chart(fleet, load_raw(fleet_path), default_values(fleet, admin_key))
+    chart = charts.build_chart(fleet, charts.load_raw(fleet_path), default_values(fleet, admin_key))
     if output_format == "chart":
         if sets:
             raise ValueError("--set applies to --format manifests; pass it to helm for a chart")
-        return write_chart(chart, out)
-    return write_manifests(render_manifests(chart, sets, namespace), out)
+        return charts.write_chart(chart, out)
+    return charts.write_manifests(charts.render_manifests(chart, sets, namespace), out)
 
 
 @app.command("kubernetes")
