@@ -30,7 +30,9 @@ async def test_the_file_lists_published_replicas_and_forgets_stopped_ones(tmp_pa
     state = GatewayState(FLEET)
     actuator = LocalActuator(tmp_path / "logs", STUB, clock=time.time)
     metrics = ControlMetrics(state.metrics.registry)
-    lifecycle = Lifecycle(FLEET, state, actuator, ControllerConfig(), time.time, metrics, list)
+    lifecycle = Lifecycle(
+        FLEET, state, actuator, ControllerConfig(), time.time, metrics, lambda: None
+    )
     path = tmp_path / "sd" / "targets.json"
     lifecycle.on_publish = FileSD(path, lifecycle.pools).write
     pool = lifecycle.pools["chat"]
