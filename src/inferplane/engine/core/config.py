@@ -16,7 +16,7 @@ class EngineConfig:
     token), with bytes per token = 2 x layers x kv_heads x head_dim x dtype bytes.
     """
 
-    model: str  # a model source: a directory, demo:tiny, demo:small, package:NAME
+    model: str  # a model source: a directory, demo:tiny, demo:small, package:NAME, gguf:PATH
     dtype: DTypeName = "auto"
     quantization: QuantName = "none"
     device: str = "auto"  # auto: cuda when present, else cpu

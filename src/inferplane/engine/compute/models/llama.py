@@ -2,7 +2,8 @@
 
 One class covers Llama 2/3, Mistral, Qwen2 (biases on q/k/v) and Qwen3 (RMSNorm on each
 query and key head): the differences are which tensors the checkpoint carries. q/k/v and
-gate/up are concatenated at load so each layer runs four matrix products.
+gate/up are concatenated at load so each layer runs four matrix products. Projections a
+checkpoint stores as int8 with per-row scales are built on the int8 path as they are.
 
 The residual stream is carried beside the hidden states (as vLLM does) so each norm can take
 the residual add with it: one fused call per norm where compiled CPU kernels apply.
@@ -18,6 +19,7 @@ from inferplane.engine.compute.attention import AttentionMetadata, paged_attenti
 from inferplane.engine.compute.cpu_kernels import CpuKernels
 from inferplane.engine.compute.loader import ModelConfig
 from inferplane.engine.compute.models.layers import Linear, RMSNorm, Rotary
+from inferplane.engine.compute.quant import Int8Linear
 
 # Builds a linear layer from a weight [out, in] and optional bias: dense or quantized.
 LinearFactory = Callable[[torch.Tensor, torch.Tensor | None], nn.Module]
@@ -36,9 +38,8 @@ class Attention(nn.Module):
         super().__init__()
         self.kernels = kernels
         names = [f"{prefix}.self_attn.{p}_proj" for p in "qkv"]
-        self.qkv = make(_cat_weights(weights, names, ".weight"), _cat_bias(weights, names))
-        o_name = f"{prefix}.self_attn.o_proj"
-        self.o = make(weights[f"{o_name}.weight"], weights.get(f"{o_name}.bias"))
+        self.qkv = _linear(weights, names, make)
+        self.o = _linear(weights, [f"{prefix}.self_attn.o_proj"], make)
         self.q_norm = _optional_norm(weights, f"{prefix}.self_attn.q_norm", config)
         self.k_norm = _optional_norm(weights, f"{prefix}.self_attn.k_norm", config)
         self.heads, self.kv_heads, self.head_dim = (
@@ -85,9 +86,8 @@ class MLP(nn.Module):
         super().__init__()
         self.kernels = kernels
         names = [f"{prefix}.mlp.gate_proj", f"{prefix}.mlp.up_proj"]
-        self.gate_up = make(_cat_weights(weights, names, ".weight"), _cat_bias(weights, names))
-        down = f"{prefix}.mlp.down_proj"
-        self.down = make(weights[f"{down}.weight"], weights.get(f"{down}.bias"))
+        self.gate_up = _linear(weights, names, make)
+        self.down = _linear(weights, [f"{prefix}.mlp.down_proj"], make)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate_up = self.gate_up(x)
@@ -186,8 +186,21 @@ class LlamaModel(nn.Module):
         return out.float()
 
 
+def _linear(weights: Weights, names: list[str], make: LinearFactory) -> nn.Module:
+    """One layer over the named projections stacked by rows. Weights stored as int8 with a
+    `weight_scale` per row (Q8_0 GGUF imports) go to the int8 path whatever `make` is."""
+    stored = [weights[f"{name}.weight"].dtype for name in names]
+    if torch.int8 not in stored:
+        return make(_cat_weights(weights, names, ".weight"), _cat_bias(weights, names))
+    if any(dtype != torch.int8 for dtype in stored):
+        raise ValueError(f"{', '.join(names)}: int8 and float weights cannot share one layer")
+    scale = _cat_weights(weights, names, ".weight_scale")
+    return Int8Linear(_cat_weights(weights, names, ".weight"), scale, _cat_bias(weights, names))
+
+
 def _cat_weights(weights: Weights, names: list[str], suffix: str) -> torch.Tensor:
-    return torch.cat([weights[name + suffix] for name in names], dim=0)
+    parts = [weights[name + suffix] for name in names]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
 
 
 def _cat_bias(weights: Weights, names: list[str]) -> torch.Tensor | None:
