@@ -83,4 +83,5 @@ def test_up_serves_the_status_page_with_its_own_replica(up_url: str, tmp_path: P
     dom = _chromium(f"{up_url}/ui/", tmp_path / "profile", "--dump-dom")
     assert 'data-loaded="true"' in dom
     assert 'data-pool="main"' in dom
-    assert "1 pools · 1 replicas · 1 ready" in dom
+    assert 'data-pool="main.rollout"' in dom  # up's canary pool for rollouts, empty until one
+    assert "2 pools · 1 replicas · 1 ready" in dom
