@@ -116,7 +116,12 @@ class FleetStatus:
         if not resources.uses_gpu or self.catalog is None:
             return 0.0
         gpu = resources.gpu if resources.gpu != "none" else "A100-80GB"
-        price = self.catalog.hourly_usd(gpu, self.view.fleet.pricing.provider, pool.spec.capacity)
+        try:
+            price = self.catalog.hourly_usd(
+                gpu, self.view.fleet.pricing.provider, pool.spec.capacity
+            )
+        except ValueError:  # a GPU the catalog does not know (a cluster's own type name)
+            return 0.0
         return (price or 0.0) * resources.count * len(pool.replicas)
 
 
