@@ -92,8 +92,9 @@ def random_prompt(length: int, vocab_size: int, rng: random.Random) -> list[int]
     return [rng.randrange(FIRST_ORDINARY_TOKEN, vocab_size) for _ in range(length)]
 
 
-def load_hf_model(directory: Path, dtype: torch.dtype) -> Any:
-    model: Any = transformers.AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
+def load_hf_model(directory: Path, dtype: torch.dtype, gguf_file: str | None = None) -> Any:
+    auto = transformers.AutoModelForCausalLM
+    model: Any = auto.from_pretrained(directory, dtype=dtype, gguf_file=gguf_file)
     return model.eval()
 
 

@@ -10,6 +10,10 @@ The child reads one JSON request per line on stdin and answers one JSON line on 
     {"op": "decode_rate", "prompt": [...], "tokens": n}  -> {"tokens_per_s": float}
     {"op": "static_batches", "prompts": [[...]], "outputs": [...], "batch_size": n}
                                                          -> {"seconds": float}
+    {"op": "load_seconds"}                               -> {"seconds": float}
+
+Given a GGUF file name as well, the child loads the model from that file in `directory`
+(transformers dequantizes it at every load).
 """
 
 import json
@@ -26,9 +30,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 class PeerProcess:
     """The parent's handle: start the child with a model directory, ask, close."""
 
-    def __init__(self, directory: Path, dtype: str = "bfloat16") -> None:
+    def __init__(self, directory: Path, dtype: str = "bfloat16", gguf_file: str = "") -> None:
         self._child = subprocess.Popen(
-            [sys.executable, __file__, str(directory), dtype],
+            [sys.executable, __file__, str(directory), dtype, gguf_file],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -60,14 +64,19 @@ class PeerProcess:
         self._child.wait(timeout=60)
 
 
-def _serve(directory: Path, dtype: str) -> None:
+def _serve(directory: Path, dtype: str, gguf_file: str) -> None:
     import engine_common as common  # noqa: PLC0415
     import torch  # noqa: PLC0415 (only the child needs it)
 
-    model = common.load_hf_model(directory, getattr(torch, dtype))
+    started = time.perf_counter()
+    model = common.load_hf_model(directory, getattr(torch, dtype), gguf_file or None)
+    load_seconds = time.perf_counter() - started
     common.hf_generate(model, [[5, 6, 7]], 2)  # warm up
     for line in sys.stdin:
         request = json.loads(line)
+        if request["op"] == "load_seconds":
+            print(json.dumps({"seconds": load_seconds}), flush=True)
+            continue
         print(json.dumps(_answer(common, model, request)), flush=True)
 
 
@@ -97,4 +106,4 @@ def _decode_rate(common: Any, model: Any, prompt: list[int], tokens: int) -> flo
 
 
 if __name__ == "__main__":
-    _serve(Path(sys.argv[1]), sys.argv[2])
+    _serve(Path(sys.argv[1]), sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "")
