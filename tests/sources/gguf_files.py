@@ -55,6 +55,8 @@ class TinyLlama:
     num_heads: int = 4
     num_kv_heads: int = 2
     tie_word_embeddings: bool = False
+    rope_theta: float = 10000.0
+    rope_factors: tuple[float, ...] = ()  # Llama 3's rope_freqs tensor, when given
 
     @property
     def head_dim(self) -> int:
@@ -87,6 +89,18 @@ def random_llama(shape: TinyLlama, seed: int = 0) -> dict[str, torch.Tensor]:
         noise = torch.empty(size).normal_(0.0, 0.05, generator=generator)
         weights[name] = 1.0 + noise if len(size) == 1 else noise
     return weights
+
+
+def llama3_rope_factors(shape: TinyLlama, rope: Mapping[str, float]) -> tuple[float, ...]:
+    """What llama.cpp's converter stores for Llama 3 rotary scaling: per rotary frequency,
+    the factor it is divided by (1 for short wavelengths, `factor` for long, blended between)."""
+    half = shape.head_dim // 2
+    wavelen = 2 * np.pi * shape.rope_theta ** (np.arange(half) * 2.0 / shape.head_dim)
+    old, low, high = (rope[k] for k in ("original_max_position_embeddings", "low", "high"))
+    smooth = (old / wavelen - low) / (high - low)
+    factors = 1 / ((1 - smooth) / rope["factor"] + smooth)
+    factors = np.where(wavelen < old / high, 1.0, factors)
+    return tuple(float(f) for f in np.where(wavelen > old / low, rope["factor"], factors))
 
 
 def gguf_name(hf: str) -> str:
@@ -153,6 +167,8 @@ def write_llama_gguf(
             values = interleave_rows(values, heads[part])
         kind = type_for(name) if values.ndim == 2 else Q.F32
         writer.add_tensor(name, stored(values, kind, rng), raw_dtype=kind)
+    if shape.rope_factors:
+        writer.add_tensor("rope_freqs.weight", np.array(shape.rope_factors, dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -168,7 +184,7 @@ def _metadata(writer: GGUFWriter, shape: TinyLlama) -> None:
     writer.add_head_count(shape.num_heads)
     writer.add_head_count_kv(shape.num_kv_heads)
     writer.add_rope_dimension_count(shape.head_dim)
-    writer.add_rope_freq_base(10000.0)
+    writer.add_rope_freq_base(shape.rope_theta)
     writer.add_layer_norm_rms_eps(1e-6)
     writer.add_vocab_size(shape.vocab_size)
 

@@ -8,7 +8,14 @@ import pytest
 from gguf import GGUFWriter
 
 from inferplane.sources import SourceError
-from inferplane.sources.gguf_meta import GgufFile, eos_token_ids, hf_config, llama_shape
+from inferplane.sources.gguf_meta import (
+    GgufFile,
+    eos_token_ids,
+    hf_config,
+    llama3_rope,
+    llama_shape,
+)
+from tests.sources.gguf_files import TinyLlama, llama3_rope_factors
 
 Extra = Callable[[GGUFWriter], None]
 
@@ -70,6 +77,23 @@ def test_end_of_turn_tokens_count_as_eos(tmp_path: Path) -> None:
         writer.add_uint32("tokenizer.ggml.eot_token_id", 1)
 
     assert eos_token_ids(GgufFile.open(_write(tmp_path / "m.gguf", extra))) == [2, 1]
+
+
+def test_llama3_rope_factors_become_rope_scaling() -> None:
+    # Llama 3.1 8B's factors as llama.cpp stores them: head_dim 128, theta 500000, factor 8
+    shape = TinyLlama(hidden_size=512, num_heads=4, rope_theta=500000.0)
+    rope = {"factor": 8.0, "low": 1.0, "high": 4.0, "original_max_position_embeddings": 8192}
+    factors = np.array(llama3_rope_factors(shape, rope), dtype=np.float32)
+    assert llama3_rope(factors, 500000.0, "m.gguf") == {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192,
+    }
+    factors[-1] = 3.0  # not what Llama 3's formula gives: refused, not guessed
+    with pytest.raises(SourceError, match="does not follow"):
+        llama3_rope(factors, 500000.0, "m.gguf")
 
 
 @pytest.mark.parametrize(

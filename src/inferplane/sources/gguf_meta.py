@@ -5,6 +5,7 @@ tokenizer under `tokenizer.*`. This module opens the file with the `gguf` packag
 (memory-mapped: the tensors are not read here) and writes what config.json and
 generation_config.json would say for the same model. Only the `llama` architecture is
 accepted: Llama 2/3, Mistral, SmolLM and the other checkpoints llama.cpp converts as llama.
+Rotary scaling: none, linear, or Llama 3's (recovered from the rope_freqs tensor).
 """
 
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from gguf import GGUFReader, ReaderTensor
 
 from inferplane.sources.errors import SourceError
@@ -142,16 +144,52 @@ def generation_config(gguf: GgufFile) -> dict[str, Any]:
 
 def _rope_scaling(gguf: GgufFile, arch: str) -> dict[str, Any] | None:
     kind = str(gguf.value(f"{arch}.rope.scaling.type", "none"))
-    if "rope_freqs.weight" in gguf.tensor_names():
-        raise SourceError(
-            f"{gguf.path.name}: per-dimension rotary frequency factors (rope_freqs, as Llama "
-            "3.1 and later ship) are not supported"
-        )
+    factors = next((t for t in gguf.tensors if t.name == "rope_freqs.weight"), None)
+    if factors is not None:
+        theta = float(gguf.value(f"{arch}.rope.freq_base", _DEFAULT_ROPE_THETA))
+        return llama3_rope(np.asarray(factors.data, dtype=np.float64), theta, gguf.path.name)
     if kind == "none":
         return None
     if kind == "linear":
         return {"rope_type": "linear", "factor": float(gguf.require(f"{arch}.rope.scaling.factor"))}
     raise SourceError(f"{gguf.path.name}: rope scaling {kind!r} is not supported (none, linear)")
+
+
+def llama3_rope(factors: np.ndarray, theta: float, name: str) -> dict[str, Any]:
+    """Llama 3.1+ rotary scaling from the per-frequency factors GGUF stores (rope_freqs).
+
+    The file keeps only the factors each frequency is divided by, not the parameters that
+    made them. Meta's models use low_freq_factor 1 and high_freq_factor 4; the largest
+    factor is `factor`, and the blended band gives the original context length. The
+    parameters are accepted only if they reproduce every stored factor.
+    """
+    wavelen = 2 * np.pi * theta ** (np.arange(factors.size) * 2.0 / (2 * factors.size))
+    factor = float(factors.max())
+    blended = (factors > 1 + 1e-6) & (factors < factor - 1e-6)
+    if factor <= 1 or not blended.any():
+        raise SourceError(f"{name}: rope_freqs does not follow Llama 3's rotary scaling")
+    low, high = 1.0, 4.0
+    smooth = (1 / factors[blended] - 1 / factor) / (1 - 1 / factor)
+    original = float(np.median(wavelen[blended] * (smooth * (high - low) + low)))
+    original = float(round(original))
+    if not np.allclose(_llama3_factors(wavelen, factor, low, high, original), factors, rtol=1e-3):
+        raise SourceError(f"{name}: rope_freqs does not follow Llama 3's rotary scaling")
+    return {
+        "rope_type": "llama3",
+        "factor": factor,
+        "low_freq_factor": low,
+        "high_freq_factor": high,
+        "original_max_position_embeddings": int(original),
+    }
+
+
+def _llama3_factors(
+    wavelen: np.ndarray, factor: float, low: float, high: float, original: float
+) -> np.ndarray:
+    smooth = (original / wavelen - low) / (high - low)
+    blended = 1 / ((1 - smooth) / factor + smooth)
+    out = np.where(wavelen < original / high, 1.0, blended)
+    return np.where(wavelen > original / low, factor, out)
 
 
 def _int(gguf: GgufFile, key: str) -> int:

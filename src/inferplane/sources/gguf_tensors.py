@@ -36,6 +36,7 @@ FLOAT_TYPES = {Q.F32: torch.float32, Q.F16: torch.float16, Q.BF16: torch.bfloat1
 DEQUANTIZED_TYPES = (Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K)
 SUPPORTED_TYPES = (*FLOAT_TYPES, *DEQUANTIZED_TYPES)
 Q8_BLOCK = 32
+CONFIG_TENSORS = ("rope_freqs.weight",)  # Llama 3 rotary factors: rope_scaling in config.json
 
 _GLOBAL = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 _LAYER = {
@@ -103,7 +104,10 @@ def int8_tensors(tensors: Iterable[ReaderTensor]) -> set[str]:
 def convert(
     tensor: ReaderTensor, shape: LlamaShape, int8: bool
 ) -> Iterator[tuple[str, torch.Tensor]]:
-    """The HF tensors for one GGUF tensor: one, or an int8 weight and its row scales."""
+    """The HF tensors for one GGUF tensor: one, or an int8 weight and its row scales, or
+    none for a tensor that config.json carries instead (rope_freqs)."""
+    if tensor.name in CONFIG_TENSORS:
+        return
     name = GgufName.parse(tensor.name)
     target = name.hf(tensor.name)
     order = _row_order(name.part, shape)

@@ -1,5 +1,6 @@
 """Model variants built by transformers (random init), saved as safetensors, loaded by ours."""
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,14 @@ from inferplane.engine.compute.models.llama import LlamaModel
 from inferplane.engine.compute.quant import Int8Linear, quantize_per_channel
 from inferplane.sources import resolve_source
 from tests.engine.reference import fp32_runner, hf_logits, prefill_logits
-from tests.sources.gguf_files import Q, TinyLlama, TypeFor, random_llama, write_llama_gguf
+from tests.sources.gguf_files import (
+    Q,
+    TinyLlama,
+    TypeFor,
+    llama3_rope_factors,
+    random_llama,
+    write_llama_gguf,
+)
 
 SHAPE: dict[str, Any] = {
     "vocab_size": 300,
@@ -139,3 +147,32 @@ def test_int8_and_float_projections_cannot_share_a_layer(tiny_model_dir: Path) -
     config = read_model_config(tiny_model_dir)
     with pytest.raises(ValueError, match="int8 and float weights cannot share one layer"):
         LlamaModel(config, weights, 64, torch.float32)
+
+
+def test_gguf_llama3_rope_factors_match_transformers(tmp_path: Path, tiny_model_dir: Path) -> None:
+    # A Llama 3.1-style model: its GGUF keeps only the per-frequency factors (rope_freqs);
+    # the import must recover rope_scaling from them. The reference is the original HF model.
+    rope = {"factor": 8.0, "low": 1.0, "high": 4.0, "original_max_position_embeddings": 64}
+    shape = TinyLlama(rope_theta=500000.0)
+    shape = dataclasses.replace(shape, rope_factors=llama3_rope_factors(shape, rope))
+    config = LlamaConfig(
+        vocab_size=shape.vocab_size,
+        hidden_size=shape.hidden_size,
+        intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.num_layers,
+        num_attention_heads=shape.num_heads,
+        num_key_value_heads=shape.num_kv_heads,
+        max_position_embeddings=512,
+        rope_parameters={**LLAMA3_ROPE, "original_max_position_embeddings": 64},
+    )
+    torch.manual_seed(0)
+    reference: Any = LlamaForCausalLM(config)
+    reference.eval()
+    weights = {name: t.detach() for name, t in reference.state_dict().items()}
+    path = write_llama_gguf(tmp_path / "m.gguf", weights, shape, tiny_model_dir)
+    directory = resolve_source(f"gguf:{path}", cache=tmp_path / "cache")
+    runner = fp32_runner(directory, kv_bytes=1 << 20)
+    assert runner.model.config.rope.kind == "llama3"
+    ids = torch.randint(0, 4096, (200,), generator=torch.Generator().manual_seed(3)).tolist()
+    got = prefill_logits(runner, ids, list(range(13)))
+    torch.testing.assert_close(got, hf_logits(reference, ids), atol=1e-4, rtol=0)
