@@ -3,6 +3,8 @@
 Reads config.json (llama, qwen2, qwen3 and mistral model types), resolves the source through
 `inferplane.sources`, opens the safetensors shards memory-mapped, and refuses pickle
 checkpoints, which can run code when loaded. The model itself is built in `models/`.
+GGUF files reach this module already imported into this layout by `inferplane.sources`; their
+Q8_0 projections arrive as int8 `weight` tensors with a float `weight_scale` per row.
 """
 
 import json
