@@ -1,14 +1,16 @@
 """The Ray actuator on a live Ray cluster of this machine (a head and two nodes with one fake
 H100 each), running the stub replica as the served process: one replica per node, a third
 that does not fit and says why, a drained stop, a node that dies under its replica, and
-nothing left on the cluster after close."""
+nothing left on the cluster after close, nor after its driver is killed."""
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from subprocess import PIPE
 
 import httpx
 import pytest
@@ -132,3 +134,35 @@ async def test_stop_drains_and_a_dead_node_takes_its_replica(
         await ray_actuator.close()
     assert leftovers() == {"groups": [], "actors": []}
     assert os.path.exists(first.log_path)
+
+
+def test_a_killed_driver_leaves_nothing(cluster: Cluster, tmp_path: Path) -> None:
+    """`inferplane up` SIGKILLed: its actors die with it (they are the driver's), Ray removes
+    its placement groups, and the servers get SIGTERM from the kernel."""
+    child = (
+        "import sys, time\n"
+        "from inferplane.config.schema import Resources\n"
+        "from inferplane.control.actuators.base import ReplicaSpec\n"
+        "from inferplane.control.actuators.ray import RayActuator, connect\n"
+        "from inferplane.control.actuators.ray_bundle import bundle_for\n"
+        "from inferplane.control.actuators.ray_replica import HostConfig\n"
+        "connect(sys.argv[1])\n"
+        f"host = HostConfig({str(tmp_path)!r}, command={STUB!r})\n"
+        "actuator = RayActuator({'chat': bundle_for(Resources(gpu='H100'))}, host)\n"
+        "handle = actuator.start(ReplicaSpec('chat', 'chat', ()))\n"
+        "while not handle.url:\n"
+        "    actuator.reap()\n"
+        "    time.sleep(0.1)\n"
+        "print(handle.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    driver = subprocess.Popen([sys.executable, "-c", child, cluster.address], stdout=PIPE)
+    assert driver.stdout is not None
+    server = int(driver.stdout.readline())
+    assert alive(server) and leftovers()["actors"]
+    driver.kill()
+    driver.wait(10)
+    deadline = time.monotonic() + 20
+    while leftovers() != {"groups": [], "actors": []} or alive(server):
+        assert time.monotonic() < deadline, leftovers()
+        time.sleep(0.2)

@@ -9,7 +9,8 @@ H100_NODE = {"CPU": 8.0, "GPU": 1.0, "accelerator_type:H100": 1.0, "memory": 64 
 
 
 def test_gpus_and_their_type_become_the_bundle() -> None:
-    bundle = bundle_for(Resources(gpu="H100", count=2, cpus=4, memory_gib=16))
+    four = {"gpu": "H100", "count": 2, "cpus": 4, "memory_gib": 16}
+    bundle = bundle_for(Resources.model_validate(four))
     assert bundle.resources == {"CPU": 4.0, "GPU": 2.0, "accelerator_type:H100": 0.001,
                                 "memory": 16.0 * 1024**3}  # fmt: skip
     assert bundle.custom == {"accelerator_type:H100": 0.001}
