@@ -11,7 +11,7 @@ it in a runner of its own (its own KV cache and settings).
 import copy
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,16 @@ class Reference:
     def logits(self, ids: Sequence[int]) -> torch.Tensor:
         logits: torch.Tensor = self.model(torch.tensor([list(ids)])).logits[0]
         return logits.float()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """One torch thread on both sides: on a machine shared with other work, two threads that
+    wait for each other at every op made these tests ten times slower, not faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
