@@ -23,8 +23,12 @@ def hash_block(parent_hash: int, token_ids: Sequence[int]) -> int:
 def block_hashes(token_ids: Sequence[int], block_size: int, known: list[int]) -> list[int]:
     """Extend `known` (hashes of the first blocks) to every full block of `token_ids`."""
     parent = known[-1] if known else ROOT_HASH
-    for start in range(len(known) * block_size, len(token_ids) - block_size + 1, block_size):
-        parent = hash_block(parent, token_ids[start : start + block_size])
+    first = len(known) * block_size
+    if len(token_ids) - first < block_size:
+        return known
+    tokens = tuple(token_ids[first:])  # one copy; its slices are tuples hash_block takes as is
+    for start in range(0, len(tokens) - block_size + 1, block_size):
+        parent = hash_block(parent, tokens[start : start + block_size])
         known.append(parent)
     return known
 
@@ -252,6 +256,12 @@ class KVCacheManager:
         after the `computed` prefix hits, which join its table). False, changing nothing, when
         the pool has too few free blocks."""
         table = self._tables.get(request.request_id)
+        if (  # the common case, first: a decode that fits the blocks the request holds
+            table is not None
+            and not computed
+            and request.num_computed_tokens + num_new_tokens <= len(table) * self.block_size
+        ):
+            return True
         have = len(table) if table is not None else 0
         total = request.num_computed_tokens + len(computed) * self.block_size + num_new_tokens
         need = -(-total // self.block_size) - have - len(computed)

@@ -160,14 +160,18 @@ class Scheduler:
         if self.config.policy == "priority":
             self.running.sort(key=_priority_key)
         running, allocate = self.running, self.kv.allocate_slots
+        add_request, add_tokens = out.requests.append, out.num_tokens.append
         i = 0
+        # The hot loop of every step (and of the simulator): locals, no min(), no properties.
         while i < len(running) and budget > 0:
             request = running[i]
-            n = min(request.num_tokens - request.num_computed_tokens, budget)
+            n = len(request.all_token_ids) - request.num_computed_tokens
+            if n > budget:  # noqa: PLR1730 (min() is a call; this runs per request per step)
+                n = budget
             if not allocate(request, n) and not self._preempt_for(request, n, out):
                 break  # the request preempted itself: everything behind it is gone too
-            out.requests.append(request)
-            out.num_tokens.append(n)
+            add_request(request)
+            add_tokens(n)
             budget -= n
             i += 1
         return budget
@@ -222,11 +226,15 @@ class Scheduler:
         hit EOS, a stop token, max_tokens or max_model_len. Returns the finished requests."""
         finished: list[Request] = []
         cache_blocks, now = self.kv.cache_full_blocks, None
+        size, max_len = self.kv.block_size, self.config.max_model_len
+        running = RequestStatus.RUNNING
         for request, n in zip(out.requests, out.num_tokens, strict=True):
-            if request.status is not RequestStatus.RUNNING:
+            if request.status is not running:
                 continue  # aborted or preempted while the step ran
-            request.num_computed_tokens += n
-            cache_blocks(request)
+            computed = request.num_computed_tokens + n
+            request.num_computed_tokens = computed
+            if computed // size != (computed - n) // size:
+                cache_blocks(request)  # a block filled up (none can fill without a boundary)
             token = sampled.get(request.request_id)
             if token is None:
                 continue
@@ -234,7 +242,12 @@ class Scheduler:
                 now = self.clock() if now is None else now
                 request.first_token_time = now
             request.append_output(token)
-            if self._check_stop(request, token):
+            # _check_stop's conditions, tested here first: most tokens stop nothing
+            if (
+                token in request.stop_ids
+                or len(request.output_token_ids) >= request.params.max_tokens
+                or len(request.all_token_ids) >= max_len
+            ) and self._check_stop(request, token):
                 finished.append(request)
         if finished:
             self._retire(finished)
