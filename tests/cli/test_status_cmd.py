@@ -37,3 +37,13 @@ def test_no_fleet_is_a_clear_error() -> None:
     result = CliRunner().invoke(app, ["--url", f"http://127.0.0.1:{free_port()}"])
     assert result.exit_code == 1
     assert "inferplane up" in result.output
+
+
+def test_a_replica_waiting_for_a_node_shows_why() -> None:
+    waiting = {"id": "chat-2", "url": "", "pid": 0, "phase": "starting", "in_flight": 0,
+               "waiting": 0, "kv_usage": 0.0, "ttft_s": None,
+               "unplaced": "no node with 1 x H100 free"}  # fmt: skip
+    pool = {**SNAPSHOT["pools"][0], "replicas": [waiting]}  # type: ignore[index]
+    console = Console(width=200, record=True)
+    console.print(render({**SNAPSHOT, "pools": [pool]}))
+    assert "starting: no node with 1 x H100 free" in console.export_text()
