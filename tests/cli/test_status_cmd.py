@@ -5,7 +5,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from inferplane.cli.status_cmd import render, status
-from tests.e2e.server_process import free_port
+from inferplane.control.actuators.local import free_port
 
 SNAPSHOT = {
     "cost_per_hour_usd": 2.5,

@@ -7,7 +7,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from tests.e2e.server_process import free_port, wait_until_ok
+from inferplane.control.actuators.local import free_port
+from tests.e2e.server_process import wait_until_ok
 
 READY_TIMEOUT_S = 30.0
 

@@ -14,10 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from inferplane.control.actuators.local import free_port
 from inferplane.gateway.books.accounting import SWEEP_S
 from inferplane.ledger.store import UsageStore
 from tests.e2e.gateway_process import GatewayProcess, running_gateway
-from tests.e2e.server_process import free_port, wait_until_ok
+from tests.e2e.server_process import wait_until_ok
 
 pytestmark = pytest.mark.timeout(120)
 REPLICA = (

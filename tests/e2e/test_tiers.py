@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server_process import free_port
+from inferplane.control.actuators.local import free_port
 from tests.e2e.test_up import alive, up_command
 
 pytestmark = pytest.mark.timeout(120)

@@ -13,6 +13,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from inferplane.control.actuators.local import free_port
 from inferplane.telemetry.tracing import (
     ATTR_COMPLETION_TOKENS,
     ATTR_MODEL,
@@ -20,7 +21,7 @@ from inferplane.telemetry.tracing import (
     ATTR_REQUEST_ID,
     ATTR_TTFT,
 )
-from tests.e2e.server_process import ServerProcess, free_port
+from tests.e2e.server_process import ServerProcess
 
 pytestmark = pytest.mark.timeout(120)
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

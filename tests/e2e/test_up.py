@@ -19,8 +19,8 @@ import httpx
 import openai
 import pytest
 
+from inferplane.control.actuators.local import free_port
 from inferplane.ledger.store import UsageStore
-from tests.e2e.server_process import free_port
 
 pytestmark = pytest.mark.timeout(150)
 FLEET = """

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server_process import free_port
+from inferplane.control.actuators.local import free_port
 from tests.e2e.test_status_page import _chromium, _traffic
 
 pytestmark = pytest.mark.timeout(180)
