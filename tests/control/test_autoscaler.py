@@ -1,5 +1,5 @@
 from inferplane.config.schema import Autoscale, ReplicaBounds, ScheduledMinimum
-from inferplane.control.autoscaler import Autoscaler, ScaleDecision
+from inferplane.control.autoscaler import Autoscaler, ReplicaCap, ScaleDecision
 from inferplane.control.signals import Signals
 
 TICK = 5.0
@@ -148,3 +148,23 @@ def test_decide_now_reads_the_clock() -> None:
     scaler = Autoscaler(Autoscale(), ReplicaBounds(), clock=lambda: next(times))
     assert scaler.decide_now(Signals()).desired == 1
     assert scaler.decide_now(Signals()).direction == "none"
+
+
+def test_a_cap_stops_the_scale_up_and_says_why() -> None:
+    scaler = Autoscaler(Autoscale(up_window=0), ReplicaBounds(min=1, max=8), initial=1)
+    cap = ReplicaCap(2, "1 of 2 cores free, 1 per replica")
+    decision = scaler.decide(0, busy(40), cap=cap)
+    assert (decision.desired, decision.cause) == (2, "cap")
+    assert "cap 2 (1 of 2 cores free, 1 per replica) -> 2" in decision.reason
+    # At the cap it stays: a cap never takes a pool down, and a decision under it is free.
+    assert scaler.decide(1, busy(40, ready=2), cap=ReplicaCap(1, "0 free")).desired == 2
+    assert scaler.decide(2, busy(0, ready=2), cap=ReplicaCap(0, "0 free")).cause != "cap"
+
+
+def test_a_cap_leaves_the_floor_and_a_request_at_zero_their_replica() -> None:
+    floor = Autoscaler(Autoscale(up_window=0), ReplicaBounds(min=3, max=4), initial=1)
+    assert floor.decide(0, busy(1), cap=ReplicaCap(1, "0 free")).desired == 3
+    zero = Autoscaler(Autoscale(), ReplicaBounds(min=0, max=4), initial=0)
+    waiting = Signals(waiting=1, requests_since_last=1)
+    decision = zero.decide(0, waiting, cap=ReplicaCap(0, "0 of 2 cores free"))
+    assert decision.desired == 1 and decision.cause == "cap"

@@ -1,11 +1,19 @@
+import os
+from pathlib import Path
+
 import pytest
 
-from inferplane.config.schema import GpuInventory
+from inferplane.config.schema import CpuConfig, GpuInventory
 from inferplane.control.inventory import (
+    declared_cpus,
     declared_inventory,
+    fleet_cpus,
+    format_cpu_list,
     gpu_matches,
+    host_cpus,
     is_mig_capable,
     nvml_inventory,
+    parse_cpu_list,
 )
 
 
@@ -51,3 +59,47 @@ def test_gpu_matches(kind: str, name: str, matches: bool) -> None:
 def test_nvml_inventory_is_a_list_even_without_a_driver() -> None:
     devices = nvml_inventory()
     assert all(device.memory_bytes > 0 for device in devices)
+
+
+def _sys_tree(root: Path, nodes: dict[int, str], cores: dict[int, tuple[int, int]]) -> Path:
+    """A stand-in for /sys/devices/system: NUMA nodes' cpu lists, each CPU's package and core."""
+    for node, cpulist in nodes.items():
+        (root / "node" / f"node{node}").mkdir(parents=True)
+        (root / "node" / f"node{node}" / "cpulist").write_text(cpulist + "\n")
+    for cpu, (package, core) in cores.items():
+        topology = root / "cpu" / f"cpu{cpu}" / "topology"
+        topology.mkdir(parents=True)
+        (topology / "physical_package_id").write_text(f"{package}\n")
+        (topology / "core_id").write_text(f"{core}\n")
+    return root
+
+
+def test_this_hosts_cores_by_numa_node_with_hyperthreads_together(tmp_path: Path) -> None:
+    # Two sockets of two cores with two threads each: cpu N and N+4 are one core's threads.
+    cores = {cpu: (cpu // 2 % 2, cpu % 2) for cpu in range(8)}
+    system = _sys_tree(tmp_path, {0: "0-1,4-5", 1: "2-3,6-7"}, cores)
+    host = host_cpus(system, allowed=range(8))
+    assert host.nodes == ((0, 4, 1, 5), (2, 6, 3, 7))
+    assert host.describe() == "8 cores in 2 NUMA nodes" and host.source == "this host"
+    # A cpuset (a container, a taskset) narrows it; an emptied node disappears.
+    assert host_cpus(system, allowed=[0, 1, 4]).nodes == ((0, 4, 1),)
+
+
+def test_without_a_numa_listing_the_allowed_cores_are_one_node(tmp_path: Path) -> None:
+    assert host_cpus(tmp_path, allowed=[3, 1, 2]).nodes == ((1, 2, 3),)
+    assert set(host_cpus().cpus) == os.sched_getaffinity(0)  # this machine, as it is
+
+
+def test_declared_cores_split_into_numa_nodes() -> None:
+    assert declared_cpus(4).nodes == ((0, 1, 2, 3),)
+    host = declared_cpus(10, 3)
+    assert host.nodes == ((0, 1, 2), (3, 4, 5), (6, 7, 8, 9)) and host.source == "declared"
+    assert fleet_cpus(CpuConfig(cores=8, numa_nodes=2)).nodes == ((0, 1, 2, 3), (4, 5, 6, 7))
+    with pytest.raises(ValueError, match="NUMA"):
+        declared_cpus(2, 3)
+
+
+def test_cpu_lists_in_the_kernels_format() -> None:
+    assert parse_cpu_list("0-3,8-9,12\n") == [0, 1, 2, 3, 8, 9, 12]
+    assert format_cpu_list([5, 0, 1, 2, 8, 9]) == "0-2,5,8-9"
+    assert format_cpu_list([]) == ""

@@ -1,5 +1,8 @@
+from dataclasses import replace
+
+from inferplane.control.cores import CorePlan
 from inferplane.control.demand import ReplicaDemand
-from inferplane.control.inventory import GpuDevice
+from inferplane.control.inventory import GpuDevice, declared_cpus
 from inferplane.control.placement import place
 
 GIB = 1024**3
@@ -104,3 +107,36 @@ def test_gpu_kind_filters_devices() -> None:
     devices = [gpu(0, name="L4", memory=22 * GIB), gpu(1, name="H100-SXM")]
     result = place([replica("a-0", 5, gpu_kind="H100"), replica("b-0", 5, gpu_kind="L4")], devices)
     assert [a.visible_devices for a in result.assignments] == ["1", "0"]
+
+
+def cpu_replica(name: str) -> ReplicaDemand:
+    return ReplicaDemand(name, name.rpartition("-")[0], 0, uses_gpu=False)
+
+
+def test_cpu_replicas_are_pinned_to_cores_of_a_declared_host() -> None:
+    host = declared_cpus(16, 2)  # two NUMA nodes of 8 cores, core 0 kept for the platform
+    plan = CorePlan(host, (0,), {"chat": 6, "embed": 2}, share=False)
+    demands = [cpu_replica("chat-0"), cpu_replica("chat-1"), cpu_replica("embed-0"),
+               cpu_replica("embed-1")]  # fmt: skip
+    result = place(demands, [], plan)
+    cores = {a.replica: (a.cpus, a.threads) for a in result.assignments}
+    assert cores == {
+        "chat-0": ((1, 2, 3, 4, 5, 6), 6),  # node 0's 7 free cores hold it
+        "chat-1": ((8, 9, 10, 11, 12, 13), 6),  # node 0 has 1 left: node 1
+        "embed-0": ((14, 15), 2),  # the one node with 2 free
+    }
+    (missing,) = result.unplaced  # 1 core left (7): the autoscaler stops `embed` here
+    assert missing.replica == "embed-1" and "needs 2 cores; 1 of 15 free" in missing.reason
+    assert result.cores is not None and result.cores.replicas[7] == ()
+    assert result.cores.replicas[14] == ("embed-0",) and 0 not in result.cores.replicas
+
+
+def test_without_free_cores_a_replica_is_unplaced_unless_the_fleet_shares() -> None:
+    plan = CorePlan(declared_cpus(2), (), {"p": 1})
+    result = place([cpu_replica(f"p-{i}") for i in range(3)], [], plan)
+    assert [a.cpus for a in result.assignments] == [(0,), (1,)]
+    (missing,) = result.unplaced
+    assert missing.replica == "p-2" and "needs 1 cores; 0 of 2 free" in missing.reason
+    shared = place([cpu_replica(f"p-{i}") for i in range(3)], [], replace(plan, share=True))
+    assert shared.unplaced == () and shared.assignments[2].shared_cpus
+    assert shared.assignments[2].cpus == (0,) and shared.assignments[2].threads == 1

@@ -7,7 +7,7 @@ that names its path instead of a setting silently ignored. Cross-references betw
 
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from inferplane.config.durations import Duration
 
@@ -72,13 +72,19 @@ class ReplicaBounds(Section):
 
 
 class Resources(Section):
-    """What one replica needs: no GPU, `count` whole GPUs of a type, or one MIG slice; on a
-    cluster backend also the CPUs and memory it reserves on its node."""
+    """What one replica needs: no GPU, `count` whole GPUs of a type, or one MIG slice; its
+    CPUs; on a cluster backend also the memory it reserves on its node.
+
+    `cpu`: on the local backend, the cores a CPU replica is pinned to and runs its threads on
+    (rounded up to whole cores; unset: the host's cores divided over the CPU pools' maximum
+    replicas, see control/cores.py); on Ray the CPUs of its bundle (unset: 1); on Kubernetes
+    its pod's CPU request and limit. `cpus` is accepted as an older spelling.
+    """
 
     gpu: str = "none"
     count: int = Field(default=1, ge=1)
     mig: str | None = None
-    cpus: float = Field(default=1.0, gt=0)
+    cpu: float | None = Field(default=None, gt=0, validation_alias=AliasChoices("cpu", "cpus"))
     memory_gib: float | None = Field(default=None, gt=0)
 
     @field_validator("mig")
@@ -91,6 +97,11 @@ class Resources(Section):
     @property
     def uses_gpu(self) -> bool:
         return self.gpu != "none" or self.mig is not None
+
+    @property
+    def cpus(self) -> float:
+        """The CPUs a cluster backend reserves for one replica: `cpu`, or 1 when unset."""
+        return 1.0 if self.cpu is None else self.cpu
 
 
 class DailyWindow(Section):
@@ -154,6 +165,33 @@ class GpuInventory(Section):
     count: int = Field(default=1, ge=1)
     mig: bool = False
     memory_gib: float | None = Field(default=None, gt=0)
+
+
+class CpuConfig(Section):
+    """How the CPU replicas of a fleet share the cores of the host that runs them (backend:
+    local).
+
+    cores / numa_nodes: the host to plan for (`inferplane place`, `inferplane config check`)
+    when it is not this machine; `inferplane up` always places on the cores it runs on.
+    reserve: cores kept for the gateway, the controller and the ledger writer (unset: 1 on a
+    host of 4 cores or more, else none). share: CPU replicas whose cores add up to more than
+    the host has are refused (false), or share cores with their threads divided (true).
+    """
+
+    cores: int | None = Field(default=None, ge=1)
+    numa_nodes: int | None = Field(default=None, ge=1)
+    reserve: int | None = Field(default=None, ge=0)
+    share: bool = False
+
+    @model_validator(mode="after")
+    def _nodes_split_cores(self) -> Self:
+        if self.numa_nodes is not None and self.cores is None:
+            raise ValueError(
+                "numa_nodes needs cores: declare the host, e.g. {cores: 32, numa_nodes: 2}"
+            )
+        if self.numa_nodes is not None and self.cores is not None and self.numa_nodes > self.cores:
+            raise ValueError(f"numa_nodes ({self.numa_nodes}) must be <= cores ({self.cores})")
+        return self
 
 
 class PoolSpec(Section):
@@ -286,6 +324,7 @@ class FleetConfig(Section):
     ledger: Ledger = Ledger()
     auth: Auth = Auth()
     inventory: tuple[GpuInventory, ...] = ()
+    cpu: CpuConfig = CpuConfig()  # the host's cores for CPU replicas (local backend)
     tiers: TierBudgets = TierBudgets()
     backend: Backend = "local"  # what runs the managed replicas
     ray: RayBackend = RayBackend()

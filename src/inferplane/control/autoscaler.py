@@ -26,6 +26,9 @@ that changed the answer:
    (default when unset: the down window). Min > 0 or an active schedule wins over idleness.
    From zero, demand asks for a replica at once, without the up window: the gateway is
    holding that request.
+6. A cap from outside (`cap`: for a CPU pool, the replicas its free cores hold): scaling up
+   stops there, and the reason says why. It never takes a pool down, never below its floor,
+   and a pool at zero with demand still gets its one replica.
 """
 
 import math
@@ -38,6 +41,15 @@ from inferplane.control.signals import Signals
 
 _TOLERANCE = 0.1
 _ADDITIVE = frozenset({"waiting_per_replica", "in_flight_per_replica"})
+
+
+@dataclass(frozen=True)
+class ReplicaCap:
+    """The most replicas a pool may grow to for a reason the autoscaler does not see (for
+    example the host's free cores), in words for the decision's reason."""
+
+    replicas: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -80,14 +92,23 @@ class Autoscaler:
             raise ValueError("decide_now needs a clock: pass clock= or call decide(now, ...)")
         return self.decide(self._clock(), signals)
 
-    def decide(self, now: float, signals: Signals, current: int | None = None) -> ScaleDecision:
-        """The desired count now; `current` overrides what the autoscaler last asked for."""
+    def decide(
+        self,
+        now: float,
+        signals: Signals,
+        current: int | None = None,
+        cap: ReplicaCap | None = None,
+    ) -> ScaleDecision:
+        """The desired count now; `current` overrides what the autoscaler last asked for;
+        `cap` limits how far it may grow (step 6)."""
         if current is not None:
             self.current = current
         self._track_idleness(now, signals)
         recommendation, reason = self.recommend(signals)
         self._remember(now, recommendation)
         desired, cause, notes = self._shape(now, recommendation, signals)
+        if cap is not None:
+            desired, cause = self._cap(now, desired, cause, notes, cap)
         decision = ScaleDecision(desired, self.current, "; ".join([reason, *notes]), cause,
                                  recommendation)  # fmt: skip
         if desired != self.current:
@@ -173,6 +194,16 @@ class Autoscaler:
             notes.append(f"max {ceiling}")
             return ceiling, "max", notes
         return desired, cause, notes
+
+    def _cap(
+        self, now: float, desired: int, cause: str, notes: list[str], cap: ReplicaCap
+    ) -> tuple[int, str]:
+        if desired <= max(cap.replicas, self.current):
+            return desired, cause
+        floor = min(self._floor(now), self.bounds.max)
+        capped = max(cap.replicas, self.current, floor, 1 if self.current == 0 else 0)
+        notes.append(f"cap {cap.replicas} ({cap.reason}) -> {capped}")
+        return capped, "cap"
 
     def _floor(self, now: float) -> int:
         scheduled = [w.min for w in active_windows(now, self.spec.schedule)]

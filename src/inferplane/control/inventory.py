@@ -1,15 +1,23 @@
-"""GPU inventories for placement: declared in the fleet file, or read from NVML.
+"""Inventories for placement: GPUs declared in the fleet file or read from NVML, and the
+host's CPU cores declared (`cpu: {cores, numa_nodes}`) or read from this machine.
 
 A declared entry names a catalog GPU ("H100" matches H100-SXM and H100-PCIe, which have the
 same memory; "A100" is ambiguous and must say A100-40GB or A100-80GB) or gives memory_gib.
 Declared GPUs are numbered in file order, as CUDA would number them on one machine.
+
+This machine's cores are those this process may run on (its affinity: a container's cpuset,
+a taskset), grouped by NUMA node as /sys/devices/system/node lists them, and within a node by
+physical core, so the hyperthreads of one core sit next to each other and a replica of two
+cores gets one core's two threads before it gets half of another's.
 """
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from inferplane.config.schema import GpuInventory
+from inferplane.config.schema import CpuConfig, GpuInventory
 from inferplane.planner.gpus import GpuSpec, gpu_catalog
 
 _GIB = 1024**3
@@ -110,3 +118,102 @@ def _nvml_device(nvml: Any, index: int) -> GpuDevice:
     except nvml.NVMLError:  # boards without MIG say "not supported"
         capable, enabled = False, False
     return GpuDevice(index, name.removeprefix("NVIDIA ").strip(), memory, capable, enabled)
+
+
+SYSTEM = Path("/sys/devices/system")
+
+
+@dataclass(frozen=True)
+class CpuHost:
+    """The logical CPUs replicas may be pinned to, per NUMA node, each in placement order."""
+
+    nodes: tuple[tuple[int, ...], ...]
+    source: str = "this host"
+
+    @property
+    def cpus(self) -> tuple[int, ...]:
+        return tuple(cpu for node in self.nodes for cpu in node)
+
+    def describe(self) -> str:
+        """In words: `2 cores`, `32 cores in 2 NUMA nodes`."""
+        numa = f" in {len(self.nodes)} NUMA nodes" if len(self.nodes) > 1 else ""
+        return f"{len(self.cpus)} cores{numa}"
+
+
+def declared_cpus(cores: int, numa_nodes: int = 1) -> CpuHost:
+    """A declared host: cores 0..N-1 split into `numa_nodes` nodes of consecutive cores."""
+    if not 1 <= numa_nodes <= cores:
+        raise ValueError(f"a host of {cores} cores cannot have {numa_nodes} NUMA nodes")
+    bounds = [cores * index // numa_nodes for index in range(numa_nodes + 1)]
+    nodes = tuple(tuple(range(bounds[i], bounds[i + 1])) for i in range(numa_nodes))
+    return CpuHost(nodes, "declared")
+
+
+def fleet_cpus(config: CpuConfig) -> CpuHost:
+    """The host a fleet file plans for: its declared cores, else this machine's."""
+    if config.cores is None:
+        return host_cpus()
+    return declared_cpus(config.cores, config.numa_nodes or 1)
+
+
+def host_cpus(system: Path = SYSTEM, allowed: Sequence[int] | None = None) -> CpuHost:
+    """This machine's cores that this process may use, by NUMA node (`system` and `allowed`
+    stand in for /sys/devices/system and the affinity mask in tests)."""
+    mine = set(os.sched_getaffinity(0) if allowed is None else allowed)
+    nodes = []
+    for listed in _numa_nodes(system):
+        node = [cpu for cpu in listed if cpu in mine]
+        if node:
+            nodes.append(node)
+    placed = {cpu for node in nodes for cpu in node}
+    if mine - placed:  # no NUMA listing (or cores it misses): one node of what is left
+        nodes.append(sorted(mine - placed))
+    ordered = tuple(tuple(sorted(node, key=lambda cpu: _core_key(system, cpu))) for node in nodes)
+    return CpuHost(ordered)
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """The kernel's CPU list format: `0-3,8-11` -> [0, 1, 2, 3, 8, 9, 10, 11]."""
+    cpus: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        cpus.extend(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+def format_cpu_list(cpus: Sequence[int]) -> str:
+    """The other way: [0, 1, 2, 5] -> `0-2,5`."""
+    ranges: list[str] = []
+    ordered = sorted(cpus)
+    start = 0
+    for index in range(1, len(ordered) + 1):
+        if index == len(ordered) or ordered[index] != ordered[index - 1] + 1:
+            first, last = ordered[start], ordered[index - 1]
+            ranges.append(str(first) if first == last else f"{first}-{last}")
+            start = index
+    return ",".join(ranges)
+
+
+def _numa_nodes(system: Path) -> list[list[int]]:
+    found = []
+    for path in (system / "node").glob("node[0-9]*"):
+        try:
+            found.append((int(path.name[4:]), parse_cpu_list(_read(path / "cpulist"))))
+        except (OSError, ValueError):
+            continue
+    return [cpus for _, cpus in sorted(found)]
+
+
+def _core_key(system: Path, cpu: int) -> tuple[int, int, int]:
+    """Package, physical core, CPU: a core's hyperthreads sort next to each other."""
+    topology = system / "cpu" / f"cpu{cpu}" / "topology"
+    try:
+        return int(_read(topology / "physical_package_id")), int(_read(topology / "core_id")), cpu
+    except (OSError, ValueError):
+        return 0, cpu, cpu
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="ascii").strip()

@@ -14,12 +14,20 @@ The result names, per replica, CUDA_VISIBLE_DEVICES ("2", "0,1", or a MIG placeh
 actuator resolves to the slice's UUID once the layout is applied) and the share of that
 memory it may use; per GPU, its MIG layout as a mig-parted config; and the utilisation
 (memory needed / memory of every GPU). A replica that fits nowhere is reported with why.
+
+CPU replicas, given the host's core plan (control/cores.py), are placed on its cores in the
+order given, as the controller's core book places them at run time (control/core_book.py):
+their cores, their thread count, and whether they share cores. On a fleet that does not
+share, a replica for which no free core is left is reported unplaced: the autoscaler stops
+its pool there.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from inferplane.control.core_book import CoreBook
+from inferplane.control.cores import CorePlan
 from inferplane.control.demand import ReplicaDemand
 from inferplane.control.inventory import GpuDevice, gpu_matches
 from inferplane.control.mig import MEMORY_SLICES, MigLayout, MigProfile, mig_profiles
@@ -38,6 +46,13 @@ class Assignment:
     mig_profile: str | None = None
     mig_ordinal: int | None = None  # which slice of that profile on the GPU
     memory_fraction: float = 0.0  # of the GPU or slice, for the engine's memory limit
+    cpus: tuple[int, ...] = ()  # a CPU replica's cores (empty: not pinned)
+    shared_cpus: bool = False  # some of them also run another replica
+
+    @property
+    def threads(self) -> int:
+        """A pinned CPU replica's torch / OpenMP threads: one per core (0: not pinned)."""
+        return len(self.cpus)
 
     @property
     def visible_devices(self) -> str:
@@ -67,10 +82,20 @@ class GpuUse:
 
 
 @dataclass(frozen=True)
+class CoreUse:
+    """The host's cores after placement: the plan, and the replicas on each usable core."""
+
+    plan: CorePlan
+    replicas: dict[int, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
 class Placement:
     assignments: tuple[Assignment, ...]
     unplaced: tuple[Unplaced, ...]
     gpus: tuple[GpuUse, ...]
+    cores: CoreUse | None = None
+    problems: tuple[str, ...] = ()  # what refuses the fleet as a whole (cores it lacks)
 
     @property
     def total_bytes(self) -> int:
@@ -119,16 +144,23 @@ class _Bin:
         self.used += need
 
 
-def place(demands: Sequence[ReplicaDemand], devices: Sequence[GpuDevice]) -> Placement:
-    """Pack every replica onto the devices; pure, deterministic for the same input."""
+def place(
+    demands: Sequence[ReplicaDemand],
+    devices: Sequence[GpuDevice],
+    cores: CorePlan | None = None,
+) -> Placement:
+    """Pack every replica onto the devices (and the CPU replicas onto the cores of `cores`,
+    when given); pure, deterministic for the same input."""
     bins = [_Bin(d, d.memory_bytes, MigLayout() if d.mig else None) for d in devices]
+    book = None if cores is None else CoreBook(cores)
     placed: list[Assignment] = []
     unplaced: list[Unplaced] = []
-    for demand in sorted(demands, key=_size_key):
+    position = {demand.name: index for index, demand in enumerate(demands)}
+    for demand in sorted(demands, key=lambda d: _size_key(d, position[d.name])):
         if not demand.uses_gpu:
-            placed.append(Assignment(demand.name, demand.pool, 0))
-            continue
-        result = _place_one(demand, bins)
+            result: Assignment | Unplaced = _place_cpu(demand, book)
+        else:
+            result = _place_one(demand, bins)
         if isinstance(result, Assignment):
             placed.append(result)
         else:
@@ -138,16 +170,41 @@ def place(demands: Sequence[ReplicaDemand], devices: Sequence[GpuDevice]) -> Pla
         tuple(sorted(placed, key=lambda a: order[a.replica])),
         tuple(sorted(unplaced, key=lambda u: order[u.replica])),
         tuple(_use(b) for b in bins),
+        None if book is None else _core_use(book, placed),
     )
 
 
-def _size_key(demand: ReplicaDemand) -> tuple[int, bool, int, str]:
+def _place_cpu(demand: ReplicaDemand, book: CoreBook | None) -> Assignment | Unplaced:
+    grant = None if book is None else book.offer(demand.pool)
+    if book is None or grant is None:
+        return Assignment(demand.name, demand.pool, 0)
+    if grant.shared and not book.plan.share:
+        usable = len(book.plan.usable)
+        free = len(book.free())
+        reason = (f"needs {book.size(demand.pool)} cores; {free} of {usable} free: the autoscaler "
+                  "stops the pool here (set `cpu: {share: true}` to share cores)")  # fmt: skip
+        return _unplaced(demand, reason)
+    book.hold(demand.name, grant)
+    return Assignment(demand.name, demand.pool, 0, cpus=grant.cpus, shared_cpus=grant.shared)
+
+
+def _core_use(book: CoreBook, placed: Sequence[Assignment]) -> CoreUse:
+    on: dict[int, list[str]] = {cpu: [] for cpu in book.plan.usable}
+    for assignment in placed:
+        for cpu in assignment.cpus:
+            on[cpu].append(assignment.replica)
+    return CoreUse(book.plan, {cpu: tuple(names) for cpu, names in on.items()})
+
+
+def _size_key(demand: ReplicaDemand, position: int) -> tuple[int, bool, int, int, str]:
     # Most constrained first: multi-GPU replicas, then explicit MIG profiles (only a slot of
-    # that profile will do), then the rest; each group largest first.
+    # that profile will do), then the rest; each group largest first. CPU replicas come in
+    # the order given, the order the controller starts them in.
     size = demand.need_bytes
     if demand.mig is not None:
         size = max(size, mig_profiles()[demand.mig].memory_slices * _NOMINAL_SLICE)
-    return -demand.gpus, demand.mig is None, -size, demand.name
+    order = 0 if demand.uses_gpu else position
+    return -demand.gpus, demand.mig is None, -size, order, demand.name
 
 
 def _use(bin_: _Bin) -> GpuUse:
