@@ -1,6 +1,7 @@
 """The controller over real child processes (the stub replica) and a real in-process gateway:
 start to min, restart a killed replica, scale up under load, drain on the way down, idle to
-zero and back on the next request, and the warm tier (sleep / wake)."""
+zero and back on the next request, the warm tier (sleep / wake), and a CPU pool that stops
+growing where the host's cores run out."""
 
 import asyncio
 import contextlib
@@ -19,7 +20,10 @@ from inferplane.config.schema import FleetConfig
 from inferplane.control.actuators.base import BackoffConfig
 from inferplane.control.actuators.local import LocalActuator
 from inferplane.control.controller import Controller, ControllerConfig
+from inferplane.control.core_book import CoreBook
+from inferplane.control.cores import CorePlan
 from inferplane.control.fleet_status import FleetStatus
+from inferplane.control.inventory import declared_cpus
 from inferplane.gateway.app import GatewayApp
 from inferplane.gateway.state import GatewayState
 
@@ -64,14 +68,16 @@ class Fleet:
 
 
 @contextlib.asynccontextmanager
-async def running(tmp_path: Path, config: FleetConfig, **options: Any) -> AsyncIterator[Fleet]:
+async def running(
+    tmp_path: Path, config: FleetConfig, cores: CoreBook | None = None, **options: Any
+) -> AsyncIterator[Fleet]:
     state = GatewayState(config)
     actuator = LocalActuator(tmp_path, STUB, clock=time.time)
     backoff = BackoffConfig(base_s=0.1, max_s=0.4)
     settings = ControllerConfig(
         interval_s=0.05, hold_timeout_s=10.0, admin_key="k", backoff=backoff, **options
     )
-    controller = Controller(config, state, actuator, settings)
+    controller = Controller(config, state, actuator, settings, cores=cores)
     await state.start()
     loop = asyncio.create_task(controller.run())
     transport = httpx.ASGITransport(app=GatewayApp(state))
@@ -181,3 +187,18 @@ async def test_a_full_hold_queue_answers_503(tmp_path: Path) -> None:
     async with running(tmp_path, fleet({"min": 0, "max": 1}), max_held=0) as f:
         response = await f.complete()
         assert response.status_code == 503
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+async def test_a_cpu_pool_grows_only_onto_free_cores_and_says_so(tmp_path: Path) -> None:
+    host = declared_cpus(max(os.sched_getaffinity(0)) + 1)
+    usable = tuple(sorted(os.sched_getaffinity(0)))[:2]  # two cores of this machine
+    book = CoreBook(CorePlan(host, tuple(c for c in host.cpus if c not in usable), {"chat": 1}))
+    async with running(tmp_path, fleet({"min": 1, "max": 4}), cores=book) as f:
+        await f.until(lambda: f.phases() == ["ready"])
+        burst = [asyncio.ensure_future(f.complete(delay=1.5)) for _ in range(6)]
+        # 6 in flight asks for 6 replicas; two cores hold two: the reason says so
+        capped = "cap 2 (0 of 2 cores free, 1 per replica) -> 2"
+        await f.until(lambda: (d := f.pool.last_decision) is not None and capped in d.reason)
+        assert len(f.pool.replicas) == 2
+        assert all(r.status_code == 200 for r in await asyncio.gather(*burst))

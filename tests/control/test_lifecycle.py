@@ -1,7 +1,8 @@
 """The replica lifecycle on its own (no control loop) over stub replica processes and a real
 in-process gateway: start, probe, publish and release held requests; reap a crash and restart
 it after its backoff; a replica not ready in time counts as a crash; a drain waits for the
-gateway's requests on the replica; sleep and wake; close stops every child."""
+gateway's requests on the replica; sleep and wake; close stops every child; CPU replicas
+pinned to the cores a core book grants, given back by a sleeper and taken again on waking."""
 
 import asyncio
 import contextlib
@@ -20,6 +21,9 @@ import pytest
 from inferplane.config.schema import FleetConfig
 from inferplane.control.actuators.base import BackoffConfig
 from inferplane.control.actuators.local import LocalActuator
+from inferplane.control.core_book import CoreBook
+from inferplane.control.cores import CorePlan
+from inferplane.control.inventory import CpuHost
 from inferplane.control.lifecycle import Lifecycle
 from inferplane.control.metrics import ControlMetrics
 from inferplane.control.replicas import Managed, PoolRuntime
@@ -76,7 +80,7 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running(
-    tmp_path: Path, command: list[str] = STUB, **options: Any
+    tmp_path: Path, command: list[str] = STUB, cores: CoreBook | None = None, **options: Any
 ) -> AsyncIterator[Running]:
     state = GatewayState(FLEET)
     actuator = LocalActuator(tmp_path, command, clock=time.time)
@@ -86,8 +90,9 @@ async def running(
     wakes: list[float] = []
     metrics = ControlMetrics(state.metrics.registry)
     lifecycle = Lifecycle(
-        FLEET, state, actuator, config, time.time, metrics, lambda: wakes.append(time.time())
-    )
+        FLEET, state, actuator, config, time.time, metrics, lambda: wakes.append(time.time()),
+        cores=cores,
+    )  # fmt: skip
     await state.start()
     transport = httpx.ASGITransport(app=GatewayApp(state))
     try:
@@ -225,3 +230,34 @@ async def test_close_stops_every_replica(tmp_path: Path) -> None:
         for managed in (first, second):
             with pytest.raises(ProcessLookupError):
                 os.kill(managed.handle.pid, 0)
+
+
+ALLOWED = sorted(os.sched_getaffinity(0))
+
+
+def allowed_cpus(managed: Managed) -> str:
+    with open(f"/proc/{managed.handle.pid}/status") as status:
+        line = next(line for line in status if line.startswith("Cpus_allowed_list:"))
+    return line.split(":", 1)[1].strip()
+
+
+@pytest.mark.skipif(len(ALLOWED) < 2, reason="needs two cores to pin apart")
+async def test_cpu_replicas_run_on_their_own_cores_and_a_sleeper_gives_its_back(
+    tmp_path: Path,
+) -> None:
+    a, b = ALLOWED[:2]
+    book = CoreBook(CorePlan(CpuHost(((a, b),)), (), {"chat": 1}))
+    async with running(tmp_path, cores=book) as r:
+        first, second = await r.ready_one(), await r.ready_one()
+        assert (allowed_cpus(first), allowed_cpus(second)) == (str(a), str(b))
+        assert first.handle.spec.threads == 1
+        cap = r.lifecycle.core_cap(r.pool)
+        assert cap is not None and (cap.replicas, cap.reason[:10]) == (2, "0 of 2 cor")
+        r.lifecycle.shrink(r.pool, ScaleDown(sleep=second.handle.id))
+        await r.until(lambda: book.holding(second.handle.id) is None)  # asleep: core b free
+        third = await r.ready_one()
+        assert allowed_cpus(third) == str(b) and not third.cores.shared  # type: ignore[union-attr]
+        await r.lifecycle.drain(first)  # stopped: core a free again
+        r.lifecycle.reap()
+        r.lifecycle.wake_replica(second)  # its core b went to the third: it moves to a
+        assert allowed_cpus(second) == str(a) and book.holding(second.handle.id) is not None

@@ -1,6 +1,7 @@
 """`inferplane up` end to end: a real process running the gateway, the controller and real
 `inferplane serve` replicas of demo:tiny. One fleet, one run, in order: a request at zero is
-held and completes; a SIGKILLed replica is restarted; a burst scales up; idleness scales to
+held and completes; a SIGKILLed replica is restarted; a burst scales up (two replicas, each
+pinned to cores of its own); idleness scales to
 zero and the next request wakes a replica; SIGTERM leaves no child behind, and every request
 is in the fleet's ledger."""
 
@@ -20,6 +21,7 @@ import openai
 import pytest
 
 from inferplane.control.actuators.local import free_port
+from inferplane.control.inventory import parse_cpu_list
 from inferplane.ledger.store import UsageStore
 
 pytestmark = pytest.mark.timeout(150)
@@ -93,6 +95,32 @@ class Up:
         return result.choices[0].finish_reason or ""
 
 
+def assert_pinned(replica: dict[str, Any], engine: bool = True) -> set[int]:
+    """On the cores it reports, as many threads; its engine process (once it has started
+    one: `engine`) on the same cores."""
+    cpus = set(replica["cpus"])
+    family = [replica["pid"], *children(replica["pid"])]
+    assert cpus and len(family) >= (2 if engine else 1)
+    assert all(set(parse_cpu_list(status(pid, "Cpus_allowed_list"))) == cpus for pid in family)
+    with open(f"/proc/{replica['pid']}/environ", "rb") as environ:
+        assert f"OMP_NUM_THREADS={len(cpus)}".encode() in environ.read().split(b"\0")
+    return cpus
+
+
+def status(pid: int, field: str) -> str:
+    with open(f"/proc/{pid}/status") as lines:
+        return next(line for line in lines if line.startswith(f"{field}:")).split(":")[1].strip()
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            if entry.name.isdigit() and int(status(int(entry.name), "PPid")) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
     running = Up(tmp_path)
@@ -118,12 +146,15 @@ def test_up_scales_from_zero_restarts_scales_up_and_down_and_leaves_no_orphan(up
     assert up.complete() in {"length", "stop"}  # held until the restarted replica is ready
     restarted = up.until(lambda p: p["restarts"] == 1 and p["ready"] >= 1, 10)
     assert victim["pid"] not in {r["pid"] for r in restarted["replicas"]}
+    assert_pinned(restarted["replicas"][0])
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         burst = [pool.submit(up.complete, 400) for _ in range(8)]
         started = time.monotonic()
         up.until(lambda p: len(p["replicas"]) == 2, 15)
         assert time.monotonic() - started < 15
+        first, second = up.pool()["replicas"]
+        assert not assert_pinned(first, engine=False) & assert_pinned(second, engine=False)
         assert all(f.result(timeout=90) in {"length", "stop"} for f in burst)
 
     up.until(lambda p: p["replicas"] == [], 30)  # idle -> zero

@@ -13,6 +13,9 @@ its requests. While a pool is warm or cold the autoscaler is not asked; when the
 of a hot pool goes to zero, the pool is demoted instead (warm with `tier.keep_warm`, else
 cold).
 
+With a core book (CPU replicas pinned on this host) the autoscaler of a CPU pool is capped
+at the replicas the free cores hold, and its decision's reason says so.
+
 A request for a pool with no routable replica reaches `hold`: it counts as demand (and
 promotes a warm or cold pool), wakes the loop at once, and waits in the pool's HoldQueue
 (bounded count, bounded time) for a replica to become ready.
@@ -27,6 +30,7 @@ from inferplane.config.schema import FleetConfig
 from inferplane.control.actuators.base import Actuator
 from inferplane.control.autoscaler import ScaleDecision
 from inferplane.control.clock import Clock
+from inferplane.control.core_book import CoreBook
 from inferplane.control.lifecycle import Lifecycle
 from inferplane.control.metrics import ControlMetrics
 from inferplane.control.replicas import PoolRuntime
@@ -53,6 +57,7 @@ class Controller:
         config: ControllerConfig | None = None,
         clock: Clock = time.time,
         metrics: ControlMetrics | None = None,
+        cores: CoreBook | None = None,
     ) -> None:
         self.fleet = fleet
         self.gateway = gateway
@@ -61,7 +66,7 @@ class Controller:
         self.metrics = metrics or ControlMetrics(gateway.metrics.registry)
         self._wake = asyncio.Event()
         self.lifecycle = Lifecycle(fleet, gateway, actuator, self.config, clock, self.metrics,
-                                   self.wake)  # fmt: skip
+                                   self.wake, cores=cores)  # fmt: skip
         self.pools = self.lifecycle.pools
         gateway.proxy.on_empty = self.hold
         gateway.proxy.on_ttft = self._observe_ttft
@@ -118,7 +123,8 @@ class Controller:
             return ScaleDecision(pool.pinned, pool.active, "pinned by rollout", "rollout")
         if tier != "hot":  # asleep or on disk: a request promotes it (hold)
             return ScaleDecision(pool.active, pool.active, f"model is {tier}", "tier")
-        return pool.autoscaler.decide(now, signals, current=pool.active)
+        cap = self.lifecycle.core_cap(pool)
+        return pool.autoscaler.decide(now, signals, current=pool.active, cap=cap)
 
     def _record(self, pool: PoolRuntime, decision: ScaleDecision) -> None:
         pool.last_decision = decision

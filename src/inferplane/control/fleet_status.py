@@ -100,6 +100,7 @@ class FleetStatus:
             "log": handle.log_path,
             "node": handle.node,  # a cluster node's id ("" for a local process)
             "unplaced": handle.unplaced,  # why no node takes it yet ("" once placed)
+            "cpus": list(handle.spec.cpus),  # the cores it runs pinned to ([]: not pinned)
             **_load(seen),
         }
 

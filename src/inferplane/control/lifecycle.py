@@ -10,18 +10,29 @@ and cold, the rollout runner pins canary pools; all three act through this.
 A replica brought to hot is timed into inference_model_load_seconds{model,from,to}, from its
 start (or wake) to its first 200 on /ready, unless `on_hot` (the tier runtime) timed it as
 the pool's own transition.
+
+With a core book (CPU replicas on this host), each CPU replica starts pinned to the cores the
+book grants it, with as many threads; it gives them back when it exits or falls asleep, and
+asks again when it wakes (moved onto other cores if its own were given away meanwhile).
 """
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import httpx
 
 from inferplane.config.schema import FleetConfig
-from inferplane.control.actuators.base import Actuator, Backoff, ReplicaHandle
-from inferplane.control.autoscaler import Autoscaler
+from inferplane.control.actuators.base import (
+    Actuator,
+    Backoff,
+    PinsCores,
+    ReplicaHandle,
+)
+from inferplane.control.autoscaler import Autoscaler, ReplicaCap
 from inferplane.control.clock import Clock
+from inferplane.control.core_book import CoreBook, CoreGrant
 from inferplane.control.holding import HoldQueue
 from inferplane.control.metrics import ControlMetrics
 from inferplane.control.replicas import Managed, Phase, PoolRuntime, Tier, replica_spec
@@ -55,6 +66,8 @@ class Lifecycle:
         clock: Clock,
         metrics: ControlMetrics,
         wake: Callable[[], None],
+        *,
+        cores: CoreBook | None = None,
     ) -> None:
         self.fleet = fleet
         self.gateway = gateway
@@ -63,6 +76,7 @@ class Lifecycle:
         self.clock = clock
         self.metrics = metrics
         self.wake = wake  # asks the control loop to tick now
+        self.cores = cores  # None: replicas are not pinned (a cluster backend places them)
         self.on_hot: Callable[[PoolRuntime], bool] = _untimed  # True: the tiers timed it
         self.on_publish: Callable[[PoolRuntime], None] = _unwatched  # e.g. the file_sd writer
         self.pools = {
@@ -82,8 +96,27 @@ class Lifecycle:
     # -- starting and readiness -------------------------------------------------------------
 
     def start(self, pool: PoolRuntime, tier: Tier = "cold") -> None:
-        handle = self.actuator.start(pool.replica_spec)
-        pool.replicas[handle.id] = Managed(handle, "starting", self.clock(), tier)
+        grant = self._grant(pool)
+        spec = pool.replica_spec
+        if grant is not None:
+            spec = replace(spec, cpus=grant.cpus, threads=grant.threads)
+        handle = self.actuator.start(spec)
+        if grant is not None and self.cores is not None:
+            self.cores.hold(handle.id, grant)
+        pool.replicas[handle.id] = Managed(handle, "starting", self.clock(), tier, cores=grant)
+
+    def _grant(self, pool: PoolRuntime, prefer: tuple[int, ...] = ()) -> CoreGrant | None:
+        grant = None if self.cores is None else self.cores.offer(pool.name, prefer)
+        if grant is not None and grant.shared:
+            log.warning("pool %s: no %d free cores, a replica shares cores (%s)", pool.name,
+                        grant.threads, grant.describe())  # fmt: skip
+        return grant
+
+    def core_cap(self, pool: PoolRuntime) -> ReplicaCap | None:
+        """How far the pool may grow on the host's free cores (None: not pinned)."""
+        if self.cores is None:
+            return None
+        return self.cores.cap(pool.name, pool.active, len(pool.restarts_due))
 
     def start_replica(self, pool: PoolRuntime, tier: Tier) -> None:
         """Start one replica and probe it at once."""
@@ -140,6 +173,8 @@ class Lifecycle:
     def reap(self) -> None:
         """Forget replicas whose process exited; schedule a restart for those that crashed."""
         for handle in self.actuator.reap():
+            if self.cores is not None:
+                self.cores.release(handle.id)
             pool = self.pools.get(handle.spec.pool)
             managed = None if pool is None else pool.replicas.pop(handle.id, None)
             if pool is None or managed is None:
@@ -215,11 +250,26 @@ class Lifecycle:
         if not await self._admin(managed, "sleep"):
             log.warning("replica %s did not sleep: stopping it instead", managed.handle.id)
             await self.actuator.stop(managed.handle.id, drain=True)
+        elif self.cores is not None and managed.phase == "sleeping":
+            self.cores.release(managed.handle.id)  # its threads idle: the cores may go
 
     def wake_replica(self, managed: Managed) -> None:
-        """Warm -> hot: /admin/wake in the background; timed until /ready answers 200."""
+        """Warm -> hot: /admin/wake in the background; timed until /ready answers 200. A
+        pinned replica takes cores again first (its own if they are still free)."""
         managed.phase, managed.since, managed.promoted_from = "starting", self.clock(), "warm"
+        self._repin(managed)
         self.spawn(self._wake_call(managed))
+
+    def _repin(self, managed: Managed) -> None:
+        pool, old = self.pools.get(managed.handle.spec.pool), managed.cores
+        if self.cores is None or pool is None or old is None:
+            return
+        if self.cores.holding(managed.handle.id) is None:
+            grant = self._grant(pool, prefer=old.cpus) or old
+            self.cores.hold(managed.handle.id, grant)
+            if grant.cpus != old.cpus and isinstance(self.actuator, PinsCores):
+                self.actuator.pin(managed.handle.id, grant.cpus)
+            managed.cores = grant
 
     async def _wake_call(self, managed: Managed) -> None:
         await self._admin(managed, "wake")

@@ -2,7 +2,9 @@
 
 A replica is `starting` (cold start or waking, not yet ready), `ready` (in the balancer),
 `draining` (out of the balancer, finishing what it holds, then stopped) or `sleeping` (the
-warm tier: the process lives, the engine has released its weights and cache). A pool also
+warm tier: the process lives, the engine has released its weights and cache). A CPU replica
+holds the cores it runs on (none while it sleeps: it keeps the grant it had, to ask for those
+cores first when it wakes). A pool also
 holds the requests waiting for a replica to become ready (a HoldQueue of futures the gateway's
 proxy awaits).
 """
@@ -14,6 +16,7 @@ from typing import Literal
 from inferplane.config.schema import ModelSpec, PoolSpec
 from inferplane.control.actuators.base import Backoff, ReplicaHandle, ReplicaSpec
 from inferplane.control.autoscaler import Autoscaler, ScaleDecision
+from inferplane.control.core_book import CoreGrant
 from inferplane.control.holding import HoldQueue
 from inferplane.control.signals import SignalWindow
 from inferplane.gateway.routing.registry import Replica
@@ -33,6 +36,7 @@ class Managed:
     # The gateway's record of it while it was routable: once out of the balancer, its
     # in_flight still counts the gateway's requests on it, which a drain waits for.
     record: Replica | None = None
+    cores: CoreGrant | None = None  # the cores it runs pinned to (None: not pinned)
 
 
 @dataclass

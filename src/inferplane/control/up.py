@@ -1,7 +1,10 @@
 """`inferplane up`: the gateway, the controller and the actuator in one process.
 
 The actuator is the backend's (the fleet's `backend:`, or `--backend`): local child processes,
-or replicas on a Ray cluster (`--ray-address`, or a local Ray started for the run). The
+or replicas on a Ray cluster (`--ray-address`, or a local Ray started for the run). With local
+processes the CPU replicas are pinned to this host's cores (control/cores.py,
+control/core_book.py): a fleet whose CPU replicas need more cores than the host has is
+refused here, as `inferplane config check` refuses it, unless it says to share. The
 controller keeps a Prometheus file_sd file of every replica's /metrics endpoint beside the
 rollout state (emptied on the way out).
 
@@ -23,20 +26,23 @@ import secrets
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 import uvicorn
 
-from inferplane.config import load_fleet
+from inferplane.config import ConfigError, FleetConfig, load_fleet
 from inferplane.control.actuators.factory import ActuatorSetup, Backend, build_actuator
 from inferplane.control.controller import Controller, ControllerConfig
+from inferplane.control.core_book import CoreBook
+from inferplane.control.cores import check_cores, plan_cores
 from inferplane.control.file_sd import FileSD
 from inferplane.control.fleet_status import FLEET_PATH, FleetStatus
+from inferplane.control.inventory import host_cpus
 from inferplane.control.rollout_api import ROLLOUTS_PATH, RolloutApi
-from inferplane.control.rollout_runtime import with_rollout_pools
+from inferplane.control.rollout_runtime import rollout_pool, with_rollout_pools
 from inferplane.gateway import builder
 from inferplane.gateway.builder import GatewaySetup
 from inferplane.gateway.settings import GatewaySettings
@@ -105,7 +111,10 @@ class _Server(uvicorn.Server):
 
 def build(options: UpOptions) -> tuple[GatewayState, Controller, Backend]:
     """The three parts, wired; raises ConfigError / ValueError on a bad fleet file."""
-    fleet = with_rollout_pools(load_fleet(options.fleet))
+    loaded = load_fleet(options.fleet)
+    backend = options.backend or loaded.backend
+    cores = core_book(loaded, options.fleet) if backend == "local" else None
+    fleet = with_rollout_pools(loaded)
     spool_name = SPOOL_NAME if options.ledger else None
     setup = GatewaySetup(fleet, Path(options.fleet).parent, options.settings, {}, spool_name)
     state = builder.build_state(setup)
@@ -115,7 +124,7 @@ def build(options: UpOptions) -> tuple[GatewayState, Controller, Backend]:
     )
     config = _with_key(options.controller, admin_key, options.state_dir)
     actuator = build_actuator(
-        options.backend or fleet.backend,
+        backend,
         ActuatorSetup(
             fleet,
             options.log_dir,
@@ -125,9 +134,26 @@ def build(options: UpOptions) -> tuple[GatewayState, Controller, Backend]:
             clock=time.time,  # the controller's clock: uptimes and backoff compare the two
         ),
     )
-    controller = Controller(fleet, state, actuator, config)
+    controller = Controller(fleet, state, actuator, config, cores=cores)
     controller.lifecycle.on_publish = _file_sd(options, controller).write
     return state, controller, actuator
+
+
+def core_book(fleet: FleetConfig, source: str) -> CoreBook:
+    """This host's cores for the fleet's CPU replicas (a rollout's canary pool sized as the
+    pool it stands beside); ConfigError when they do not fit and the fleet does not share."""
+    host = host_cpus()
+    if fleet.cpu.cores is not None and fleet.cpu.cores != len(host.cpus):
+        log.warning("the fleet plans for %d cores; placing on this host's %s",
+                    fleet.cpu.cores, host.describe())  # fmt: skip
+    plan = plan_cores(fleet, host)
+    check = check_cores(fleet, plan)
+    if check.problems:
+        raise ConfigError(source, check.problems)
+    for note in check.notes:
+        log.warning("%s", note)
+    sizes = {**plan.sizes, **{rollout_pool(name): size for name, size in plan.sizes.items()}}
+    return CoreBook(replace(plan, sizes=sizes))
 
 
 def _file_sd(options: UpOptions, controller: Controller) -> FileSD:

@@ -134,3 +134,79 @@ def test_backoff_doubles_up_to_the_cap_and_resets_after_a_long_run() -> None:
     assert backoff.next_delay(120.0) == 1
     with pytest.raises(ValueError, match="backoff"):
         BackoffConfig(base_s=0)
+
+
+ALLOWED = sorted(os.sched_getaffinity(0))
+two_cores = pytest.mark.skipif(len(ALLOWED) < 2, reason="needs two cores to pin apart")
+# Reports what torch makes of its placement, then waits to be stopped.
+TORCH_PROBE = [sys.executable, "-c", "import os, time, torch; "
+               "print('torch', torch.get_num_threads(), sorted(os.sched_getaffinity(0)), "
+               "flush=True); time.sleep(60)"]  # fmt: skip
+
+
+def status_field(pid: int, name: str, task: int | None = None) -> str:
+    path = f"/proc/{pid}/status" if task is None else f"/proc/{pid}/task/{task}/status"
+    with open(path) as status:
+        line = next(line for line in status if line.startswith(f"{name}:"))
+    return line.split(":", 1)[1].strip()
+
+
+def environment(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as environ:
+        pairs = [item.partition(b"=") for item in environ.read().split(b"\0") if item]
+    return {key.decode(): value.decode() for key, _, value in pairs}
+
+
+@two_cores
+async def test_a_replica_starts_pinned_with_its_thread_count(tmp_path: Path) -> None:
+    actuator = LocalActuator(tmp_path, TORCH_PROBE)
+    core = ALLOWED[-1]
+    spec = ReplicaSpec("chat", "chat", (), cpus=(core,), threads=1)
+    handle = actuator.start(spec)
+    try:
+        assert status_field(handle.pid, "Cpus_allowed_list") == str(core)
+        env = environment(handle.pid)
+        assert env["OMP_NUM_THREADS"] == "1" and env["MKL_NUM_THREADS"] == "1"
+        deadline = time.monotonic() + 20
+        log = Path(handle.log_path)
+        while "torch" not in log.read_text() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert f"torch 1 [{core}]" in log.read_text()  # torch's own count, read in the child
+        unpinned = actuator.start(SPEC)  # no cores in its spec: left as this process is
+        threads = environment(unpinned.pid).get("OMP_NUM_THREADS")
+        assert threads == os.environ.get("OMP_NUM_THREADS")
+        allowed = status_field(unpinned.pid, "Cpus_allowed_list")
+        assert allowed == status_field(os.getpid(), "Cpus_allowed_list")
+    finally:
+        await actuator.close()
+
+
+# A server with a second thread and a child process of its own (as the engine process is).
+FAMILY = [sys.executable, "-c", "import subprocess, sys, threading, time; "
+          "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+          "threading.Thread(target=time.sleep, args=(60,), daemon=True).start(); "
+          "print('child', child.pid, flush=True); time.sleep(60)"]  # fmt: skip
+
+
+@two_cores
+async def test_pin_moves_every_thread_of_a_running_replica_and_its_children(
+    tmp_path: Path,
+) -> None:
+    actuator = LocalActuator(tmp_path, FAMILY)
+    first, second = ALLOWED[0], ALLOWED[1]
+    handle = actuator.start(ReplicaSpec("chat", "chat", (), cpus=(first,), threads=1))
+    try:
+        log = Path(handle.log_path)
+        deadline = time.monotonic() + 10
+        while "child" not in log.read_text() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        child = int(log.read_text().split()[1])
+        assert status_field(child, "Cpus_allowed_list") == str(first)  # inherited
+        actuator.pin(handle.id, [second])
+        for pid in (handle.pid, child):
+            tasks = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+            assert {status_field(pid, "Cpus_allowed_list", t) for t in tasks} == {str(second)}
+        assert len(os.listdir(f"/proc/{handle.pid}/task")) >= 2
+        assert actuator.list()[0].spec.cpus == (second,)
+    finally:
+        await actuator.close()

@@ -2,12 +2,14 @@
 
 The controller speaks only this protocol; local processes, Kubernetes and Ray implement it.
 `Backoff` is the restart delay for a replica that keeps crashing (doubling, capped, reset
-once a replica has stayed up long enough).
+once a replica has stayed up long enough). An actuator whose replicas run on this host can
+also move a running replica to other cores (`PinsCores`: a woken replica whose cores were
+given away while it slept).
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 ReplicaPhase = Literal["starting", "ready", "draining", "sleeping", "exited"]
 
@@ -19,6 +21,8 @@ class ReplicaSpec:
     pool: str
     model: str  # the name clients send (served model name)
     args: tuple[str, ...]  # everything after `inferplane serve`, without --host / --port
+    cpus: tuple[int, ...] = ()  # the cores it is pinned to (empty: not pinned)
+    threads: int | None = None  # its torch / OpenMP threads (None: the engine's default)
 
 
 @dataclass
@@ -53,6 +57,13 @@ class Actuator(Protocol):
 
     async def close(self) -> None:
         """Stop every replica; nothing the actuator started outlives this."""
+        ...
+
+
+@runtime_checkable
+class PinsCores(Protocol):
+    def pin(self, replica_id: str, cpus: Sequence[int]) -> None:
+        """Move every thread of the replica (and of its child processes) onto these cores."""
         ...
 
 

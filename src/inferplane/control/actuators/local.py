@@ -5,12 +5,18 @@ Each child gets its own log file and its own process group (a Ctrl-C in the term
 On Linux each child also asks the kernel for SIGTERM when its parent dies, so even a killed
 `inferplane up` leaves no orphan. Stopping sends SIGTERM (the server drains, then exits 0)
 and, past the grace period, SIGKILL to the whole group.
+
+A spec with cores starts its child pinned to them (the affinity is set in the child before
+exec, so the server, its engine process and every thread they start inherit it) with
+OMP_NUM_THREADS at the spec's thread count, which torch takes as its own thread count.
+`pin` moves a running replica's whole process group onto other cores.
 """
 
 import asyncio
 import builtins
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import signal
@@ -18,7 +24,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from inferplane.control.actuators.base import ReplicaHandle, ReplicaSpec
@@ -40,12 +47,22 @@ def serve_command() -> list[str]:
     return [sys.executable, "-m", "inferplane", "serve"]
 
 
-def _child_setup() -> None:
-    """In the child, before exec: own process group; SIGTERM when the parent dies (Linux)."""
+def _child_setup(cpus: Sequence[int] = ()) -> None:
+    """In the child, before exec: own process group; SIGTERM when the parent dies (Linux);
+    pinned to `cpus` when given."""
     os.setpgid(0, 0)
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+
+
+def thread_env(threads: int | None) -> dict[str, str]:
+    """The environment that sets a replica's torch / OpenMP / MKL thread count."""
+    if threads is None:
+        return {}
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
 class LocalActuator:
@@ -79,21 +96,38 @@ class LocalActuator:
         port = free_port(self.host)
         log_path = self.log_dir / f"{rid}.log"
         argv = [*self.command, *spec.args, "--host", self.host, "--port", str(port)]
-        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1", **thread_env(spec.threads)}
         with log_path.open("ab") as out:
             proc = subprocess.Popen(
                 argv,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
-                preexec_fn=_child_setup,  # noqa: PLW1509 (async-signal-safe calls only)
+                # async-signal-safe calls only (setpgid, prctl, sched_setaffinity)
+                preexec_fn=functools.partial(_child_setup, spec.cpus),  # noqa: PLW1509
             )
         handle = ReplicaHandle(
             rid, spec, f"http://{self.host}:{port}", proc.pid, self.clock(), str(log_path)
         )
         self._procs[rid], self._handles[rid] = proc, handle
-        log.info("started %s (pid %d) at %s, log %s", rid, proc.pid, handle.url, log_path)
+        pinned = f", cpus {list(spec.cpus)}" if spec.cpus else ""
+        log.info("started %s (pid %d) at %s%s, log %s", rid, proc.pid, handle.url, pinned,
+                 log_path)  # fmt: skip
         return handle
+
+    def pin(self, replica_id: str, cpus: Sequence[int]) -> None:
+        """Move every thread of the replica's process group onto `cpus` (its thread count
+        stays what it started with)."""
+        proc = self._procs.get(replica_id)
+        if proc is None:
+            return
+        for pid in _group_members(proc.pid):
+            for tid in _threads(pid):
+                with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                    os.sched_setaffinity(tid, cpus)
+        handle = self._handles[replica_id]
+        handle.spec = replace(handle.spec, cpus=tuple(cpus))
+        log.info("moved %s to cpus %s", replica_id, list(cpus))
 
     def list(self) -> list[ReplicaHandle]:
         return list(self._handles.values())
@@ -135,6 +169,28 @@ class LocalActuator:
             _signal_group(proc, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5.0)
+
+
+def _group_members(pgid: int) -> Iterator[int]:
+    """The processes of a process group (the server and the engine process it spawned)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and int(fields[2]) == pgid:
+            yield int(entry.name)
+
+
+def _threads(pid: int) -> list[int]:
+    try:
+        return [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return []
 
 
 def _signal_group(proc: "subprocess.Popen[bytes]", sig: int) -> None:
