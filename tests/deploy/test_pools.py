@@ -1,10 +1,13 @@
 """A pool's Deployment: the serve arguments, GPU and MIG requests, node selection, probes, the
-preStop drain inside the grace period; its headless Service and disruption budget."""
+preStop drain inside the grace period, CPU requests and limits with the thread count to match;
+its headless Service and disruption budget."""
 
 from pathlib import Path
 from typing import Any
 
-from inferplane.config.loader import load_fleet
+import yaml
+
+from inferplane.config.loader import load_fleet, parse_fleet
 from inferplane.deploy.chart import build_chart, load_raw, render_manifests
 from inferplane.deploy.values import default_values
 
@@ -59,3 +62,17 @@ def test_a_cpu_pool_and_overrides() -> None:
     assert container["args"][container["args"].index("--kv-cache-memory") + 1] == "1GiB"
     volume = deployment["spec"]["template"]["spec"]["volumes"][0]
     assert volume == {"persistentVolumeClaim": {"claimName": "models"}, "name": "model-cache"}
+
+
+def test_a_pools_cpu_is_its_request_limit_and_thread_count() -> None:
+    raw = ("models: {m: {source: demo:tiny}}\n"
+           "pools: {p: {model: m, resources: {cpu: 3}}, q: {model: m}}\n")  # fmt: skip
+    fleet = parse_fleet(raw)
+    chart = build_chart(fleet, yaml.safe_load(raw), default_values(fleet, "k"))
+    pinned = _container(render_manifests(chart, ())["pool-p"][0])
+    assert pinned["resources"]["requests"]["cpu"] == "3"
+    assert pinned["resources"]["limits"] == {"cpu": "3"}  # whole cores: the CPU manager pins
+    env = {item["name"]: item.get("value") for item in pinned["env"]}
+    assert env["OMP_NUM_THREADS"] == "3" and env["MKL_NUM_THREADS"] == "3"
+    default = _container(render_manifests(chart, ())["pool-q"][0])
+    assert {item["name"]: item.get("value") for item in default["env"]}["OMP_NUM_THREADS"] == "2"

@@ -8,6 +8,7 @@ the preStop hook drains the server through its admin API (new requests refused, 
 ones finished) and the grace period outlasts that drain, so stopping a pod loses no request.
 """
 
+import math
 from typing import Any
 
 from inferplane.config.schema import FleetConfig, PoolSpec
@@ -19,6 +20,7 @@ from inferplane.deploy.names import (
     pool_labels,
     pool_object,
 )
+from inferplane.deploy.values import CPU_POOL_CPUS
 
 ADMIN_KEY_ENV = "INFERPLANE_ADMIN_KEY"
 ADMIN_SECRET_KEY = "admin-key"
@@ -68,7 +70,11 @@ def serve_container(pool: str, fleet: FleetConfig, spec: PoolSpec) -> dict[str, 
         "imagePullPolicy": v("image", "pullPolicy"),
         "command": ["inferplane"],
         "args": container_args(pool, fleet, spec),
-        "env": [admin_env(), {"name": "INFERPLANE_CACHE_DIR", "value": CACHE_MOUNT}],
+        "env": [
+            admin_env(),
+            {"name": "INFERPLANE_CACHE_DIR", "value": CACHE_MOUNT},
+            *thread_env(spec),
+        ],
         "ports": [{"name": "http", "containerPort": SERVE_PORT, "protocol": "TCP"}],
         "startupProbe": _probe("/health", 5, 120),  # up to 10 minutes to load a model
         "readinessProbe": _probe("/ready", 5, 2),
@@ -77,6 +83,16 @@ def serve_container(pool: str, fleet: FleetConfig, spec: PoolSpec) -> dict[str, 
         "resources": pool_value(pool, "resources"),
         "volumeMounts": [{"name": "model-cache", "mountPath": CACHE_MOUNT}],
     }
+
+
+def thread_env(spec: PoolSpec) -> list[dict[str, str]]:
+    """torch / OpenMP threads as many as the pod's CPUs (else each pod would start one per
+    core of its node, and the pods on a node would thrash each other's cores)."""
+    cpu = spec.resources.cpu
+    if cpu is None and spec.resources.uses_gpu:
+        return []
+    threads = str(max(1, math.floor(cpu or CPU_POOL_CPUS)))
+    return [{"name": name, "value": threads} for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")]
 
 
 def deployment(pool: str, fleet: FleetConfig, spec: PoolSpec) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from inferplane.deploy.names import gpu_product, gpu_resource, managed_pools
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+CPU_POOL_CPUS = 2  # a CPU pool's request when its `resources.cpu` is unset
 
 
 class Values(BaseModel):
@@ -95,17 +96,31 @@ class ChartValues(Values):
 
 
 def pool_defaults(spec: PoolSpec) -> Pool:
-    """Requests, GPU limits, node selection and tolerations for one pool."""
+    """Requests, GPU limits, node selection and tolerations for one pool. A pool's `cpu` is
+    its CPU request and limit (whole cores: the kubelet's static CPU manager pins them)."""
     gpu = gpu_resource(spec.resources)
+    cpu = spec.resources.cpu
+    limits: dict[str, Any] = {} if cpu is None else {"cpu": cpu_quantity(cpu)}
     if gpu is None:
-        return Pool(resources={"requests": {"cpu": "2", "memory": "4Gi"}})
+        request = cpu_quantity(cpu or CPU_POOL_CPUS)
+        resources = {"requests": {"cpu": request, "memory": "4Gi"}}
+        return Pool(resources={**resources, "limits": limits} if limits else resources)
     name, count = gpu
     product = gpu_product(spec.resources)
+    request = "4" if cpu is None else cpu_quantity(cpu)
     return Pool(
-        resources={"requests": {"cpu": "4", "memory": "32Gi"}, "limits": {name: count}},
+        resources={
+            "requests": {"cpu": request, "memory": "32Gi"},
+            "limits": {**limits, name: count},
+        },
         nodeSelector={} if product is None else {"nvidia.com/gpu.product": product},
         tolerations=[GPU_TOLERATION],
     )
+
+
+def cpu_quantity(cpu: float) -> str:
+    """Kubernetes' CPU quantity: `2` for whole cores, `500m` for a part of one."""
+    return str(int(cpu)) if float(cpu).is_integer() else f"{round(cpu * 1000)}m"
 
 
 def default_values(fleet: FleetConfig, admin_key: str | None = None) -> ChartValues:
