@@ -19,10 +19,11 @@ import orjson
 
 from inferplane.gateway.admission.auth import ApiKey
 from inferplane.gateway.books.accounting import Finished
+from inferplane.gateway.books.feedback import FeedbackRefused
 from inferplane.gateway.books.metrics import UNKNOWN
 from inferplane.gateway.books.tap import ResponseTap, Usage, usage_of
 from inferplane.gateway.errors import GatewayError
-from inferplane.gateway.proxy import Call
+from inferplane.gateway.proxy import CLIENT_CLOSED, Call
 from inferplane.gateway.state import GatewayState
 from inferplane.gateway.transport.asgi import (
     ClientGone,
@@ -48,6 +49,8 @@ TASKS: dict[str, RequestTask] = {
     "/v1/embeddings": "embedding",
 }
 TEXT = b"text/plain; version=0.0.4; charset=utf-8"
+FEEDBACK_PATH = "/v1/feedback"
+FEEDBACK_BODY_BYTES = 16 << 10
 
 
 class GatewayApp:
@@ -69,10 +72,13 @@ class GatewayApp:
         task = TASKS.get(path)
         if task is not None and method == "POST":
             await self._inference(scope, receive, send, path, task)
+        elif path == FEEDBACK_PATH and method == "POST":
+            await self._feedback(scope, receive, send)
         elif method in ("GET", "HEAD") and path in _PROBES:
             await self._probe(path, send)
         else:
-            status = 405 if task is not None or path in _PROBES else 404
+            known = task is not None or path in _PROBES or path == FEEDBACK_PATH
+            status = 405 if known else 404
             message = f"{method} {path} is not served here"
             await respond_error(send, GatewayError(status, message, code="not_found"))
 
@@ -88,6 +94,23 @@ class GatewayApp:
         else:
             await respond(send, 503, b'{"status":"no ready replica"}')
 
+    async def _feedback(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """POST /v1/feedback: the caller's key, then the book stores what it says."""
+        state = self.state
+        try:
+            key = state.access.authenticate(_headers(scope))
+            body = await read_body(receive, FEEDBACK_BODY_BYTES)
+            await respond(send, 200, state.feedback.submit(key, body))
+        except FeedbackRefused as refused:
+            error = GatewayError(
+                refused.status, refused.message, param=refused.param, code=refused.code
+            )
+            await respond_error(send, error)
+        except GatewayError as error:
+            await respond_error(send, error)
+        except ClientGone:
+            return
+
     async def _inference(
         self, scope: Scope, receive: Receive, send: Send, path: str, task: RequestTask
     ) -> None:
@@ -97,6 +120,7 @@ class GatewayApp:
         try:
             request.key = state.access.authenticate(headers)
             body = await read_body(receive, state.settings.max_body_bytes)
+            request.prompt_key = hash(body)  # the same body again soon: a regeneration
             parsed = request.parsed = parse_request(body, task, headers, state.wants_prefix)
             if parsed.model in state.access.models:
                 request.model = parsed.model
@@ -210,6 +234,11 @@ class GatewayApp:
             usage=usage,
         )
         state.accountant.finish(done)
+        abandoned = parsed.stream and request.status == CLIENT_CLOSED
+        state.feedback.served(
+            request.id, key, parsed.user, request.model, done.model_version,
+            request.prompt_key, abandoned,
+        )  # fmt: skip
         if key.tokens_per_minute is not None:
             estimated = parsed.est_prompt_tokens + parsed.max_tokens
             state.access.limiter.settle(key, estimated, usage.total)
@@ -270,7 +299,18 @@ def _outcome(call: Call, status: int, usage: Usage | None) -> RequestAttributes:
 class _Request:
     """One inference request's state while the app serves it."""
 
-    __slots__ = ("_usage", "call", "id", "key", "model", "parsed", "started", "status", "tap")
+    __slots__ = (
+        "_usage",
+        "call",
+        "id",
+        "key",
+        "model",
+        "parsed",
+        "prompt_key",
+        "started",
+        "status",
+        "tap",
+    )
 
     def __init__(self, request_id: str, started: float, send: Send) -> None:
         self.id = request_id
@@ -281,6 +321,7 @@ class _Request:
         self.call: Call | None = None
         self.model = UNKNOWN
         self.status = 0
+        self.prompt_key = 0
         self._usage: Usage | bool | None = False  # False: not read from the answer yet
 
     def usage(self) -> Usage | None:

@@ -22,6 +22,7 @@ from inferplane.gateway.access import Access
 from inferplane.gateway.admission.auth import load_keys
 from inferplane.gateway.app import GatewayApp
 from inferplane.gateway.books.accounting import Accountant
+from inferplane.gateway.books.feedback import FeedbackBook, feedback_spool
 from inferplane.gateway.books.metrics import GatewayMetrics
 from inferplane.gateway.settings import GatewaySettings
 from inferplane.gateway.state import GatewayState
@@ -62,7 +63,17 @@ def build_state(setup: GatewaySetup) -> GatewayState:
         accountant=accountant,
         store=store,
         metrics=metrics,
+        feedback=build_feedback(setup.fleet, metrics, setup.spool_name),
     )
+
+
+def build_feedback(
+    fleet: FleetConfig, metrics: GatewayMetrics, spool_name: str | None
+) -> FeedbackBook:
+    """One process's feedback book; with a `spool_name` its events go to the ledger too."""
+    spool = feedback_spool(spool_dir(fleet), spool_name) if spool_name else None
+    salt = os.environ.get(SALT_ENV, "")
+    return FeedbackBook(metrics.registry, spool, time.monotonic, time.time, salt)
 
 
 def build_app(state: GatewayState) -> ASGIApp:

@@ -16,6 +16,7 @@ from pathlib import Path
 from inferplane.config.schema import FleetConfig
 from inferplane.gateway.access import Access
 from inferplane.gateway.books.accounting import SWEEP_S, Accountant
+from inferplane.gateway.books.feedback import FeedbackBook
 from inferplane.gateway.books.metrics import GatewayMetrics
 from inferplane.gateway.proxy import Proxy
 from inferplane.gateway.routing.balancer import Policy, policy_from_config
@@ -44,6 +45,7 @@ class GatewayState:
         store: UsageStore | None = None,
         tracing: Tracing | None = None,
         metrics: GatewayMetrics | None = None,
+        feedback: FeedbackBook | None = None,
     ) -> None:
         self.fleet = fleet
         self.access = access or Access.from_fleet(fleet, Path.cwd(), clock)
@@ -55,6 +57,9 @@ class GatewayState:
         self.accountant = accountant or Accountant(
             fleet, (), self.metrics.cost, None, clock, time.time
         )
+        self.feedback = feedback or FeedbackBook(
+            self.metrics.registry, None, clock, time.time
+        )  # fmt: skip
         self._store = store  # the ledger's store, read once at start for budgets' spend
         self.registry = ReplicaRegistry({name: pool.model for name, pool in fleet.pools.items()})
         self.policies: dict[str, Policy] = {
@@ -102,6 +107,7 @@ class GatewayState:
         """Open the upstream pools, check every replica once (bounded), then keep checking."""
         await self.upstream.start()
         await asyncio.to_thread(self.accountant.start, self._store)
+        self.feedback.open()
         await self.check_health()
         self._health_task = asyncio.create_task(self._health_loop())
         self._sweep_task = asyncio.create_task(self._sweep_loop())
@@ -128,4 +134,5 @@ class GatewayState:
                     await task
         await self.upstream.close()
         await asyncio.to_thread(self.accountant.close)
+        self.feedback.close()
         self.tracing.shutdown()

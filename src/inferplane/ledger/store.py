@@ -4,7 +4,8 @@ SQLite (WAL mode) by default, PostgreSQL by URL (`postgresql://` uses psycopg 3)
 idempotent by request id: writing a record twice stores it once, so a spool can be replayed.
 Rows go to the driver's executemany as they are, lists or tuples (write_rows): the ledger
 writer stores thousands a second, and SQLAlchemy's per-row compilation would cost more than
-the insert itself.
+the insert itself. Feedback records (ledger/feedback.py) live in a table of their own in the
+same database; rows whose columns name a `feedback_id` go there.
 """
 
 from collections.abc import Iterable, Sequence
@@ -31,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 
 from inferplane.config.schema import Ledger
+from inferplane.ledger.feedback import FEEDBACK_FIELDS, FeedbackRecord, feedback_table
 from inferplane.ledger.usage import ROW_FIELDS, UsageRecord
 
 DEFAULT_URL = Ledger().url
@@ -93,6 +95,7 @@ class UsageStore:
         self.url = normalise_url(url)
         self._metadata = MetaData()
         self.table = usage_table(self._metadata)
+        self.feedback_table = feedback_table(self._metadata)
         self._engine: Engine | None = None
 
     @property
@@ -133,21 +136,27 @@ class UsageStore:
         """Insert records in one transaction; ids already stored are left as they are."""
         self.write_rows(ROW_FIELDS, [record.to_row() for record in records])
 
+    def write_feedback(self, records: Iterable[FeedbackRecord]) -> None:
+        """Insert feedback records; ids already stored are left as they are."""
+        self.write_rows(FEEDBACK_FIELDS, [record.to_row() for record in records])
+
     def write_rows(self, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """Insert rows (values in `columns` order, as the spool holds them) in one
-        transaction; ids already stored are left as they are."""
+        transaction; ids already stored are left as they are. Rows with a `feedback_id` are
+        feedback records, the others usage records."""
         if not rows:
             return
-        unknown = set(columns) - set(self.table.columns.keys())
-        if unknown or "request_id" not in columns:
-            raise ValueError(f"rows with columns {sorted(unknown)} or no request_id")
-        at = list(columns).index("request_id")
+        table, id_column = self._table_for(columns)
+        unknown = set(columns) - set(table.columns.keys())
+        if unknown or id_column not in columns:
+            raise ValueError(f"rows with columns {sorted(unknown)} or no {id_column}")
+        at = list(columns).index(id_column)
         unique = list({row[at]: row for row in rows}.values())
         with self.engine.begin() as connection:
-            sql = self._insert_sql(tuple(columns))
+            sql = self._insert_sql(table, id_column, tuple(columns))
             if sql is None:
                 dicts = [dict(zip(columns, row, strict=True)) for row in unique]
-                connection.execute(self._insert_ignoring_duplicates(), dicts)
+                connection.execute(self._insert_ignoring_duplicates(table, id_column), dicts)
             else:  # the DBAPI cursor itself: rows may be lists, as the spool's JSON gives them
                 cursor = connection.connection.cursor()
                 try:
@@ -155,7 +164,12 @@ class UsageStore:
                 finally:
                     cursor.close()
 
-    def _insert_sql(self, columns: tuple[str, ...]) -> str | None:
+    def _table_for(self, columns: Sequence[str]) -> tuple[Table, str]:
+        if "feedback_id" in columns:
+            return self.feedback_table, "feedback_id"
+        return self.table, "request_id"
+
+    def _insert_sql(self, table: Table, id_column: str, columns: tuple[str, ...]) -> str | None:
         """INSERT ... ON CONFLICT DO NOTHING in the driver's own parameter style."""
         mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(self.engine.dialect.paramstyle)
         if mark is None:
@@ -164,14 +178,14 @@ class UsageStore:
         names = ", ".join(quote(name) for name in columns)
         marks = ", ".join([mark] * len(columns))
         return (
-            f"INSERT INTO {quote(self.table.name)} ({names}) VALUES ({marks}) "
-            f"ON CONFLICT ({quote('request_id')}) DO NOTHING"
+            f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks}) "
+            f"ON CONFLICT ({quote(id_column)}) DO NOTHING"
         )
 
-    def _insert_ignoring_duplicates(self) -> Insert:
+    def _insert_ignoring_duplicates(self, table: Table, id_column: str) -> Insert:
         if self.is_sqlite:
-            return sqlite.insert(self.table).on_conflict_do_nothing(index_elements=["request_id"])
-        return postgresql.insert(self.table).on_conflict_do_nothing(index_elements=["request_id"])
+            return sqlite.insert(table).on_conflict_do_nothing(index_elements=[id_column])
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=[id_column])
 
     def records(self, since: float | None = None, until: float | None = None) -> list[UsageRecord]:
         """Records that started in [since, until), oldest first."""
@@ -182,6 +196,17 @@ class UsageStore:
             query = query.where(self.table.c.time < until)
         with self.engine.connect() as connection:
             return [UsageRecord.from_dict(dict(row._mapping)) for row in connection.execute(query)]
+
+    def feedback(self, since: float | None = None) -> list[FeedbackRecord]:
+        """Feedback records given since a time, oldest first."""
+        table = self.feedback_table
+        query = select(table).order_by(table.c.time, table.c.feedback_id)
+        if since is not None:
+            query = query.where(table.c.time >= since)
+        with self.engine.connect() as connection:
+            return [
+                FeedbackRecord.from_dict(dict(row._mapping)) for row in connection.execute(query)
+            ]
 
     def count(self) -> int:
         with self.engine.connect() as connection:

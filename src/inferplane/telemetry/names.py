@@ -162,6 +162,35 @@ GATEWAY_REPLICAS_READY = MetricSpec(
     "inference_gateway_replicas_ready", "gauge", "Routable replicas per pool.", ("pool",)
 )
 
+# Model quality, per model and version (telemetry/quality.py, gateway/books/feedback.py).
+MEAN_LOGPROB = MetricSpec(
+    "inference_completion_mean_logprob",
+    "histogram",
+    "Mean log-probability of a completion's sampled tokens (the model's confidence).",
+    ("model", "model_version"),
+    (-8.0, -6.0, -4.0, -3.0, -2.5, -2.0, -1.5, -1.0, -0.75, -0.5, -0.25, -0.1, 0.0),
+)
+LOW_CONFIDENCE_SHARE = MetricSpec(
+    "inference_completion_low_confidence_share",
+    "histogram",
+    "Share of a completion's tokens sampled with probability below the low-confidence bar.",
+    ("model", "model_version"),
+    (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0),
+)
+DRIFT_SCORE = MetricSpec(
+    "inference_input_drift_score",
+    "gauge",
+    "Drift of the live prompt window from the reference (PSI for lengths and scripts, "
+    "energy distance for embeddings).",
+    ("model", "model_version", "signal"),
+)
+FEEDBACK_EVENTS = MetricSpec(
+    "inference_feedback_events",
+    "counter",
+    "Feedback events: ratings, thumbs, regenerations and abandoned streams.",
+    ("model", "model_version", "kind", "negative"),
+)
+
 # GPUs: dcgm-exporter's names, units and labels (MiB, W, MHz, C, percent).
 DCGM_GPU_UTIL = MetricSpec("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %).", DCGM_LABELS)
 DCGM_FB_USED = MetricSpec(

@@ -1,0 +1,187 @@
+"""The gateway's feedback book: `POST /v1/feedback` (a rating 1..5 or a thumb, an optional
+note, about a request id), and the feedback users give without saying it: a regeneration (the
+same prompt sent again soon by the same key and user) and an abandoned stream (the client gone
+before the end). Each event becomes a FeedbackRecord on the spool (the ledger writer stores it
+beside the usage records) and a count per model and version.
+
+The book remembers the last requests it served (bounded), so feedback names the model version
+that answered; feedback about a request another worker served is stored with the request id
+alone and reports join it to the usage record. Regenerations are seen per gateway worker.
+"""
+
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from inferplane.gateway.admission.auth import ApiKey
+from inferplane.ledger.feedback import FEEDBACK_FIELDS, MAX_TEXT, FeedbackKind, FeedbackRecord
+from inferplane.ledger.spool import SpoolAppender
+from inferplane.ledger.usage import hash_user
+from inferplane.telemetry import names
+
+Clock = Callable[[], float]
+REGENERATION_WINDOW_S = 300.0  # the same prompt again within this is a regeneration
+REMEMBERED = 20_000  # requests (and prompts) kept for feedback and regeneration look-ups
+
+
+class FeedbackRefused(Exception):
+    """Feedback the book does not take: the app answers it with OpenAI's error body."""
+
+    def __init__(self, status: int, message: str, param: str | None, code: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the book keeps of a served request."""
+
+    key: str
+    team: str
+    user_hash: str
+    model: str
+    model_version: str
+    at: float  # the gateway's clock
+
+
+class FeedbackBook:
+    """Feedback events of one gateway process."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        spool: SpoolAppender | None,
+        clock: Clock,
+        wall: Clock,
+        salt: str = "",
+    ) -> None:
+        self.counter = names.counter(names.FEEDBACK_EVENTS, registry)
+        self.spool = spool
+        self.clock = clock
+        self.wall = wall
+        self.salt = salt
+        self.recent: OrderedDict[str, Served] = OrderedDict()
+        self._prompts: OrderedDict[tuple[str, str, int], tuple[float, str]] = OrderedDict()
+        self._ids = secrets.token_hex(6)
+        self._serial = 0
+
+    def open(self) -> None:
+        if self.spool is not None:
+            self.spool.open()
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+
+    def served(  # noqa: PLR0917 (one request's facts)
+        self,
+        request_id: str,
+        key: ApiKey,
+        user: str | None,
+        model: str,
+        model_version: str,
+        prompt_key: int,
+        abandoned: bool,
+    ) -> None:
+        """Note a request a replica answered; counts a regeneration and an abandoned stream."""
+        now = self.clock()
+        user_hash = hash_user(user, self.salt) if user else ""
+        served = Served(key.name, key.team, user_hash, model, model_version, now)
+        _remember(self.recent, request_id, served)
+        if abandoned:
+            self._event(request_id, served, "abandoned", 1.0)
+        earlier = self._prompts.get((key.name, user_hash, prompt_key))
+        if earlier is not None and now - earlier[0] <= REGENERATION_WINDOW_S:
+            before = self.recent.get(earlier[1])
+            self._event(earlier[1], before or served, "regeneration", 1.0)
+        _remember(self._prompts, (key.name, user_hash, prompt_key), (now, request_id))
+
+    def submit(self, key: ApiKey, body: bytes) -> bytes:
+        """Store the feedback a client sent; the answer's body. FeedbackRefused on a bad body or
+        on feedback about another key's request."""
+        request_id, kind, value, text = parse_feedback(body)
+        served = self.recent.get(request_id)
+        if served is not None and served.key != key.name:
+            raise FeedbackRefused(403, "That request was made with another key.", None, "forbidden")
+        if served is None:  # another worker served it: reports join the usage record
+            served = Served(key.name, key.team, "", "", "", self.clock())
+        record = self._event(request_id, served, kind, value, text)
+        return orjson.dumps({"id": record.feedback_id, "object": "feedback", "stored": True})
+
+    def _event(
+        self, request_id: str, served: Served, kind: FeedbackKind, value: float, text: str = ""
+    ) -> FeedbackRecord:
+        self._serial += 1
+        record = FeedbackRecord(
+            feedback_id=f"{request_id}:{kind}:{self._ids}-{self._serial}",
+            time=self.wall(),
+            request_id=request_id,
+            kind=kind,
+            value=value,
+            key=served.key,
+            team=served.team,
+            user_hash=served.user_hash,
+            model=served.model,
+            model_version=served.model_version,
+            text=text,
+        )
+        negative = "true" if record.negative else "false"
+        self.counter.labels(served.model or "_unknown", served.model_version, kind, negative).inc()
+        if self.spool is not None:
+            self.spool.append([record.to_row()])
+        return record
+
+
+def _remember(book: "OrderedDict[Any, Any]", key: Any, value: Any) -> None:
+    book[key] = value
+    book.move_to_end(key)
+    if len(book) > REMEMBERED:
+        book.popitem(last=False)
+
+
+def parse_feedback(body: bytes) -> tuple[str, FeedbackKind, float, str]:
+    """(request id, kind, value, note) of a feedback body:
+    {"request_id": "...", "rating": 1..5 | "thumbs": "up" | "down" | true | false, "text": ...}"""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise _bad(f"The feedback body is not valid JSON: {error}.") from error
+    if not isinstance(data, dict):
+        raise _bad("The feedback body must be a JSON object.")
+    request_id = data.get("request_id")
+    if not isinstance(request_id, str) or not request_id or len(request_id) > 200:
+        raise _bad("Feedback needs the `request_id` of the answer (x-request-id).", "request_id")
+    text = data.get("text", "")
+    if not isinstance(text, str):
+        raise _bad("`text` must be a string.", "text")
+    kind, value = _judgement(data)
+    return request_id, kind, value, text[:MAX_TEXT]
+
+
+def _judgement(data: dict[str, Any]) -> tuple[FeedbackKind, float]:
+    rating, thumbs = data.get("rating"), data.get("thumbs")
+    if (rating is None) == (thumbs is None):
+        raise _bad("Feedback needs exactly one of `rating` (1..5) and `thumbs` (up | down).")
+    if rating is not None:
+        if isinstance(rating, bool) or not isinstance(rating, int | float) or not 1 <= rating <= 5:
+            raise _bad("`rating` must be a number from 1 to 5.", "rating")
+        return "rating", float(rating)
+    if thumbs in ("up", True):
+        return "thumbs", 1.0
+    if thumbs in ("down", False):
+        return "thumbs", 0.0
+    raise _bad('`thumbs` must be "up" or "down".', "thumbs")
+
+
+def _bad(message: str, param: str | None = None) -> FeedbackRefused:
+    return FeedbackRefused(400, message, param, "invalid_request")
+
+
+def feedback_spool(folder: Any, name: str) -> SpoolAppender:
+    """The spool segment a worker's feedback goes to (beside its usage records)."""
+    return SpoolAppender(folder, f"{name}-feedback", columns=FEEDBACK_FIELDS)
