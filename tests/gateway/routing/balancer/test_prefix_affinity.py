@@ -120,3 +120,28 @@ def test_memory_is_bounded() -> None:
 def test_bad_options_are_refused() -> None:
     with pytest.raises(ValueError, match="load_bound >= 1"):
         PrefixAffinity(load_bound=0.5)
+
+
+def test_a_new_prefix_goes_to_its_ring_owner_only_while_it_is_about_as_idle_as_any() -> None:
+    fleet = replicas(4)
+    owner = PrefixAffinity().select(ask("opening " + SYSTEM), fleet)
+    assert owner is not None
+    one_more = Counter({r.id: 3 for r in fleet if r.id != owner}) + Counter({owner: 4})
+    assert PrefixAffinity().select(ask("opening " + SYSTEM), with_load(fleet, one_more)) == owner
+    two_more = Counter({owner: 2})  # the others are idle: nothing cached is worth a queue
+    moved = PrefixAffinity().select(ask("opening " + SYSTEM), with_load(fleet, two_more))
+    assert moved != owner
+    assert moved == min(r.id for r in fleet if r.id != owner)  # least loaded, then by id
+
+
+def test_nothing_shared_routes_like_least_outstanding_under_load() -> None:
+    rng, fleet = random.Random(5), replicas(8)
+    loads = Counter({r.id: rng.randrange(10) for r in fleet})
+    policy = PrefixAffinity()
+    for i in range(200):
+        snapshots = with_load(fleet, loads)
+        chosen = policy.select(ask(f"unique {i} " + SYSTEM), snapshots)
+        assert chosen is not None
+        assert loads[chosen] <= min(loads[r.id] for r in fleet) + 1
+        loads[chosen] += 1
+        loads[rng.choice([rid for rid, load in loads.items() if load > 0])] -= 1  # one finishes

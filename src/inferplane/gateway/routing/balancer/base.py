@@ -12,6 +12,7 @@ from inferplane.gateway.types import ReplicaSnapshot, RouteRequest
 
 class Policy(Protocol):
     name: str
+    reads_prefix: bool  # whether select() looks at req.prefix_hashes (the simulator skips them)
 
     def select(self, req: RouteRequest, replicas: Sequence[ReplicaSnapshot]) -> str | None:
         """The id of the replica to send `req` to; None when no replica is routable."""

@@ -13,6 +13,7 @@ from inferplane.gateway.types import ReplicaSnapshot, RouteRequest
 
 class LeastOutstanding:
     name = "least_outstanding"
+    reads_prefix = False
 
     def select(self, req: RouteRequest, replicas: Sequence[ReplicaSnapshot]) -> str | None:
         best = least_loaded(routable(replicas))

@@ -13,6 +13,7 @@ from inferplane.gateway.types import ReplicaSnapshot, RouteRequest
 
 class PowerOfTwo:
     name = "power_of_two"
+    reads_prefix = False
 
     def __init__(self, seed: int = 0) -> None:
         self._random = random.Random(seed)  # seeded: a simulation replays the same choices

@@ -12,6 +12,7 @@ from inferplane.gateway.types import ReplicaSnapshot, RouteRequest
 
 class PredictedWork:
     name = "predicted_work"
+    reads_prefix = False
 
     def select(self, req: RouteRequest, replicas: Sequence[ReplicaSnapshot]) -> str | None:
         candidates = routable(replicas)

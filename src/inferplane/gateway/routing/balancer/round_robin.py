@@ -10,6 +10,7 @@ class RoundRobin:
     """Turns through routable replicas sorted by id, so the order survives reshuffled input."""
 
     name = "round_robin"
+    reads_prefix = False
 
     def __init__(self) -> None:
         self._turn = 0

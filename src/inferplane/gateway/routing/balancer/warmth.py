@@ -15,6 +15,7 @@ _RANK = {"hot": 0, "warm": 1, "cold": 2}
 
 class Warmth:
     name = "warmth"
+    reads_prefix = False
 
     def select(self, req: RouteRequest, replicas: Sequence[ReplicaSnapshot]) -> str | None:
         candidates = routable(replicas)
