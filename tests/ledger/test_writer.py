@@ -129,7 +129,7 @@ APPENDER = textwrap.dedent(
     spool.open()
     for batch in range(100_000):
         spool.append([(1.0, f"r{batch}-{i}", "m", "p", "p-0", "L4", 0.1, 12, "request", "k",
-                       "t", "", "", 1, 0, 1, None, 0.1, "ok") for i in range(10)])
+                       "t", "", "", 1, 0, 1, None, 0.1, "ok", None, None) for i in range(10)])
         print((batch + 1) * 10, flush=True)
     """
 )

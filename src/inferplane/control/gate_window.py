@@ -9,11 +9,12 @@ holding the 95th percentile, so it is conservative by at most one bucket. The ga
 time tokens after the first, so TPOT p95 stays None and its gate does not apply.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Histogram
 
 from inferplane.control.rollout import WindowMetrics
+from inferplane.gateway.books.quality import PoolQuality
 
 P95 = 0.95
 
@@ -23,9 +24,19 @@ class PoolCounts:
     requests: float = 0.0
     errors: float = 0.0
     ttft_buckets: tuple[tuple[float, float], ...] = ()  # (upper edge, cumulative count)
+    quality: PoolQuality = field(
+        default_factory=PoolQuality
+    )  # confidence and feedback totals (quality gates)
+    drift_score: float | None = None  # the pool's model's drift score now (not a total)
 
 
-def read(requests: Counter, ttft: Histogram, pool: str) -> PoolCounts:
+def read(
+    requests: Counter,
+    ttft: Histogram,
+    pool: str,
+    quality: PoolQuality | None = None,
+    drift_score: float | None = None,
+) -> PoolCounts:
     """The pool's totals so far, over every model the pool answered for."""
     total = errors = 0.0
     for metric in requests.collect():
@@ -35,7 +46,7 @@ def read(requests: Counter, ttft: Histogram, pool: str) -> PoolCounts:
             total += sample.value
             if sample.labels.get("status", "").startswith("5"):
                 errors += sample.value
-    return PoolCounts(total, errors, _buckets(ttft, pool))
+    return PoolCounts(total, errors, _buckets(ttft, pool), quality or PoolQuality(), drift_score)
 
 
 def _buckets(ttft: Histogram, pool: str) -> tuple[tuple[float, float], ...]:
@@ -56,7 +67,18 @@ def window(now: PoolCounts, then: PoolCounts) -> WindowMetrics:
         requests=int(now.requests - then.requests),
         errors=int(now.errors - then.errors),
         ttft_p95_s=_quantile(buckets, P95),
-    )
+        mean_logprob=_ratio(now.quality.logprob_sum - then.quality.logprob_sum,
+                            now.quality.scored - then.quality.scored),
+        negative_feedback_rate=_ratio(
+            now.quality.negative_feedback - then.quality.negative_feedback,
+            now.quality.requests - then.quality.requests,
+        ),
+        drift_score=now.drift_score,
+    )  # fmt: skip
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole > 0 else None
 
 
 def _quantile(buckets: list[tuple[float, float]], q: float) -> float | None:

@@ -9,6 +9,12 @@ the step began). The canary regresses, and the rollout rolls back at once, when
     TTFT p95     canary > baseline x (1 + latency_tolerance) + latency_slack_s
     TPOT p95     the same rule
 
+and, where the plan sets the quality gates (off by default), when
+
+    mean logprob      canary < baseline - logprob_drop      (the model is less sure of itself)
+    feedback rate     canary > baseline + feedback_margin   (negative events per request)
+    drift score       canary > baseline + drift_margin
+
 No judgement is made on fewer than `min_requests` canary requests: the step holds until it has
 them. When the baseline has too few requests (at 100% it has none) the last baseline that had
 enough stands in for it. A step that passes advances; passing the last step completes the
@@ -32,6 +38,9 @@ class Gates:
     error_floor: float = 0.01
     latency_tolerance: float = 0.2
     latency_slack_s: float = 0.005
+    logprob_drop: float | None = None  # nats of mean token logprob; None: no confidence gate
+    feedback_margin: float | None = None  # negative feedback per request; None: no gate
+    drift_margin: float | None = None  # drift score; None: no drift gate
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,9 @@ class WindowMetrics:
     errors: int = 0
     ttft_p95_s: float | None = None
     tpot_p95_s: float | None = None
+    mean_logprob: float | None = None  # mean over answers of their mean token logprob
+    negative_feedback_rate: float | None = None  # negative feedback events per request
+    drift_score: float | None = None
 
     @property
     def error_rate(self) -> float:
@@ -179,4 +191,23 @@ def regressions(gates: Gates, canary: WindowMetrics, baseline: WindowMetrics) ->
         if mine > limit:
             found.append(f"{name} p95 {mine * 1e3:.0f} ms vs baseline {theirs * 1e3:.0f} ms "
                          f"(limit {limit * 1e3:.0f} ms)")  # fmt: skip
+    return found + quality_regressions(gates, canary, baseline)
+
+
+def quality_regressions(gates: Gates, canary: WindowMetrics, baseline: WindowMetrics) -> list[str]:
+    """The quality gates the plan sets: confidence, negative feedback and input drift."""
+    found = []
+    mine, theirs = canary.mean_logprob, baseline.mean_logprob
+    drop = gates.logprob_drop
+    if drop is not None and mine is not None and theirs is not None and mine < theirs - drop:
+        found.append(f"mean logprob {mine:.3f} vs baseline {theirs:.3f} "
+                     f"(allowed drop {drop:g})")  # fmt: skip
+    pairs = (
+        ("negative feedback rate", canary.negative_feedback_rate,
+         baseline.negative_feedback_rate, gates.feedback_margin),
+        ("drift score", canary.drift_score, baseline.drift_score, gates.drift_margin),
+    )  # fmt: skip
+    for name, value, base, margin in pairs:
+        if margin is not None and value is not None and base is not None and value > base + margin:
+            found.append(f"{name} {value:.3f} vs baseline {base:.3f} (margin {margin:g})")
     return found

@@ -72,10 +72,19 @@ class RolloutApi:
             raise GatewayError(status, str(error), code="invalid_rollout") from error
 
 
+def _optional(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def _plan(body: bytes) -> RolloutPlan:
     try:
         data = orjson.loads(body)
-        gates = Gates(min_requests=int(data.get("min_requests", Gates().min_requests)))
+        gates = Gates(
+            min_requests=int(data.get("min_requests", Gates().min_requests)),
+            logprob_drop=_optional(data.get("logprob_drop")),
+            feedback_margin=_optional(data.get("feedback_margin")),
+            drift_margin=_optional(data.get("drift_margin")),
+        )
         steps = tuple(float(step) for step in data.get("steps", (5, 25, 50, 100)))
         hold_s = float(data.get("hold_s", 120))
         return RolloutPlan(str(data["pool"]), str(data["to"]), steps, hold_s, gates)

@@ -145,8 +145,10 @@ class RolloutRunner:
         return canary, baseline
 
     def _read(self, pool: str) -> PoolCounts:
-        metrics = self.lifecycle.gateway.metrics
-        return gate_window.read(metrics.requests, metrics.ttft, pool)
+        gateway = self.lifecycle.gateway
+        metrics = gateway.metrics
+        quality = gateway.quality.reading(pool)
+        return gate_window.read(metrics.requests, metrics.ttft, pool, quality)
 
     def _fresh_window(self, pool: str, active: Active) -> None:
         active.canary_since = self._read(rollout_pool(pool))

@@ -237,8 +237,9 @@ class GatewayApp:
         abandoned = parsed.stream and request.status == CLIENT_CLOSED
         state.feedback.served(
             request.id, key, parsed.user, request.model, done.model_version,
-            request.prompt_key, abandoned,
+            request.prompt_key, abandoned, call.pool,
         )  # fmt: skip
+        state.quality.answered(request.model, done.model_version, call.pool, request.usage())
         if key.tokens_per_minute is not None:
             estimated = parsed.est_prompt_tokens + parsed.max_tokens
             state.access.limiter.settle(key, estimated, usage.total)

@@ -18,6 +18,7 @@ from inferplane.gateway.access import Access
 from inferplane.gateway.books.accounting import SWEEP_S, Accountant
 from inferplane.gateway.books.feedback import FeedbackBook
 from inferplane.gateway.books.metrics import GatewayMetrics
+from inferplane.gateway.books.quality import QualityBook
 from inferplane.gateway.proxy import Proxy
 from inferplane.gateway.routing.balancer import Policy, policy_from_config
 from inferplane.gateway.routing.health import HealthChecker, OutlierDetector
@@ -57,9 +58,9 @@ class GatewayState:
         self.accountant = accountant or Accountant(
             fleet, (), self.metrics.cost, None, clock, time.time
         )
-        self.feedback = feedback or FeedbackBook(
-            self.metrics.registry, None, clock, time.time
-        )  # fmt: skip
+        self.quality = QualityBook(self.metrics.registry)
+        self.feedback = feedback or FeedbackBook(self.metrics.registry, None, clock, time.time)
+        self.feedback.on_negative = self.quality.negative
         self._store = store  # the ledger's store, read once at start for budgets' spend
         self.registry = ReplicaRegistry({name: pool.model for name, pool in fleet.pools.items()})
         self.policies: dict[str, Policy] = {

@@ -26,7 +26,9 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
@@ -62,6 +64,8 @@ def usage_table(metadata: MetaData) -> Table:
         Column("status", String(32), nullable=False),
         Column("gpu_seconds", Double, nullable=False),
         Column("cost_micro_usd", BigInteger, nullable=False),
+        Column("mean_logprob", Double, nullable=True),
+        Column("low_confidence_share", Double, nullable=True),
         Index("ix_usage_time", "time"),
         Index("ix_usage_team_time", "team", "time"),
         Index("ix_usage_key_time", "key", "time"),
@@ -88,6 +92,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _add_missing_columns(engine: Engine, table: Table) -> None:
+    """Nullable columns added since a ledger was created (its old rows read as NULL there)."""
+    present = {column["name"] for column in inspect(engine).get_columns(table.name)}
+    missing = [c for c in table.columns if c.name not in present and c.nullable]
+    if not missing:
+        return
+    quote = engine.dialect.identifier_preparer.quote
+    with engine.begin() as connection:
+        for column in missing:
+            kind = column.type.compile(dialect=engine.dialect)
+            sql = f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
+            connection.execute(text(sql))
+
+
 class UsageStore:
     """Usage records in a SQL database. Nothing touches the database until open()."""
 
@@ -112,6 +130,7 @@ class UsageStore:
         if self.is_sqlite:
             event.listen(engine, "connect", _sqlite_pragmas)
         self._metadata.create_all(engine)
+        _add_missing_columns(engine, self.table)
         self._engine = engine
         return self
 

@@ -37,6 +37,9 @@ class UsageRecord:
     ttft_s: float | None = None
     duration_s: float = 0.0
     status: str = "ok"
+    # The completion's confidence as the replica measured it (None: not reported).
+    mean_logprob: float | None = None
+    low_confidence_share: float | None = None
 
     def __post_init__(self) -> None:
         if not self.request_id:

@@ -163,12 +163,13 @@ GATEWAY_REPLICAS_READY = MetricSpec(
 )
 
 # Model quality, per model and version (telemetry/quality.py, gateway/books/feedback.py).
+# Minus the mean logprob (>= 0): Prometheus drops a histogram's _sum below a negative bucket.
 MEAN_LOGPROB = MetricSpec(
-    "inference_completion_mean_logprob",
+    "inference_completion_negative_mean_logprob",
     "histogram",
-    "Mean log-probability of a completion's sampled tokens (the model's confidence).",
+    "Minus the mean log-probability of a completion's sampled tokens (0: fully confident).",
     ("model", "model_version"),
-    (-8.0, -6.0, -4.0, -3.0, -2.5, -2.0, -1.5, -1.0, -0.75, -0.5, -0.25, -0.1, 0.0),
+    (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0),
 )
 LOW_CONFIDENCE_SHARE = MetricSpec(
     "inference_completion_low_confidence_share",

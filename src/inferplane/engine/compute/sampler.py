@@ -143,3 +143,12 @@ def _with_logprobs(request_id: str, token: int, logprobs: torch.Tensor, k: int) 
         pairs = zip(indices.tolist(), values.tolist(), strict=True)
         top = tuple(TokenLogprob(int(i), float(v)) for i, v in pairs)
     return SampledToken(request_id, token, float(logprobs[token]), top)
+
+
+def chosen_logprobs(raw_logits: torch.Tensor, token_ids: torch.Tensor) -> list[float]:
+    """Each row's log-probability of its chosen token under the raw distribution: the chosen
+    logit less the row's logsumexp, one reduction over the vocabulary per row (no
+    log_softmax of the whole row), from the logits the step already has."""
+    chosen = raw_logits.gather(-1, token_ids.view(-1, 1)).squeeze(-1)
+    values: list[float] = (chosen - torch.logsumexp(raw_logits, dim=-1)).tolist()
+    return values

@@ -215,6 +215,8 @@ class Accountant:
             done.ttft_s,
             done.ended - done.started,  # duration_s
             _status(done.status, usage),
+            usage.mean_logprob,
+            usage.low_confidence_share,
         )
 
 

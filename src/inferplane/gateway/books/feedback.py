@@ -47,19 +47,22 @@ class Served:
     model: str
     model_version: str
     at: float  # the gateway's clock
+    pool: str = ""
 
 
 class FeedbackBook:
     """Feedback events of one gateway process."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 (each is a seam)
         self,
         registry: CollectorRegistry,
         spool: SpoolAppender | None,
         clock: Clock,
         wall: Clock,
         salt: str = "",
+        on_negative: Callable[[str], None] | None = None,
     ) -> None:
+        self.on_negative = on_negative  # told the pool of each negative event (rollout gates)
         self.counter = names.counter(names.FEEDBACK_EVENTS, registry)
         self.spool = spool
         self.clock = clock
@@ -87,11 +90,12 @@ class FeedbackBook:
         model_version: str,
         prompt_key: int,
         abandoned: bool,
+        pool: str = "",
     ) -> None:
         """Note a request a replica answered; counts a regeneration and an abandoned stream."""
         now = self.clock()
         user_hash = hash_user(user, self.salt) if user else ""
-        served = Served(key.name, key.team, user_hash, model, model_version, now)
+        served = Served(key.name, key.team, user_hash, model, model_version, now, pool)
         _remember(self.recent, request_id, served)
         if abandoned:
             self._event(request_id, served, "abandoned", 1.0)
@@ -132,6 +136,8 @@ class FeedbackBook:
         )
         negative = "true" if record.negative else "false"
         self.counter.labels(served.model or "_unknown", served.model_version, kind, negative).inc()
+        if record.negative and self.on_negative is not None:
+            self.on_negative(served.pool)
         if self.spool is not None:
             self.spool.append([record.to_row()])
         return record

@@ -22,6 +22,8 @@ class Usage:
     completion_tokens: int
     cached_tokens: int = 0
     estimated: bool = False
+    mean_logprob: float | None = None  # the completion's confidence, when the replica says
+    low_confidence_share: float | None = None
 
     @property
     def total(self) -> int:
@@ -102,9 +104,24 @@ def _usage(data: Any) -> Usage | None:
         return None
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    confidence = usage.get("confidence")
+    mean = low = None
+    if isinstance(confidence, dict):
+        mean = _float(confidence.get("mean_logprob"))
+        low = _float(confidence.get("low_confidence_share"))
     return Usage(
-        _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")), _int(cached)
+        _int(usage.get("prompt_tokens")),
+        _int(usage.get("completion_tokens")),
+        _int(cached),
+        mean_logprob=mean,
+        low_confidence_share=low,
     )
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _int(value: Any) -> int:
