@@ -5,7 +5,11 @@ from inferplane.config.schema import FleetConfig
 
 
 def fleet(
-    replicas: str = "{min: 1, max: 4}", autoscale: str = "{}", policy: str = "", tier: str = "{}"
+    replicas: str = "{min: 1, max: 4}",
+    autoscale: str = "{}",
+    policy: str = "",
+    tier: str = "{}",
+    capacity: str = "on-demand",
 ) -> FleetConfig:
     balancing = f"balancing: {{policy: {policy}}}\n" if policy else ""
     return parse_fleet(
@@ -18,5 +22,6 @@ def fleet(
         "    resources: {gpu: H100}\n"
         f"    autoscale: {autoscale}\n"
         f"    tier: {tier}\n"
+        f"    capacity: {capacity}\n"
         "pricing: {provider: runpod}\n" + balancing
     )

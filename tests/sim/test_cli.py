@@ -51,3 +51,37 @@ def test_refusals_exit_1_and_bad_input_exits_2(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "unknown pool" in bad.output
     missing = runner.invoke(app, [fleet, "--trace", str(tmp_path / "none.csv"), "--pool", "chat"])
     assert missing.exit_code == 2
+
+
+MOONCAKE = Path(__file__).parent / "data" / "mooncake_300.jsonl"
+LONG = """
+models: {chat: {source: llama-3.1-8b, max_model_len: 131072}}
+pools:
+  chat: {model: chat, replicas: {min: 2, max: 2}, resources: {gpu: H100}}
+  canary: {model: chat, replicas: {min: 1, max: 1}, resources: {gpu: H100}}
+routes:
+  - {name: try-it, canary: {pool: canary, percent: 25}}
+  - {name: default, pool: chat}
+"""
+
+
+def test_a_mooncake_trace_routed_by_the_fleets_rules(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(LONG)
+    args = [str(path), "--trace", str(MOONCAKE), "--limit", "60", "--speedup", "2",
+            "--policy", "prefix_affinity"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code in (0, 1), result.output
+    assert "60 requests for chat, by the fleet's rules" in result.output
+    assert "canary:canary(25%)" in result.output and "cache hit" in result.output
+    data: list[dict[str, Any]] = json.loads(runner.invoke(app, [*args, "--json"]).output)
+    assert set(data[0]["pools"]) == {"chat", "canary"}
+    assert data[0]["pools"]["chat"]["prefix_cache_hit_rate"] >= 0
+
+
+def test_a_bad_trace_line_exits_2_naming_it(tmp_path: Path) -> None:
+    bad = tmp_path / "trace.jsonl"
+    bad.write_text('{"timestamp": 0, "input_length": 5, "output_length": 1, "hash_ids": [1]}\n'
+                   '{"timestamp": 1, "input_length": 5}\n')  # fmt: skip
+    result = runner.invoke(app, [_fleet(tmp_path), "--trace", str(bad), "--pool", "chat"])
+    assert result.exit_code == 2 and "line 2" in result.output

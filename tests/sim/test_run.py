@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from inferplane.config.loader import parse_fleet
 from inferplane.ledger.pricing import default_catalog
+from inferplane.sim.load import load_trace
 from inferplane.sim.run import SimOptions, simulate
 from inferplane.sim.trace import load_azure_trace
 from tests.sim.fleets import fleet
@@ -71,3 +73,17 @@ def test_bad_names_are_errors_with_advice() -> None:
         simulate(fleet(), "chat", trace, "H900")
     with pytest.raises(ValueError, match="unknown model shape"):
         simulate(fleet(), "chat", trace, "H100", options=SimOptions(shape="gpt-9"))
+
+
+def test_shared_prefixes_reach_the_engines_prefix_cache() -> None:
+    trace = load_trace(Path(__file__).parent / "data" / "mooncake_300.jsonl", 2.0, 150)
+    config = parse_fleet("""
+models: {chat: {source: llama-3.1-8b, max_model_len: 131072}}
+pools: {chat: {model: chat, replicas: {min: 4, max: 4}, resources: {gpu: H100}}}
+""")
+    spread = simulate(config, "chat", trace, "H100", "round_robin")
+    affine = simulate(config, "chat", trace, "H100", "prefix_affinity")
+    assert affine.prefix_cache_hit_rate > 2 * spread.prefix_cache_hit_rate > 0
+    assert affine.ttft_s.p50 < spread.ttft_s.p50
+    assert spread.busiest_replica_share == pytest.approx(0.25, abs=0.01)  # round robin: even
+    assert affine.busiest_replica_share < 0.4

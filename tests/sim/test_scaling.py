@@ -85,3 +85,16 @@ def test_a_fixed_size_never_scales() -> None:
     report = simulate(fleet("{min: 1, max: 4}"), "chat", burst(600, 0.1), "H100", options=options)
     assert report.scale_events == [] and report.replicas_max == 2
     assert report.gpu_seconds == 2 * report.duration_s
+
+
+def test_a_sleeping_replica_loses_its_prefix_cache_as_the_engine_frees_it() -> None:
+    """Two bursts of one shared 1,024-token prompt opening, with a sleep between them."""
+    config = fleet("{min: 0, max: 1}", "{idle_to_zero: 60s}", tier="{keep_warm: true}")
+    arrivals = (10.0, 20.0, 21.0, 300.0, 305.0, 306.0)  # each after the one before finished
+    trace = Trace(tuple(TraceRequest(at, 1024, 5, (1, 2)) for at in arrivals), block_tokens=512)
+    options = dataclasses.replace(SLOW, wake_s=1.0)
+    report = simulate(config, "chat", trace, "H100", options=options)
+    assert [e["cause"] for e in report.scale_events].count("idle_to_zero") == 2
+    cached = 63 * 16  # every full block but the one holding the last prompt token
+    # the second and third of each burst hit; the first after the sleep finds nothing
+    assert report.prefix_cache_hit_rate == round(4 * cached / (6 * 1024), 6)

@@ -8,8 +8,13 @@ replicas come and go and its own queue for requests held at zero. Time is simula
 sleeps.
 """
 
-from inferplane.sim.report import SimReport
-from inferplane.sim.run import SimOptions, simulate
+from inferplane.sim.faults import FaultEvent, Faults
+from inferplane.sim.load import load_trace
+from inferplane.sim.report import FleetReport, SimReport
+from inferplane.sim.run import SimOptions, simulate, simulate_fleet
 from inferplane.sim.trace import Trace, TraceRequest, load_azure_trace
 
-__all__ = ["SimOptions", "SimReport", "Trace", "TraceRequest", "load_azure_trace", "simulate"]
+__all__ = [
+    "FaultEvent", "Faults", "FleetReport", "SimOptions", "SimReport", "Trace", "TraceRequest",
+    "load_azure_trace", "load_trace", "simulate", "simulate_fleet",
+]  # fmt: skip

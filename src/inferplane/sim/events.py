@@ -21,6 +21,7 @@ class EventLoop:
         self._heap: list[tuple[float, int, Action]] = []
         self._order = itertools.count()
         self.events_run = 0
+        self._stopped = False
 
     def at(self, when: float, action: Action) -> None:
         """Run `action` at simulated time `when` (not before now)."""
@@ -37,11 +38,17 @@ class EventLoop:
     def next_time(self) -> float | None:
         return self._heap[0][0] if self._heap else None
 
+    def stop(self) -> None:
+        """End `run` after the action now running: what is still scheduled never happens."""
+        self._stopped = True
+
     def run(self, until: float | None = None) -> None:
-        """Run actions until none are left, or until the next one is later than `until`."""
-        heap, clock = self._heap, self.clock
-        while heap and (until is None or heap[0][0] <= until):
-            when, _, action = heapq.heappop(heap)
+        """Run actions until none are left, the next one is later than `until`, or one of them
+        called `stop`."""
+        heap, clock, pop = self._heap, self.clock, heapq.heappop
+        self._stopped = False
+        while heap and (until is None or heap[0][0] <= until) and not self._stopped:
+            when, _, action = pop(heap)
             clock.advance_to(when)
             action()
             self.events_run += 1

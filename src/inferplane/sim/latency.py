@@ -14,6 +14,12 @@ quadratic in the chunk only): a small underestimate for long prompts.
 
 A `LinearStepTime` (fixed seconds per step, per prompt token, per decode) is the other model:
 for measured engines, and for tests whose timings must be computable by hand.
+
+`decode_steps_s` gives the durations of consecutive decode-only steps of the same sequences,
+the context one token longer each step (a decode stretch). The roofline's decode step is the
+larger of two functions linear in the context plus terms of the batch alone, so it is convex
+in the context: when the first step's slope equals the slope across the whole run, every step
+is on the same line and the durations follow from three evaluations instead of one per step.
 """
 
 import functools
@@ -32,6 +38,13 @@ class StepTimeModel(Protocol):
         context of `context` tokens."""
         ...
 
+    def decode_steps_s(self, decodes: int, context: float, steps: int) -> list[float]:
+        """Durations of `steps` decode-only steps, the mean context growing by one each."""
+        ...
+
+
+_SAME_LINE = 1e-9  # relative: float rounding, not a bend in the roofline
+
 
 @dataclass(frozen=True)
 class LinearStepTime:
@@ -43,6 +56,9 @@ class LinearStepTime:
 
     def step_s(self, prefill: int, decodes: int, context: float) -> float:
         return self.base_s + prefill * self.per_prompt_token_s + decodes * self.per_decode_s
+
+    def decode_steps_s(self, decodes: int, context: float, steps: int) -> list[float]:
+        return [self.step_s(0, decodes, context)] * steps
 
 
 class PlannerStepTime:
@@ -56,6 +72,17 @@ class PlannerStepTime:
     def step_s(self, prefill: int, decodes: int, context: float) -> float:
         extra = self._prefill(prefill) - self._weight_read if prefill else 0.0
         return self.replica.decode_step_s(decodes, context) + extra
+
+    def decode_steps_s(self, decodes: int, context: float, steps: int) -> list[float]:
+        step = self.replica.decode_step_s
+        first = step(decodes, context)
+        if steps < 3:
+            return [first, step(decodes, context + 1)][:steps]
+        slope = step(decodes, context + 1) - first
+        last = step(decodes, context + steps - 1)
+        if abs(last - first - slope * (steps - 1)) <= _SAME_LINE * last:
+            return [first + slope * i for i in range(steps)]
+        return [step(decodes, context + i) for i in range(steps)]
 
 
 def planner_replica(

@@ -6,24 +6,28 @@ from typing import Literal
 Outcome = Literal["pending", "finished", "rejected"]
 
 
-@dataclass
+@dataclass(slots=True)  # a million of these in a large run: no per-record __dict__
 class RequestRecord:
     """One trace request's life. Times are simulated seconds from the start of the trace.
 
     TTFT and latency are measured from arrival at the gateway, so time spent held for a replica
-    (a cold start) or queued in a replica counts, as a client would see it.
+    (a cold start) or queued in a replica counts, as a client would see it. `hash_ids` are the
+    trace's content ids of the prompt's blocks (empty: the prompt shares nothing).
     """
 
     index: int
     arrival_s: float
     prompt_tokens: int
     max_tokens: int
+    hash_ids: tuple[int, ...] = ()
+    pool: str = ""
     replica: str | None = None
     dispatched_s: float | None = None
     first_token_s: float | None = None
     finish_s: float | None = None
     output_tokens: int = 0
     cached_tokens: int = 0
+    attempts: int = 0  # replicas it was sent to (more than one after a failover)
     held: bool = False
     outcome: Outcome = "pending"
     reason: str = ""  # why it was refused: "STATUS kind: detail", as a client would hear

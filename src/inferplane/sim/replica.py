@@ -6,11 +6,14 @@ StepTimeModel, and when that time has passed applies the plan with `update_from_
 the engine does after its runner returns. A chunk that reaches the end of its request's known
 tokens samples a token (the engine's rule); the token id is always the same, and requests run
 with ignore_eos and max_tokens = the trace's output length, so they stop on length alone.
+Decode-only runs of steps go behind one event (stretch.py); `settle` brings the replica up to
+the present before anyone reads or changes it.
 
-Prompts are one token id repeated, a different id per request: no two requests share a
-cached block by accident (the trace carries no prefix information).
+Prompts come from sim/prompts.py: shared where the trace says its blocks are shared, one token
+of the request's own otherwise, so no two requests share a cached block by accident.
 """
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -21,10 +24,12 @@ from inferplane.engine.core.sampling_params import SamplingParams
 from inferplane.engine.core.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
 from inferplane.sim.events import EventLoop
 from inferplane.sim.latency import StepTimeModel
+from inferplane.sim.prompts import Prompts
 from inferplane.sim.records import RequestRecord
+from inferplane.sim.stretch import Stretch, plan_stretch, stretch_steps
 
 ReplicaPhase = Literal["starting", "ready", "draining", "sleeping", "stopped"]
-_SAMPLED_TOKEN = 1
+SAMPLED_TOKEN = 1  # what every step samples: never a prompt's token, never a stop token
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,9 @@ class SimReplica:
         step_time: StepTimeModel,
         loop: EventLoop,
         events: ReplicaEvents,
+        prompts: Prompts | None = None,
+        *,
+        stretches: bool = True,
     ) -> None:
         self.name = name
         self.id = replica_id
@@ -67,6 +75,7 @@ class SimReplica:
         self.step_time = step_time
         self.loop = loop
         self.events = events
+        self.prompts = prompts or Prompts(0, shape.block_size)
         self.kv = KVCacheManager(shape.num_blocks, shape.block_size)
         config = SchedulerConfig(
             shape.max_num_seqs, shape.max_num_batched_tokens, self.max_model_len
@@ -79,7 +88,14 @@ class SimReplica:
         self.records: dict[str, RequestRecord] = {}
         self.busy_s = 0.0
         self.steps = 0
-        self._stepping = False
+        self._stepping = False  # a step is planned or in progress
+        self._plan = SchedulerOutput()  # the step in progress
+        self._sampled: dict[str, int] = {}
+        self._prefilling: list[Request] = []  # in the step in progress: may get a first token
+        self._stretch: Stretch | None = None
+        self._turn = 0  # numbers the pending end-of-step event; an older one is stale
+        self._killed = False
+        self._stretches = stretches  # off: one event per step (the tests compare both)
 
     @property
     def max_model_len(self) -> int:
@@ -97,40 +113,111 @@ class SimReplica:
                 f"400 context_length_exceeded: {record.prompt_tokens} prompt tokens > "
                 f"max_model_len {self.max_model_len}"
             )
+        self.settle()
         if self.scheduler.num_waiting >= self.shape.max_waiting:
             return f"429 queue_full: {self.scheduler.num_waiting} requests waiting"
         return None
 
     def add(self, record: RequestRecord) -> None:
         """Queue the request in the scheduler and start stepping if the engine was idle."""
+        self.settle()
+        self._cut()
         rid = str(record.index)
         params = SamplingParams(max_tokens=record.max_tokens, ignore_eos=True)
-        prompt = [record.index + 2] * record.prompt_tokens  # 0, 1 are never a prompt's token
-        self.scheduler.add_request(Request(rid, prompt, params, arrival_time=self.loop.clock.now))
+        runs = self.prompts.runs(record)
+        tokens = self.prompts.token_ids(runs)
+        request = Request(rid, tokens, params, arrival_time=self.loop.clock.now)
+        request.block_hashes = self.prompts.kv_hashes(runs, tokens)
+        self.scheduler.add_request(request)
         self.records[rid] = record
         if not self._stepping:
             self._stepping = True
             self.loop.after(0.0, self._step)
 
+    def settle(self) -> None:
+        """Apply the steps of a stretch that have ended by now (see stretch.py)."""
+        stretch = self._stretch
+        if stretch is None:
+            return
+        now, scheduler = self.loop.clock.now, self.scheduler
+        while stretch.done < stretch.last and stretch.ends[stretch.done] <= now:
+            if scheduler.update_from_output(self._plan, stretch.sampled):
+                raise RuntimeError("a request finished inside a decode stretch")
+            stretch.done += 1
+            plan = scheduler.schedule()
+            if len(plan.requests) != stretch.decodes or plan.preempted:
+                raise RuntimeError("a decode stretch's step differed from its plan")
+            self._plan = plan
+            self.busy_s += stretch.durations[stretch.done]
+            self.steps += 1
+
+    def _cut(self) -> None:
+        """End the stretch with the step in progress (its plan stands, as the engine's would)."""
+        stretch = self._stretch
+        if stretch is None:
+            return
+        self._stretch = None
+        self._sampled, self._prefilling = stretch.sampled, []
+        if stretch.done < stretch.last:
+            self._turn += 1
+            self.loop.at(stretch.ends[stretch.done], functools.partial(self._end, self._turn))
+
+    def reset_prefix_cache(self) -> None:
+        """What the engine's sleep does to its cache: the KV memory is freed."""
+        self.settle()
+        self.kv.reset_prefix_cache()
+
+    def kill(self) -> list[RequestRecord]:
+        """The process is gone: nothing more happens here. Returns the requests it held."""
+        self.settle()
+        self._turn += 1  # every pending event of this replica is now stale
+        self._stretch, self._stepping, self._killed = None, False, True
+        lost = list(self.records.values())
+        self.records.clear()
+        return lost
+
+    # -- steps --------------------------------------------------------------------------------
+
     def _step(self) -> None:
+        if self._killed:
+            return
         plan = self.scheduler.schedule()
         if not plan:
             self._stepping = False
             if not self.records:
                 self.events.empty(self)
             return
-        sampled = _sampled(plan)
-        duration = self.step_time.step_s(*_step_load(plan))
-        self.busy_s += duration
-        self.steps += 1
-        self.loop.after(duration, lambda: self._finish_step(plan, sampled))
-
-    def _finish_step(self, plan: SchedulerOutput, sampled: dict[str, int]) -> None:
-        finished = self.scheduler.update_from_output(plan, sampled)
+        prefill, decodes, context, prefilling = _step_load(plan)
         now = self.loop.clock.now
-        for request in plan.requests:
-            record = self.records[request.request_id]
-            if record.first_token_s is None and request.first_token_time is not None:
+        steps = 1
+        if self._stretches and not prefill:
+            steps = stretch_steps(self.scheduler, plan, self.max_model_len)
+        self._plan, self._turn = plan, self._turn + 1
+        if steps > 1:
+            stretch = self._stretch = plan_stretch(self.step_time, plan, steps, now)
+            self.busy_s += stretch.durations[0]
+            end = stretch.ends[-1]
+        else:
+            duration = self.step_time.step_s(prefill, decodes, context)
+            self._sampled, self._prefilling = _sampled(plan), prefilling
+            self.busy_s += duration
+            end = now + duration
+        self.steps += 1
+        self.loop.at(end, functools.partial(self._end, self._turn))
+
+    def _end(self, turn: int) -> None:
+        if turn != self._turn:
+            return
+        if self._stretch is not None:
+            self.settle()
+            self._cut()  # the last step is in progress: it ends now, as a plain step
+        finished = self.scheduler.update_from_output(self._plan, self._sampled)
+        now = self.loop.clock.now
+        for request in self._prefilling:
+            if request.first_token_time is None:
+                continue
+            record = self.records.get(request.request_id)
+            if record is not None and record.first_token_s is None:
                 record.first_token_s = now
                 record.cached_tokens = request.num_cached_tokens
                 self.events.first_token(self, record)
@@ -146,19 +233,22 @@ class SimReplica:
 def _sampled(plan: SchedulerOutput) -> dict[str, int]:
     """Chunks that reach the end of their request's known tokens sample one (the engine's rule)."""
     return {
-        r.request_id: _SAMPLED_TOKEN
+        r.request_id: SAMPLED_TOKEN
         for r, n in zip(plan.requests, plan.num_tokens, strict=True)
         if r.num_computed_tokens + n == r.num_tokens
     }
 
 
-def _step_load(plan: SchedulerOutput) -> tuple[int, int, float]:
-    """(prompt tokens, generating sequences, their mean context) of a step's plan."""
+def _step_load(plan: SchedulerOutput) -> tuple[int, int, float, list[Request]]:
+    """(prompt tokens, generating sequences, their mean context, the requests computing their
+    prompt) of a step's plan."""
     prefill, decodes, context = 0, 0, 0
+    prefilling = []
     for request, n in zip(plan.requests, plan.num_tokens, strict=True):
         if n == 1 and request.num_computed_tokens >= request.num_prompt_tokens:
             decodes += 1
             context += request.num_computed_tokens
         else:
             prefill += n
-    return prefill, decodes, context / decodes if decodes else 0.0
+            prefilling.append(request)
+    return prefill, decodes, context / decodes if decodes else 0.0, prefilling

@@ -5,8 +5,17 @@ is. Percentiles are nearest-rank (the controller's `percentile`). GPU-seconds co
 replica from its start (cold start included: the GPU is held and paid for) until it stopped or
 the simulation ended; cost is GPU-hours at the catalog's $/hour for the pool's GPU, provider
 and capacity (None where that provider does not sell it).
+
+Routing quality: the prefix-cache hit rate is the engines' own count (prompt tokens found
+cached / prompt tokens looked up, over every replica), and the busiest replica's share is the
+fraction of the pool's finished requests that the replica serving the most of them served
+(1 / replicas when perfectly even).
+
+A FleetReport gathers the reports of every pool a fleet simulation sent traffic to, with how
+often each routing rule decided.
 """
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -60,6 +69,11 @@ class SimReport:
     duration_s: float  # simulated time until the run ended (the pool settled)
     last_finish_s: float
     preemptions: int
+    prefix_cache_hit_rate: float
+    busiest_replica_share: float
+    failed_over: int  # requests sent to a second replica after theirs died
+    restarts: int  # crashed replicas restarted
+    reclaims: int  # spot replicas taken by the cloud
     replicas_max: int
     replicas_mean: float  # time-weighted, every phase that holds a GPU
     replica_timeline: list[dict[str, float]] = field(default_factory=list)
@@ -90,6 +104,8 @@ class RunFacts:
     end_s: float
     hourly_usd: float | None
     settings: dict[str, Any]
+    restarts: int = 0
+    reclaims: int = 0
 
 
 def build_report(facts: RunFacts) -> SimReport:
@@ -120,6 +136,11 @@ def build_report(facts: RunFacts) -> SimReport:
         duration_s=_round(facts.end_s),
         last_finish_s=_round(last),
         preemptions=sum(r.scheduler.num_preemptions for r in facts.replicas),
+        prefix_cache_hit_rate=_round(_hit_rate(facts.replicas)),
+        busiest_replica_share=_round(_busiest_share(done)),
+        failed_over=sum(1 for r in facts.records if r.attempts > 1),
+        restarts=facts.restarts,
+        reclaims=facts.reclaims,
         replicas_max=max((s.total for s in facts.timeline), default=0),
         replicas_mean=_round(_mean_replicas(facts.timeline, facts.end_s)),
         replica_timeline=[_sample(s) for s in facts.timeline],
@@ -142,6 +163,16 @@ def _tpots(done: Sequence[RequestRecord]) -> list[float]:
         if r.finish_s is not None and r.first_token_s is not None and r.output_tokens > 1:
             found.append((r.finish_s - r.first_token_s) / (r.output_tokens - 1))
     return found
+
+
+def _hit_rate(replicas: Sequence[SimReplica]) -> float:
+    queries = sum(r.kv.prefix_queries for r in replicas)
+    return sum(r.kv.prefix_hits for r in replicas) / queries if queries else 0.0
+
+
+def _busiest_share(done: Sequence[RequestRecord]) -> float:
+    counts = Counter(r.replica for r in done)
+    return max(counts.values()) / len(done) if done else 0.0
 
 
 def _reasons(rejected: Sequence[RequestRecord]) -> dict[str, int]:
@@ -178,3 +209,45 @@ def _sample(sample: FleetSample) -> dict[str, float]:
 def _event(event: ScaleEvent) -> dict[str, Any]:
     return {"at_s": _round(event.at_s), "from": event.current, "to": event.desired,
             "cause": event.cause, "reason": event.reason}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FleetReport:
+    """A fleet simulation: requests for one model, routed to pools by the fleet's rules."""
+
+    model: str
+    requests: int
+    finished: int
+    rejected: int
+    routes: dict[str, int]  # how many requests each rule's reason decided
+    rejected_by_reason: dict[str, int]  # refusals of every kind, the rules' included
+    ttft_s: Distribution
+    latency_s: Distribution
+    gpu_seconds: float
+    cost_usd: float | None
+    pools: dict[str, SimReport]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_fleet_report(
+    model: str, records: Sequence[RequestRecord], routes: dict[str, int],
+    pools: dict[str, SimReport],
+) -> FleetReport:  # fmt: skip
+    done = [r for r in records if r.outcome == "finished"]
+    rejected = [r for r in records if r.outcome == "rejected"]
+    costs = [report.cost_usd for report in pools.values()]
+    return FleetReport(
+        model=model,
+        requests=len(records),
+        finished=len(done),
+        rejected=len(rejected),
+        routes=routes,
+        rejected_by_reason=_reasons(rejected),
+        ttft_s=Distribution.of([r.ttft_s for r in done if r.ttft_s is not None]),
+        latency_s=Distribution.of([r.latency_s for r in done if r.latency_s is not None]),
+        gpu_seconds=_round(sum(report.gpu_seconds for report in pools.values())),
+        cost_usd=None if None in costs else _round(sum(c for c in costs if c is not None)),
+        pools=pools,
+    )

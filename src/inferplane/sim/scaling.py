@@ -13,13 +13,22 @@ scaling down takes the newest starting replica, else the least busy ready one as
 counts it, out of the balancer, lets it finish what it holds, then stops it; under
 `tier.keep_warm`, a scale-down that empties the pool puts one ready replica to sleep instead
 (it keeps its GPU, as the process does). TTFT samples (from arrival, as the client sees it)
-feed the signal window, so the ttft_p95 metric works.
+feed the signal window when the pool scales on ttft_p95 (no other metric reads it).
+
+Crashes: a crashed replica is gone at once (the gateway fails its requests over, see
+gateway.py); the controller reaps it at its next tick and restarts it after the real Backoff's
+delay, the restart counting toward the pool's size meanwhile (a scale-down cancels it first),
+as control/lifecycle does. Spot interruptions: on the notice the replica drains (out of the
+balancer, finishing what it can) and a replacement starts cold at once; when the notice runs
+out whatever it still holds is lost as in a crash, and nothing restarts it. A replica put to
+sleep loses its prefix cache, as the engine's sleep frees the KV memory.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from inferplane.config.schema import PoolSpec
+from inferplane.control.actuators.base import Backoff, BackoffConfig
 from inferplane.control.autoscaler import Autoscaler, ScaleDecision
 from inferplane.control.resize import Candidate, ScaleDown, ScaleUp, scale_down, scale_up
 from inferplane.control.signals import Signals, SignalWindow, pool_signals
@@ -71,6 +80,7 @@ class SimScaler:
         epoch_offset: float = 0.0,
         *,
         wake_s: float,
+        backoff: BackoffConfig | None = None,
     ) -> None:
         self.spec, self.gateway, self.loop = spec, gateway, loop
         self.make_replica = make_replica
@@ -79,9 +89,17 @@ class SimScaler:
         self.epoch_offset = epoch_offset
         self.autoscaler = Autoscaler(spec.autoscale, spec.replicas, initial=0)
         self.window = SignalWindow()
+        self.watch_ttft = spec.autoscale.metric == "ttft_p95"
+        self.backoff = Backoff(backoff or BackoffConfig())
         self.replicas: list[SimReplica] = []  # every replica ever started, in start order
+        self._by_rid: dict[str, SimReplica] = {}  # by id
         self.events: list[ScaleEvent] = []
         self.timeline: list[FleetSample] = []
+        self.crashed: list[SimReplica] = []  # gone, not reaped by the controller yet
+        self.restarts_due: list[float] = []
+        self.restarts = 0
+        self.reclaims = 0
+        self.on_start: Callable[[SimReplica], None] | None = None  # fault injection's hook
 
     # -- phases -------------------------------------------------------------------------------
 
@@ -90,12 +108,15 @@ class SimScaler:
 
     @property
     def active(self) -> int:
-        """What the autoscaler counts as the current size: starting or ready."""
-        return len(self.live("starting", "ready"))
+        """What the autoscaler counts as the current size: starting, ready, or due back."""
+        return len(self.live("starting", "ready")) + len(self.restarts_due)
 
     def start(self, ready_now: bool = False) -> SimReplica:
         sim = self.make_replica(f"r{len(self.replicas)}")
         self.replicas.append(sim)
+        self._by_rid[sim.id] = sim
+        if self.on_start is not None:
+            self.on_start(sim)
         if ready_now:
             self._ready(sim)
         else:
@@ -126,14 +147,17 @@ class SimScaler:
             self.start()
 
     def shrink(self, plan: ScaleDown) -> None:
+        del self.restarts_due[len(self.restarts_due) - plan.cancel_restarts :]
         for rid in plan.drain:
             self._drain(self._by_id(rid))
         if plan.sleep is not None:
-            self._by_id(plan.sleep).phase = "sleeping"
+            sleeper = self._by_id(plan.sleep)
+            sleeper.phase = "sleeping"
+            sleeper.reset_prefix_cache()
             self._publish()
 
     def _by_id(self, rid: str) -> SimReplica:
-        return next(r for r in self.replicas if r.id == rid)
+        return self._by_rid[rid]
 
     def _wake(self, sim: SimReplica) -> None:
         sim.phase = "starting"
@@ -154,6 +178,52 @@ class SimScaler:
         sim.phase, sim.stopped_s = "stopped", self.loop.clock.now
         self._sample()
 
+    # -- faults -------------------------------------------------------------------------------
+
+    def crash(self, sim: SimReplica) -> None:
+        """The replica's process died: its requests fail over; the controller restarts it."""
+        if sim.phase == "stopped":
+            return
+        self._lose(sim, "the replica crashed")
+        self.crashed.append(sim)
+
+    def spot_notice(self, sim: SimReplica, notice_s: float) -> None:
+        """The cloud will take the replica in `notice_s`: drain it, start its replacement."""
+        if sim.phase == "stopped":
+            return
+        if sim.phase in ("starting", "ready"):
+            self.start()
+        if sim.phase != "draining":
+            self._drain(sim)
+        self.loop.after(notice_s, lambda: self._reclaim(sim))
+
+    def _reclaim(self, sim: SimReplica) -> None:
+        if sim.phase != "stopped":
+            self._lose(sim, "the spot instance was reclaimed")
+        self.reclaims += 1
+
+    def _lose(self, sim: SimReplica, why: str) -> None:
+        lost = sim.kill()
+        was_routable = sim.phase == "ready"
+        sim.phase, sim.stopped_s = "stopped", self.loop.clock.now
+        if was_routable:
+            self._publish()
+        else:
+            self._sample()
+        self.gateway.lost(sim, lost, why)
+
+    def _reap(self) -> None:
+        """The controller's reap and restart_due: crashed replicas come back after a backoff."""
+        now = self.loop.clock.now
+        for sim in self.crashed:
+            self.restarts_due.append(now + self.backoff.next_delay(now - sim.started_s))
+            self.restarts += 1
+        self.crashed.clear()
+        due = [at for at in self.restarts_due if at <= now]
+        self.restarts_due = [at for at in self.restarts_due if at > now]
+        for _ in due:
+            self.start()
+
     def _publish(self) -> None:
         self.gateway.publish(self.live("ready"))
         self._sample()
@@ -170,11 +240,12 @@ class SimScaler:
 
     def signals(self) -> Signals:
         arrivals, self.gateway.arrivals = self.gateway.arrivals, 0
+        ttft = self.window.ttft_p95(self.loop.clock.now) if self.watch_ttft else None
         return pool_signals(self.gateway.registry.replicas(self.gateway.pool), arrivals=arrivals,
-                            held=len(self.gateway.held),
-                            ttft_p95_s=self.window.ttft_p95(self.loop.clock.now))  # fmt: skip
+                            held=len(self.gateway.held), ttft_p95_s=ttft)  # fmt: skip
 
     def tick(self) -> ScaleDecision:
+        self._reap()
         now = self.loop.clock.now
         decision = self.autoscaler.decide(now + self.epoch_offset, self.signals(), self.active)
         if decision.direction != "none":
@@ -185,11 +256,13 @@ class SimScaler:
             self.grow(scale_up(self.candidates(), change))
         elif change < 0:
             keep_warm = self.spec.tier.keep_warm
-            self.shrink(scale_down(self.candidates(), -change, keep_warm=keep_warm))
+            self.shrink(scale_down(self.candidates(), -change, keep_warm=keep_warm,
+                                   restarts_due=len(self.restarts_due)))  # fmt: skip
         return decision
 
     def observe_ttft(self, ttft_s: float) -> None:
-        self.window.observe_ttft(self.loop.clock.now, ttft_s)
+        if self.watch_ttft:
+            self.window.observe_ttft(self.loop.clock.now, ttft_s)
 
 
 def _counts(sample: FleetSample) -> tuple[int, int, int, int]:

@@ -1,10 +1,14 @@
-"""Request traces: the Azure LLM inference trace format, as arrivals relative to the first row.
+"""Request traces, and the Azure LLM inference trace format, as arrivals relative to the first row.
 
 The Azure LLM Inference Trace 2023 (CC-BY-4.0, Patel et al., "Splitwise", ISCA 2024) is a CSV
 of TIMESTAMP (wall clock, `YYYY-MM-DD HH:MM:SS.fffffff`, time zone not stated: read as UTC),
 ContextTokens (prompt length) and GeneratedTokens (output length). Replays use
 `TIMESTAMP - first TIMESTAMP` as the arrival offset; a speed-up factor divides the offsets
 (2.0 replays the same requests at twice the rate), and a row limit keeps the first rows.
+
+A request may carry `hash_ids`, one id per `block_tokens`-token block of its prompt, where
+equal ids mean equal content (the Mooncake trace; see mooncake.py). Azure rows carry none:
+every prompt is its own content.
 """
 
 import csv
@@ -19,11 +23,13 @@ _COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 
 @dataclass(frozen=True)
 class TraceRequest:
-    """One request: when it arrives (seconds after the first), its prompt and output lengths."""
+    """One request: when it arrives (seconds after the first), its prompt and output lengths,
+    and the content ids of its prompt's blocks where the trace has them."""
 
     arrival_s: float
     prompt_tokens: int
     output_tokens: int
+    hash_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class Trace:
     requests: tuple[TraceRequest, ...]
     start_epoch: float = 0.0
     source: str = ""
+    block_tokens: int = 0  # prompt tokens per hash id (0: the trace has no hash ids)
 
     def __len__(self) -> int:
         return len(self.requests)
@@ -56,10 +63,7 @@ def parse_timestamp(text: str) -> float:
 
 def load_azure_trace(path: str | Path, speedup: float = 1.0, limit: int | None = None) -> Trace:
     """Read an Azure LLM inference trace CSV; ValueError naming the line for bad input."""
-    if speedup <= 0:
-        raise ValueError(f"speedup must be > 0 (got {speedup}); 2.0 replays twice as fast")
-    if limit is not None and limit < 1:
-        raise ValueError(f"limit must be at least 1 row (got {limit})")
+    check_replay(speedup, limit)
     file = Path(path)
     with file.open(newline="", encoding="utf-8-sig") as handle:
         rows = list(_rows(csv.DictReader(handle), limit, str(file)))
@@ -69,7 +73,14 @@ def load_azure_trace(path: str | Path, speedup: float = 1.0, limit: int | None =
     requests = tuple(
         TraceRequest((stamp - start) / speedup, prompt, output) for stamp, prompt, output in rows
     )
-    return Trace(_in_order(requests, str(file)), start, str(file))
+    return Trace(in_order(requests, str(file), "TIMESTAMP"), start, str(file))
+
+
+def check_replay(speedup: float, limit: int | None) -> None:
+    if speedup <= 0:
+        raise ValueError(f"speedup must be > 0 (got {speedup}); 2.0 replays twice as fast")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1 row (got {limit})")
 
 
 def _rows(
@@ -91,9 +102,11 @@ def _rows(
         yield stamp, prompt, output
 
 
-def _in_order(requests: Iterable[TraceRequest], source: str) -> tuple[TraceRequest, ...]:
+def in_order(
+    requests: Iterable[TraceRequest], source: str, column: str
+) -> tuple[TraceRequest, ...]:
     ordered = tuple(requests)
     for earlier, later in itertools.pairwise(ordered):
         if later.arrival_s < earlier.arrival_s:
-            raise ValueError(f"{source}: rows must be sorted by TIMESTAMP")
+            raise ValueError(f"{source}: rows must be sorted by {column}")
     return ordered
