@@ -240,6 +240,8 @@ class GatewayApp:
             request.prompt_key, abandoned, call.pool,
         )  # fmt: skip
         state.quality.answered(request.model, done.model_version, call.pool, request.usage())
+        if parsed.task != "embedding":
+            state.drift.sample(request.model, done.model_version, call.body)
         if key.tokens_per_minute is not None:
             estimated = parsed.est_prompt_tokens + parsed.max_tokens
             state.access.limiter.settle(key, estimated, usage.total)

@@ -16,9 +16,12 @@ from pathlib import Path
 from inferplane.config.schema import FleetConfig
 from inferplane.gateway.access import Access
 from inferplane.gateway.books.accounting import SWEEP_S, Accountant
+from inferplane.gateway.books.drift import DriftSampler
 from inferplane.gateway.books.feedback import FeedbackBook
 from inferplane.gateway.books.metrics import GatewayMetrics
 from inferplane.gateway.books.quality import QualityBook
+from inferplane.gateway.embedder import fleet_embedder
+from inferplane.gateway.gate import Gate
 from inferplane.gateway.proxy import Proxy
 from inferplane.gateway.routing.balancer import Policy, policy_from_config
 from inferplane.gateway.routing.health import HealthChecker, OutlierDetector
@@ -63,6 +66,8 @@ class GatewayState:
         self.feedback.on_negative = self.quality.negative
         self._store = store  # the ledger's store, read once at start for budgets' spend
         self.registry = ReplicaRegistry({name: pool.model for name, pool in fleet.pools.items()})
+        embedder = fleet_embedder(fleet, self.registry)
+        self.drift = DriftSampler(self.metrics.registry, embedder)  # scored in the background
         self.policies: dict[str, Policy] = {
             name: policy_from_config(fleet.balancing) for name in fleet.pools
         }
@@ -78,6 +83,7 @@ class GatewayState:
             metrics=self.metrics,
             config=self.settings.proxy,
             clock=clock,
+            gate=Gate(fleet.overload, self.registry, self.metrics.registry, clock),
         )
         self.models = sorted(self.access.models)
         self.wants_prefix = fleet.balancing.policy == "prefix_affinity"
@@ -112,6 +118,7 @@ class GatewayState:
         await self.check_health()
         self._health_task = asyncio.create_task(self._health_loop())
         self._sweep_task = asyncio.create_task(self._sweep_loop())
+        self.drift.start()
 
     async def check_health(self) -> None:
         await self.health.check_all()
@@ -133,6 +140,7 @@ class GatewayState:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self.drift.stop()
         await self.upstream.close()
         await asyncio.to_thread(self.accountant.close)
         self.feedback.close()
