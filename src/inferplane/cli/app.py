@@ -15,6 +15,7 @@ from inferplane.cli import (
     models_cmd,
     place_cmd,
     plan_cmd,
+    quality_cmd,
     rollout_cmd,
     serve_cmd,
     sim_cmd,
@@ -44,6 +45,7 @@ app.command("place")(place_cmd.place_command)
 app.add_typer(rollout_cmd.app, name="rollout")
 app.add_typer(deploy_cmd.app, name="deploy")
 app.command("sim")(sim_cmd.sim)
+app.add_typer(quality_cmd.app, name="quality")
 
 
 def _print_version(value: bool) -> None:
