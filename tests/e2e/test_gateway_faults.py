@@ -61,6 +61,8 @@ def _fleet(folder: Path, urls: list[str]) -> Path:
         "models: {chat: {source: demo:tiny}}\n"
         f"pools: {{main: {{model: chat, endpoints: [{', '.join(urls)}]}}}}\n"
         "balancing: {policy: round_robin}\n"
+        # The fake replica batches without limit: let the gate give it every stream at once.
+        "overload: {slots: 2000}\n"
     )
     return fleet
 

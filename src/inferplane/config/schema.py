@@ -304,6 +304,19 @@ class Auth(Section):
     keys_file: str | None = None
 
 
+class Overload(Section):
+    """Admission under load: a request goes to a replica only while one has a free batch slot
+    (`slots` per replica, times its weight); the rest wait in a gateway queue of `queue_size`,
+    best user tier first (`tier_order`), while their first token is predicted within
+    `max_wait` (a request's x-inferplane-deadline-ms may ask for less); the rest are refused
+    at once with 503 and Retry-After."""
+
+    max_wait: Duration = 10.0
+    queue_size: int = Field(default=1024, ge=0)
+    slots: int = Field(default=64, ge=1)  # the servers' max_num_seqs
+    tier_order: tuple[str, ...] = ("premium", "standard", "free")
+
+
 class RayBackend(Section):
     """Where the replicas run with `backend: ray`: the cluster's address (None: start a local
     Ray), and how a pool's GPU type is asked for: Ray's `accelerator_type:TYPE` label, or a
@@ -323,6 +336,7 @@ class FleetConfig(Section):
     pricing: Pricing = Pricing()
     ledger: Ledger = Ledger()
     auth: Auth = Auth()
+    overload: Overload = Overload()
     inventory: tuple[GpuInventory, ...] = ()
     cpu: CpuConfig = CpuConfig()  # the host's cores for CPU replicas (local backend)
     tiers: TierBudgets = TierBudgets()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from inferplane.gateway import errors
 from inferplane.gateway.books.metrics import GatewayMetrics
+from inferplane.gateway.gate import Gate
 from inferplane.gateway.routing.balancer import Policy
 from inferplane.gateway.routing.health import OutlierDetector
 from inferplane.gateway.routing.registry import Replica, ReplicaRegistry
@@ -64,6 +65,7 @@ class Call:
     receive: Receive
     replica: Replica | None = None
     ttft_s: float | None = None
+    admitted: float = 0.0  # when the overload gate let it in (after any wait in its queue)
     committed: bool = False  # the response has started: no retry, no error body now
 
 
@@ -88,9 +90,23 @@ class Proxy:
     clock: Clock
     on_empty: OnEmptyPool | None = None
     on_ttft: OnTtft | None = None
+    gate: Gate | None = None
 
     async def forward(self, call: Call, send: Send) -> int:
-        """Send the call's response to the client; return the status it got."""
+        """Send the call's response to the client; return the status it got. Under overload
+        the gate holds it in a bounded queue first, or refuses it (503) at once."""
+        if self.gate is None:
+            return await self._forward(call, send)
+        call.admitted = await self.gate.enter(call.pool, call.route)
+        status = 0
+        try:
+            status = await self._forward(call, send)
+        finally:
+            ttft = None if call.ttft_s is None else call.ttft_s - (call.admitted - call.started)
+            self.gate.leave(call.pool, call.route, call.admitted, ttft, status == 200)
+        return status
+
+    async def _forward(self, call: Call, send: Send) -> int:
         self.budget.on_request()
         tried: set[str] = set()
         failed: Failed | None = None

@@ -90,6 +90,11 @@ class ReplicaRegistry:
     def replicas(self, pool: str) -> list[Replica]:
         return list(self._pools.get(pool, {}).values())
 
+    def members(self, pool: str) -> Iterable[Replica]:
+        """The pool's replicas, live and uncopied (a read on the hot path)."""
+        replicas = self._pools.get(pool)
+        return () if replicas is None else replicas.values()
+
     def get(self, pool: str, rid: str) -> Replica | None:
         return self._pools.get(pool, {}).get(rid)
 

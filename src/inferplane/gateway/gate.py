@@ -1,0 +1,200 @@
+"""The overload gate in front of the proxy: each request is admitted now, queued (bounded,
+best tier first) or refused at once with 503 and Retry-After, as admission.overload decides
+from the pool's replicas; a finished request frees its slot for the best one queued.
+
+It owns the pools' measured rates, their queues and the counters the control plane reads as
+demand that was not served (refusals by reason, seconds spent queued). A pool with no routable
+replica is let through: the proxy's hold for a pool at zero answers for it.
+"""
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from inferplane.config.schema import Overload
+from inferplane.gateway.admission.overload import AdmissionQueue, Rates, decide, tier_rank
+from inferplane.gateway.errors import GatewayError
+from inferplane.gateway.routing.registry import ReplicaRegistry
+from inferplane.gateway.types import RouteRequest
+
+Clock = Callable[[], float]
+PRIORITY_HEADER = "x-inferplane-priority"  # an integer; higher goes first within a tier
+QUEUE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+@dataclass
+class PoolDemand:
+    """What a pool's gate saw that the replicas could not: the autoscaler's extra demand."""
+
+    refused: int = 0
+    queued_s: float = 0.0  # total seconds requests spent in the gateway queue
+    queued: int = 0  # waiting now
+
+
+@dataclass
+class _Pool:
+    queue: AdmissionQueue[asyncio.Future[None]]
+    rates: Rates = field(default_factory=Rates)
+    reserved: int = 0  # slots handed to woken waiters that have not reached a replica yet
+    demand: PoolDemand = field(default_factory=PoolDemand)
+
+
+class Gate:
+    def __init__(
+        self,
+        config: Overload,
+        registry: ReplicaRegistry,
+        metrics: CollectorRegistry,
+        clock: Clock,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.clock = clock
+        self._pools: dict[str, _Pool] = {}
+        self._refusals = Counter(
+            "inference_gateway_refusals",
+            "Requests refused before reaching a replica, by reason.",
+            ["pool", "reason"],
+            registry=metrics,
+        )
+        self._queue_time = Histogram(
+            "inference_gateway_queue_seconds",
+            "Seconds admitted requests waited in the gateway's queue.",
+            ["pool"],
+            buckets=QUEUE_BUCKETS,
+            registry=metrics,
+        )
+        self._queued = Gauge(
+            "inference_gateway_queued", "Requests waiting in the gateway's queue.", ["pool"],
+            registry=metrics,
+        )  # fmt: skip
+
+    def pool(self, name: str) -> _Pool:
+        found = self._pools.get(name)
+        if found is None:
+            found = self._pools[name] = _Pool(AdmissionQueue(self.config.queue_size))
+        return found
+
+    def demand(self, name: str) -> PoolDemand:
+        return self.pool(name).demand
+
+    async def enter(self, pool_name: str, route: RouteRequest) -> float:
+        """Wait for a slot (or raise a 503 GatewayError); return when the request was let in."""
+        if not self.registry.ready_count(pool_name):
+            return self.clock()  # scaling from zero or all failed: the proxy's own path
+        pool = self.pool(pool_name)
+        rank = tier_rank(route.tier, self.config.tier_order)
+        deadline = self._deadline_s(route)
+        decision = decide(
+            self.registry.members(pool_name),
+            pool.rates,
+            self.config.slots,
+            route.predicted_work,
+            route.est_prompt_tokens,
+            deadline,
+            pool.queue.ahead_of(rank) + pool.reserved,
+        )
+        if decision.outcome == "admit":
+            return self.clock()
+        if decision.outcome == "refuse":
+            raise self._refuse(pool_name, pool, "pool_full", decision.retry_after_s)
+        return await self._wait(pool_name, pool, route, rank, deadline)
+
+    async def _wait(
+        self, name: str, pool: _Pool, route: RouteRequest, rank: int, deadline: float
+    ) -> float:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queued, evicted = pool.queue.push(waiter, rank, _priority(route))
+        if not queued:
+            raise self._refuse(name, pool, "queue_full", 1)
+        if evicted is not None and not evicted.done():
+            evicted.set_exception(self._refuse(name, pool, "outranked", 1))
+        self._queued.labels(name).set(len(pool.queue))
+        began = self.clock()
+        try:
+            await asyncio.wait_for(waiter, deadline)
+        except TimeoutError:
+            pool.queue.remove(waiter)
+            raise self._refuse(name, pool, "queue_timeout", 1) from None
+        except BaseException:
+            if not pool.queue.remove(waiter) and _woken(waiter):
+                pool.reserved -= 1  # woken and then cancelled: hand the slot on
+                self.wake(name)
+            raise
+        finally:
+            waited = self.clock() - began
+            pool.demand.queued_s += waited
+            self._queued.labels(name).set(len(pool.queue))
+        pool.reserved -= 1
+        self._queue_time.labels(name).observe(waited)
+        return self.clock()
+
+    def leave(
+        self, name: str, route: RouteRequest, admitted: float, ttft_s: float | None, ok: bool
+    ) -> None:
+        """A request let in has finished: learn from it if it succeeded, wake the next."""
+        pool = self._pools.get(name)
+        if pool is None:
+            return
+        if ok:
+            total_s = self.clock() - admitted
+            pool.rates.observe(route.predicted_work, route.est_prompt_tokens, ttft_s, total_s)
+        self.wake(name)
+
+    def wake(self, name: str) -> None:
+        """Hand free slots to the best queued requests."""
+        pool = self._pools.get(name)
+        if pool is None or not len(pool.queue):
+            return
+        free = self._free_slots(name) - pool.reserved
+        while free > 0 and (waiter := pool.queue.pop()) is not None:
+            if waiter.done():
+                continue
+            waiter.set_result(None)
+            pool.reserved += 1
+            free -= 1
+
+    def _free_slots(self, name: str) -> int:
+        free = 0
+        for replica in self.registry.members(name):
+            if replica.routable:
+                held = max(replica.in_flight, replica.waiting + replica.running)
+                free += max(0, max(1, round(self.config.slots * replica.weight)) - held)
+        return free
+
+    def _deadline_s(self, route: RouteRequest) -> float:
+        if route.deadline_ms is None:
+            return self.config.max_wait
+        return min(self.config.max_wait, route.deadline_ms / 1000)
+
+    def _refuse(self, name: str, pool: _Pool, reason: str, retry_s: int) -> GatewayError:
+        pool.demand.refused += 1
+        self._refusals.labels(name, reason).inc()
+        return pool_full(name, reason, retry_s)
+
+
+def pool_full(pool: str, reason: str, retry_s: int) -> GatewayError:
+    return GatewayError(
+        503,
+        f"Pool {pool!r} is at capacity and cannot start this request within its deadline "
+        f"({reason.replace('_', ' ')}); retry after {retry_s} s.",
+        code="pool_overloaded",
+        headers={"retry-after": str(retry_s)},
+        kind="server_overloaded",
+    )
+
+
+def _woken(waiter: "asyncio.Future[None]") -> bool:
+    return waiter.done() and not waiter.cancelled() and waiter.exception() is None
+
+
+def _priority(route: RouteRequest) -> int:
+    value = route.headers.get(PRIORITY_HEADER)
+    if value is None:
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        return 0
