@@ -15,9 +15,8 @@ import anyio
 
 from inferplane.engine.core.engine import ContextLengthExceededError
 from inferplane.engine.core.outputs import RequestOutput, TokenInfo
-from inferplane.engine.core.protocol import EngineClient, QueueFullError
+from inferplane.engine.core.protocol import EngineClient, EngineShutdownError, QueueFullError
 from inferplane.engine.core.sampling_params import InvalidParameterError, SamplingParams
-from inferplane.engine.front.async_engine import EngineShutdownError
 from inferplane.server.errors import APIError
 from inferplane.server.protocol import SamplingFields
 

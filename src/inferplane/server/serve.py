@@ -5,11 +5,11 @@ timeout; `DrainingServer` replaces it: the first SIGTERM (or Ctrl-C) flips /read
 refuses new API requests with 503, waits for in-flight requests up to the drain deadline, then
 lets uvicorn shut down, and the process exits 0. A second Ctrl-C forces the exit.
 
-A generation model's engine core runs in a child process (engine/front/core_process.py): this
-process keeps the event loop for HTTP and SSE, and no longer shares its GIL with the step
-loop. `engine_in_process` keeps the old shape (AsyncLLMEngine on a thread), for debugging. If
-the engine process dies, /ready reports it and the server exits 1, so its supervisor restarts
-it; the requests in flight get an error at once.
+A generation model's engine core runs in a child process (the engine front's process link):
+this process keeps the event loop for HTTP and SSE, and no longer shares its GIL with the step
+loop. `engine_in_process` picks the thread link instead (the core on a thread of this
+process), for debugging. If the engine core dies, /ready reports it and the server exits 1, so
+its supervisor restarts it; the requests in flight get an error at once.
 """
 
 import asyncio
@@ -30,7 +30,7 @@ import uvicorn
 from inferplane.engine.compute.embedding import AsyncEmbeddingModel, EmbeddingModel
 from inferplane.engine.core.config import DTypeName, EngineConfig, QuantName
 from inferplane.engine.core.protocol import EngineClient
-from inferplane.engine.front.core_client import ProcessEngine
+from inferplane.engine.front.async_engine import AsyncLLMEngine, LinkKind
 from inferplane.server.app import create_app
 from inferplane.server.state import ServerSettings, ServerState
 from inferplane.sources import resolve_source
@@ -167,21 +167,18 @@ class ModelLoader:
 
 
 async def _load_engine(config: EngineConfig, name: str | None, in_process: bool) -> EngineClient:
-    if in_process:
-        from inferplane.engine.front.async_engine import AsyncLLMEngine  # noqa: PLC0415 (torch-heavy)
-
-        return await asyncio.to_thread(AsyncLLMEngine.from_config, config, name)
-    return await asyncio.to_thread(ProcessEngine.from_config, config, name)
+    link: LinkKind = "thread" if in_process else "process"
+    return await asyncio.to_thread(AsyncLLMEngine.from_config, config, name, link)
 
 
 def _exit_when_engine_dies(state: ServerState, server: "DrainingServer") -> None:
-    """A replica without its engine process can serve nothing: say so on /ready and stop
+    """A replica without its engine core can serve nothing: say so on /ready and stop
     (exit code 1), so that whoever supervises the replica starts a new one."""
     engine = state.engine
-    if not isinstance(engine, ProcessEngine):
+    if not isinstance(engine, AsyncLLMEngine):
         return
 
-    def died() -> None:  # on the engine's reader thread: only flags, which uvicorn polls
+    def died() -> None:  # on the engine link's thread: only flags, which uvicorn polls
         state.load_error = "the engine process exited unexpectedly"
         server.should_exit = True
 

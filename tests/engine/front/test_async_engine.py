@@ -1,6 +1,10 @@
+"""The one engine front over both links: each behaviour proven with the core on a thread of this
+process and in a child process (the echo runner's engine, built in the child from a pickle)."""
+
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import functools
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -9,28 +13,58 @@ from inferplane.engine.core.batch import SampledToken, StepBatch
 from inferplane.engine.core.config import EngineConfig
 from inferplane.engine.core.engine import ContextLengthExceededError, LLMEngine
 from inferplane.engine.core.outputs import RequestOutput
-from inferplane.engine.core.protocol import EngineClient, QueueFullError
+from inferplane.engine.core.protocol import EngineClient, EngineShutdownError, QueueFullError
 from inferplane.engine.core.sampling_params import SamplingParams
-from inferplane.engine.front.async_engine import AsyncLLMEngine, EngineShutdownError
+from inferplane.engine.front.async_engine import AsyncLLMEngine, LinkKind
+from inferplane.engine.front.link import EngineLink
+from inferplane.engine.front.process_link import ProcessLink
+from inferplane.engine.front.thread_link import ThreadLink
 from tests.engine.echo_runner import PagedEchoRunner, reference
 
 pytestmark = pytest.mark.timeout(30)
+LINKS: tuple[LinkKind, ...] = ("thread", "process")
+Make = Callable[..., AsyncLLMEngine]
 
 
 class ByteTokenizer:
     eos_token_ids = ()
 
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode())
+
     def decode(self, ids: Sequence[int]) -> str:
         return bytes(ids).decode("utf-8", errors="replace")
 
+    def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str:
+        return "".join(message["content"] for message in messages)
 
-def make(runner: PagedEchoRunner | None = None, **overrides: object) -> AsyncLLMEngine:
-    settings: dict[str, object] = {"block_size": 4, "max_num_seqs": 16, **overrides}
-    config = EngineConfig(model="test", **settings)  # type: ignore[arg-type]
-    # a long context, so streams that tests stop by hand never end on their own first
-    runner = runner or PagedEchoRunner(num_blocks=4096, max_model_len=16384, step_seconds=0.001)
-    engine = LLMEngine(config, runner, ByteTokenizer())
-    return AsyncLLMEngine(engine, "echo")
+
+@pytest.fixture(params=LINKS)
+def link(request: pytest.FixtureRequest) -> LinkKind:
+    kind: LinkKind = request.param
+    return kind
+
+
+@pytest.fixture
+async def make(link: LinkKind) -> AsyncIterator[Make]:
+    """Fronts over `link` of an echo engine; any left running are shut down after the test."""
+    made: list[AsyncLLMEngine] = []
+
+    def factory(runner: PagedEchoRunner | None = None, **overrides: object) -> AsyncLLMEngine:
+        settings: dict[str, object] = {"block_size": 4, "max_num_seqs": 16, **overrides}
+        config = EngineConfig(model="test", **settings)  # type: ignore[arg-type]
+        # a long context, so streams that tests stop by hand never end on their own first
+        runner = runner or PagedEchoRunner(num_blocks=4096, max_model_len=16384, step_seconds=0.001)
+        build = functools.partial(LLMEngine, config, runner, ByteTokenizer())
+        engine_link: EngineLink = (
+            ThreadLink(build()) if link == "thread" else ProcessLink.spawn(build)
+        )
+        made.append(AsyncLLMEngine(engine_link, "echo", ByteTokenizer(), config.max_waiting))
+        return made[-1]
+
+    yield factory
+    for client in made:
+        await client.shutdown()
 
 
 async def collect(client: AsyncLLMEngine, rid: str, prompt: list[int], n: int) -> list[int]:
@@ -40,7 +74,7 @@ async def collect(client: AsyncLLMEngine, rid: str, prompt: list[int], n: int) -
     ]
 
 
-async def test_many_concurrent_streams_complete() -> None:
+async def test_many_concurrent_streams_complete(make: Make) -> None:
     client = make()
     prompts = {f"r{i}": list(b"prompt %d says " % i) for i in range(20)}
     results = await asyncio.gather(*(collect(client, rid, p, 8) for rid, p in prompts.items()))
@@ -52,7 +86,7 @@ async def test_many_concurrent_streams_complete() -> None:
     await client.shutdown()
 
 
-async def test_early_close_frees_blocks() -> None:
+async def test_early_close_frees_blocks(make: Make) -> None:
     client = make()
     stream = client.generate(
         list(b"a long story"), SamplingParams(max_tokens=100_000, ignore_eos=True), "x"
@@ -65,7 +99,7 @@ async def test_early_close_frees_blocks() -> None:
     await client.shutdown()
 
 
-async def test_cancelling_the_consumer_aborts() -> None:
+async def test_cancelling_the_consumer_aborts(make: Make) -> None:
     client = make()
     started = asyncio.Event()
 
@@ -79,12 +113,26 @@ async def test_cancelling_the_consumer_aborts() -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    await wait_for(lambda: not client.engine.has_unfinished())
+    await wait_for(lambda: client.stats().num_running + client.stats().num_waiting == 0)
     assert client.stats().kv_usage == 0.0
     await client.shutdown()
 
 
-async def test_abort_ends_the_stream() -> None:
+async def test_updates_that_pile_up_arrive_merged_with_every_token(make: Make) -> None:
+    client = make()
+    params = SamplingParams(max_tokens=40, ignore_eos=True)
+    prompt = list(b"a slow reader")
+    stream = client.generate(prompt, params, "slow-reader")
+    first = await anext(stream)
+    await asyncio.sleep(0.3)  # a busy consumer: the rest is generated meanwhile
+    rest = [out async for out in stream]
+    assert len(rest) < params.max_tokens - 1
+    ids = [t.token_id for out in (first, *rest) for t in out.new_tokens]
+    assert ids == reference(prompt, params.max_tokens) and rest[-1].completion_tokens == 40
+    await client.shutdown()
+
+
+async def test_abort_ends_the_stream(make: Make) -> None:
     client = make()
     params = SamplingParams(max_tokens=100_000, ignore_eos=True)
     outputs: list[RequestOutput] = []
@@ -98,7 +146,7 @@ async def test_abort_ends_the_stream() -> None:
     await client.shutdown()
 
 
-async def test_queue_full_and_validation_errors() -> None:
+async def test_queue_full_and_validation_errors(make: Make) -> None:
     client = make(max_waiting=2, max_num_seqs=1)
     params = SamplingParams(max_tokens=100_000, ignore_eos=True)
     streams = [client.generate([97, 98], params, f"s{i}") for i in range(3)]
@@ -110,6 +158,8 @@ async def test_queue_full_and_validation_errors() -> None:
         await anext(client.generate([97], params, "overflow"))
     with pytest.raises(ContextLengthExceededError):
         await anext(client.generate([97] * 16385, params, "too-long"))
+    with pytest.raises(ValueError, match="empty"):
+        await anext(client.generate([], params, "empty"))
     with pytest.raises(ValueError, match="already in use"):
         await anext(client.generate([97], params, "s0"))
     await client.shutdown()
@@ -119,7 +169,7 @@ async def test_queue_full_and_validation_errors() -> None:
         await anext(client.generate([97], params, "late"))
 
 
-async def test_shutdown_aborts_streams_in_flight() -> None:
+async def test_shutdown_aborts_streams_in_flight(make: Make) -> None:
     client = make()
     stream = client.generate([97, 98], SamplingParams(max_tokens=100_000, ignore_eos=True), "z")
     await anext(stream)
@@ -128,15 +178,17 @@ async def test_shutdown_aborts_streams_in_flight() -> None:
     assert rest[-1].finish_reason == "abort"
 
 
-async def test_sleep_pauses_and_wake_resumes() -> None:
+async def test_sleep_pauses_and_wake_resumes(make: Make, link: LinkKind) -> None:
     runner = PagedEchoRunner(num_blocks=256)
     client = make(runner)
     await client.sleep()
-    assert runner.asleep and client.stats().sleeping
+    assert client.stats().sleeping
+    assert runner.asleep or link == "process"  # there the runner is the child's copy
     task = asyncio.create_task(collect(client, "w", list(b"wake up"), 4))
     await asyncio.sleep(0.05)
     assert not task.done()
     await client.wake()
+    assert not client.stats().sleeping
     assert await task == reference(list(b"wake up"), 4)
     await client.shutdown()
 
@@ -148,7 +200,7 @@ class FailingRunner(PagedEchoRunner):
         return super().execute(batch)
 
 
-async def test_a_failing_step_fails_its_requests_and_the_engine_keeps_serving() -> None:
+async def test_a_failing_step_fails_its_requests_and_the_engine_keeps_serving(make: Make) -> None:
     client = make(FailingRunner(num_blocks=256))
     with pytest.raises(RuntimeError, match="exploded"):
         await collect(client, "bad", [33, 34], 3)
@@ -157,31 +209,35 @@ async def test_a_failing_step_fails_its_requests_and_the_engine_keeps_serving() 
     await client.shutdown()
 
 
-def test_it_is_an_engine_client() -> None:
+async def test_it_is_an_engine_client(make: Make) -> None:
     client: EngineClient = make()
     assert client.model_name == "echo"
     assert client.max_model_len == 16384
     assert client.tokenizer.decode([104, 105]) == "hi"
+
+
+def test_a_front_without_a_tokenizer_says_so() -> None:
     bare = LLMEngine(EngineConfig(model="test", block_size=4), PagedEchoRunner(), None)
     with pytest.raises(RuntimeError, match="without a tokenizer"):
-        _ = AsyncLLMEngine(bare, "x").tokenizer
+        _ = AsyncLLMEngine.on_thread(bare, "x").tokenizer
 
 
 async def drain(stream: AsyncIterator[RequestOutput]) -> list[RequestOutput]:
     return [out async for out in stream]
 
 
-async def wait_for(condition: object, timeout: float = 5.0) -> None:
+async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
-        while not condition():  # type: ignore[operator]
+        while not condition():
             await asyncio.sleep(0.005)
 
 
-async def test_from_config_serves_the_tiny_model(tiny_model_dir: Path) -> None:
+@pytest.mark.timeout(60)
+async def test_from_config_serves_the_tiny_model(tiny_model_dir: Path, link: LinkKind) -> None:
     config = EngineConfig(
         model=str(tiny_model_dir), dtype="float32", device="cpu", kv_cache_bytes=1 << 21
     )
-    client = AsyncLLMEngine.from_config(config, model_name="tiny")
+    client = AsyncLLMEngine.from_config(config, model_name="tiny", link=link)
     assert client.model_name == "tiny"
     prompt = client.tokenizer.encode("Once upon a time")
     params = SamplingParams(max_tokens=6, temperature=0.0, ignore_eos=True)

@@ -75,3 +75,8 @@ class EngineClient(Protocol):
 
 class QueueFullError(RuntimeError):
     """Too many requests are waiting; the server answers 429 with Retry-After."""
+
+
+class EngineShutdownError(RuntimeError):
+    """The engine was shut down, or its core is gone; no new requests are taken (the server
+    answers 503)."""

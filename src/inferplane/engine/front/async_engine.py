@@ -1,82 +1,126 @@
-"""The async front of the engine: many concurrent `generate()` streams over one step loop.
+"""`AsyncLLMEngine`: the engine's one async front, the `EngineClient` the server uses.
 
-One background thread owns the `LLMEngine`: every change (add, abort, sleep, wake) is queued
-to it as a command, so the engine itself needs no locks. The thread steps while work exists
-and sleeps on a condition otherwise. Outputs cross back to each caller's event loop with one
-`call_soon_threadsafe` per step, into a per-request asyncio.Queue. A consumer that stops
-early (client gone, task cancelled) aborts its request, which frees its KV blocks at once.
+It owns what callers see: a stream per request, the checks a prompt passes before the engine
+sees it, the queue-full refusal, abort, sleep / wake / shutdown, merging the updates that pile
+up for a slow reader, and the latest stats. Under it, an `EngineLink` (link.py) reaches the
+engine core: a `ThreadLink` steps it on a thread of this process, a `ProcessLink` in a child
+process. Either link hands over one message per step, on its own thread; the front posts its
+outputs to their streams with one `call_soon_threadsafe` per event loop. A consumer that
+stops early (client gone, task cancelled) aborts its request, which frees its KV blocks at once.
+If the core ends without being asked (a dead child), every stream fails at once with
+EngineShutdownError, after the `on_exit` callbacks have run.
 """
 
 import asyncio
 import concurrent.futures
 import contextlib
-import threading
+import dataclasses
+import functools
+import itertools
+import logging
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal
 
-from inferplane.engine.compute.torch_thread import TorchThread
 from inferplane.engine.core.config import EngineConfig
-from inferplane.engine.core.engine import LLMEngine
+from inferplane.engine.core.engine import LLMEngine, validate_prompt
 from inferplane.engine.core.outputs import RequestOutput
-from inferplane.engine.core.protocol import EngineStats, QueueFullError, TextTokenizer
+from inferplane.engine.core.protocol import (
+    EngineShutdownError,
+    EngineStats,
+    QueueFullError,
+    TextTokenizer,
+)
 from inferplane.engine.core.sampling_params import SamplingParams
+from inferplane.engine.front.build import build_engine
+from inferplane.engine.front.link import ADD, CALL, DROP, CallName, EngineLink, StepMessage
+from inferplane.engine.front.process_link import ProcessLink
+from inferplane.engine.front.thread_link import ThreadLink
 
-T = TypeVar("T")
+log = logging.getLogger(__name__)
+LinkKind = Literal["thread", "process"]
 Item = RequestOutput | BaseException
+Batches = dict[asyncio.AbstractEventLoop, list[tuple["_Stream", Item]]]
 
 
-class EngineShutdownError(RuntimeError):
-    """The engine was shut down; no new requests are taken."""
-
-
-@dataclass(frozen=True)
 class _Stream:
-    loop: asyncio.AbstractEventLoop
-    queue: "asyncio.Queue[Item]"
+    """One request's updates, waiting for its consumer on its event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.items: deque[Item] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Item) -> None:
+        self.items.append(item)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def take(self) -> list[Item]:
+        """Everything that arrived since the last take (waits for at least one item)."""
+        while not self.items:
+            self.waiter = self.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        items = list(self.items)
+        self.items.clear()
+        return items
 
 
 class AsyncLLMEngine:
-    """Implements `EngineClient` over an `LLMEngine` driven by a background thread."""
+    """Implements `EngineClient` over an engine core reached through `link`."""
 
     def __init__(
         self,
-        engine: LLMEngine,
+        link: EngineLink,
         model_name: str,
         tokenizer: TextTokenizer | None = None,
-        max_waiting: int | None = None,
-        thread: TorchThread | None = None,
+        max_waiting: int = EngineConfig.max_waiting,
     ) -> None:
-        self._engine = engine
+        self._link = link
         self._model_name = model_name
-        self._tokenizer = tokenizer if tokenizer is not None else engine.tokenizer
-        self._max_waiting = max_waiting if max_waiting is not None else engine.config.max_waiting
+        self._tokenizer = tokenizer
+        self._max_waiting = max_waiting
+        self._max_model_len = link.ready.max_model_len
+        self._stats = link.ready.stats
         self._streams: dict[str, _Stream] = {}
-        self._commands: deque[Callable[[], None]] = deque()
-        self._cond = threading.Condition()
-        self._thread = thread if thread is not None else TorchThread()
-        self._started = False
-        self._stopped = False
+        self._calls: dict[int, concurrent.futures.Future[None]] = {}
+        self._call_ids = itertools.count()
+        self._alive = True
+        self._closing = False
+        self._exit_callbacks: list[Callable[[], None]] = []
+        link.connect(self)
 
     @classmethod
-    def from_config(cls, config: EngineConfig, model_name: str | None = None) -> "AsyncLLMEngine":
-        """Load the model and tokenizer named by `config.model` and build the engine."""
-        # Imported here: torch is heavy, and tests and the simulator build engines without it.
-        from inferplane.engine.compute.runner import TorchModelRunner  # noqa: PLC0415
+    def from_config(
+        cls, config: EngineConfig, model_name: str | None = None, link: LinkKind = "thread"
+    ) -> "AsyncLLMEngine":
+        """Load the model named by `config.model`, stepped on a thread of this process or in
+        a child process, and front it."""
         from inferplane.engine.core.tokenizer import Tokenizer  # noqa: PLC0415
         from inferplane.sources import resolve_source  # noqa: PLC0415
 
-        tokenizer = Tokenizer.from_dir(resolve_source(config.model))
-        thread = TorchThread()  # the model loads on the thread that will step it
-        engine = thread.call(
-            lambda: LLMEngine(config, TorchModelRunner.from_config(config), tokenizer)
-        )
-        return cls(engine, model_name or config.model, tokenizer, config.max_waiting, thread)
+        tokenizer = Tokenizer.from_dir(resolve_source(config.model))  # bad sources fail here
+        if link == "thread":
+            engine_link: EngineLink = ThreadLink.load(
+                functools.partial(build_engine, config, tokenizer)
+            )
+        else:  # the child loads its own tokenizer: cheaper than pickling this one
+            engine_link = ProcessLink.spawn(functools.partial(build_engine, config))
+        return cls(engine_link, model_name or config.model, tokenizer, config.max_waiting)
+
+    @classmethod
+    def on_thread(
+        cls, engine: LLMEngine, model_name: str, tokenizer: TextTokenizer | None = None
+    ) -> "AsyncLLMEngine":
+        """Front an engine already built, stepped on a thread of this process."""
+        return cls(ThreadLink(engine), model_name, tokenizer, engine.config.max_waiting)
 
     @property
-    def engine(self) -> LLMEngine:
-        return self._engine
+    def link(self) -> EngineLink:
+        return self._link
 
     @property
     def model_name(self) -> str:
@@ -84,17 +128,21 @@ class AsyncLLMEngine:
 
     @property
     def max_model_len(self) -> int:
-        return self._engine.max_model_len
+        return self._max_model_len
 
     @property
     def tokenizer(self) -> TextTokenizer:
         if self._tokenizer is None:
             raise RuntimeError("this engine was built without a tokenizer")
-        tokenizer: TextTokenizer = self._tokenizer
-        return tokenizer
+        return self._tokenizer
 
     def stats(self) -> EngineStats:
-        return self._engine.stats()
+        """The snapshot sent with the core's latest message."""
+        return self._stats
+
+    def on_exit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the link's thread) if the core ends without being asked."""
+        self._exit_callbacks.append(callback)
 
     async def generate(
         self,
@@ -105,147 +153,136 @@ class AsyncLLMEngine:
     ) -> AsyncGenerator[RequestOutput, None]:
         """Stream updates until finished; leaving early aborts the request."""
         stream = self._open(prompt_token_ids, request_id)
-        prompt = list(prompt_token_ids)
-        self._submit(lambda: self._add(request_id, prompt, params, priority))
+        try:
+            self._link.send((ADD, request_id, list(prompt_token_ids), params, priority))
+        except EngineShutdownError:
+            self._streams.pop(request_id, None)
+            raise
         finished = False
         try:
             while not finished:
-                item = await stream.queue.get()
-                if isinstance(item, BaseException):
-                    finished = True
-                    raise item
-                finished = item.finished
-                yield item
+                for item in _coalesce(await stream.take()):
+                    if isinstance(item, BaseException):
+                        finished = True
+                        raise item
+                    finished = item.finished
+                    yield item
         finally:
-            if not finished:
-                self._streams.pop(request_id, None)
-                self._submit(lambda: self._drop(request_id))
+            if not finished and self._streams.pop(request_id, None) is not None:
+                with contextlib.suppress(EngineShutdownError):
+                    self._link.send((DROP, request_id))
 
     def _open(self, prompt_token_ids: Sequence[int], request_id: str) -> _Stream:
-        if self._stopped:
+        if self._closing or not self._alive:
             raise EngineShutdownError("the engine is shut down")
-        self._engine.validate(prompt_token_ids)
+        validate_prompt(prompt_token_ids, self._max_model_len)
         if request_id in self._streams:
             raise ValueError(f"request id {request_id!r} is already in use")
-        waiting = len(self._streams) - self._engine.scheduler.num_running
+        waiting = len(self._streams) - self._stats.num_running
         if waiting >= self._max_waiting:
             raise QueueFullError(f"{waiting} requests are waiting (max_waiting): retry later")
-        stream = _Stream(asyncio.get_running_loop(), asyncio.Queue())
+        stream = _Stream(asyncio.get_running_loop())
         self._streams[request_id] = stream
         return stream
 
-    def _add(self, request_id: str, prompt: list[int], params: SamplingParams, prio: int) -> None:
-        if request_id not in self._streams:
-            return  # the caller left before the engine saw the request
-        try:
-            self._engine.add_request(request_id, prompt, params, priority=prio)
-        except Exception as error:  # the caller gets it; the step thread must live on
-            self._fail([request_id], error)
-
-    def _drop(self, request_id: str) -> None:
-        self._engine.abort(request_id)  # nobody waits for the final update
-
     async def abort(self, request_id: str) -> None:
-        await self._call(lambda: self._deliver(_present(self._engine.abort(request_id))))
+        await self._call("abort", request_id)
 
     async def sleep(self) -> None:
-        await self._call(self._engine.sleep)
+        await self._call("sleep")
 
     async def wake(self) -> None:
-        await self._call(self._engine.wake)
+        await self._call("wake")
 
     async def shutdown(self) -> None:
-        """Abort what is in flight (callers see finish_reason "abort") and stop the thread."""
-        if self._started and not self._stopped:
-            await self._call(self._abort_all)
-        with self._cond:
-            self._stopped = True
-            self._cond.notify()
-        if self._started:
-            await asyncio.to_thread(self._thread.join)
+        """Abort what is in flight (callers see finish_reason "abort") and stop the core."""
+        if not self._closing and self._alive:
+            with contextlib.suppress(EngineShutdownError):
+                await self._call("abort_all")
+        self._closing = True
+        self._link.shutdown()
+        await asyncio.to_thread(self._link.join)
 
-    def _abort_all(self) -> None:
-        for request_id in list(self._streams):
-            self._deliver(_present(self._engine.abort(request_id)))
+    async def _call(self, name: CallName, arg: str | None = None) -> None:
+        """Run a command in the core and wait until it is done there."""
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        call_id = next(self._call_ids)
+        self._calls[call_id] = future
+        try:
+            self._link.send((CALL, call_id, name, arg))
+        except EngineShutdownError:
+            self._calls.pop(call_id, None)
+            raise
+        await asyncio.wrap_future(future)
 
-    async def _call(self, fn: Callable[[], T]) -> T:
-        """Run `fn` on the engine thread and await its result."""
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+    # --- the link's side (its own thread) ---
 
-        def command() -> None:
-            try:
-                future.set_result(fn())
-            except Exception as error:
+    def receive(self, message: StepMessage) -> None:
+        if message.stats is not None:
+            self._stats = message.stats  # before the replies: a woken engine reads awake
+        batches: Batches = {}
+        for output in message.outputs:
+            self._route(output.request_id, output, output.finished, batches)
+        for request_id, failure in message.failures:
+            self._route(request_id, failure, True, batches)
+        _post(batches)
+        for call_id, error in message.replies:
+            future = self._calls.pop(call_id, None)
+            if future is None:
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
                 future.set_exception(error)
 
-        self._submit(command)
-        return await asyncio.wrap_future(future)
+    def _route(self, request_id: str, item: Item, final: bool, batches: Batches) -> None:
+        stream = self._streams.pop(request_id, None) if final else self._streams.get(request_id)
+        if stream is not None:
+            batches.setdefault(stream.loop, []).append((stream, item))
 
-    def _submit(self, command: Callable[[], None]) -> None:
-        with self._cond:
-            if self._stopped:
-                raise EngineShutdownError("the engine is shut down")
-            self._commands.append(command)
-            if not self._started:
-                self._started = True
-                self._thread.run(self._run)
-            self._cond.notify()
+    def lost(self, failure: str | None) -> None:
+        self._alive = False
+        if failure is not None:
+            self._run_exit_callbacks()  # before the streams fail: their callers see both
+        error = EngineShutdownError(failure or "the engine is shut down")
+        batches: Batches = {}
+        for request_id in list(self._streams):
+            self._route(request_id, error, True, batches)
+        _post(batches)
+        for call_id in list(self._calls):
+            future = self._calls.pop(call_id, None)
+            if future is not None:
+                future.set_exception(error)
 
-    def _run(self) -> None:
-        engine = self._engine
-        while True:
-            with self._cond:
-                while not (self._stopped or self._commands or _busy(engine)):
-                    self._cond.wait()
-                if self._stopped:
-                    return
-                commands = list(self._commands)
-                self._commands.clear()
-            for command in commands:
-                command()
-            if _busy(engine):
-                self._step()
-
-    def _step(self) -> None:
-        try:
-            outputs = self._engine.step()
-        except Exception as error:
-            # The model failed (out of memory, a bad kernel): every request in flight gets the
-            # error rather than hanging, and the engine keeps serving new ones.
-            self._fail(list(self._streams), error)
-            return
-        self._deliver(outputs)
-
-    def _fail(self, request_ids: list[str], error: Exception) -> None:
-        for request_id in request_ids:
-            self._engine.abort(request_id)
-        self._send([(rid, error) for rid in request_ids])
-
-    def _deliver(self, outputs: Sequence[RequestOutput]) -> None:
-        self._send([(out.request_id, out) for out in outputs])
-
-    def _send(self, items: Sequence[tuple[str, Item]]) -> None:
-        """Hand items to their callers' loops, one thread-safe call per loop."""
-        batches: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue[Item], Item]]] = {}
-        for request_id, item in items:
-            final = not isinstance(item, RequestOutput) or item.finished
-            stream = self._streams.pop(request_id, None) if final else self._streams.get(request_id)
-            if stream is not None:
-                batches.setdefault(stream.loop, []).append((stream.queue, item))
-        for loop, batch in batches.items():
-            # a closed loop means nobody is listening any more
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_put_all, batch)
+    def _run_exit_callbacks(self) -> None:
+        for callback in self._exit_callbacks:
+            try:
+                callback()
+            except Exception:  # one broken callback must not keep the streams waiting
+                log.exception("an on_exit callback failed")
 
 
-def _busy(engine: LLMEngine) -> bool:
-    return not engine.sleeping and engine.has_unfinished()
+def _post(batches: Batches) -> None:
+    for loop, batch in batches.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening any more
+            loop.call_soon_threadsafe(_put_all, batch)
 
 
-def _put_all(batch: list[tuple["asyncio.Queue[Item]", Item]]) -> None:
-    for queue, item in batch:
-        queue.put_nowait(item)
+def _put_all(batch: list[tuple[_Stream, Item]]) -> None:
+    for stream, item in batch:
+        stream.put(item)
 
 
-def _present(output: RequestOutput | None) -> list[RequestOutput]:
-    return [] if output is None else [output]
+def _coalesce(items: list[Item]) -> list[Item]:
+    """Merge updates that queued up while the consumer was busy into one: an update carries
+    the tokens added since the last one the consumer saw, so nothing is lost, and a server
+    that falls behind writes one SSE chunk for several tokens (its per-token cost shrinks as
+    load grows, instead of the backlog growing). An error stays last and separate."""
+    merged: list[Item] = []
+    for item in items:
+        last = merged[-1] if merged else None
+        if isinstance(item, RequestOutput) and isinstance(last, RequestOutput):
+            merged[-1] = dataclasses.replace(item, new_tokens=last.new_tokens + item.new_tokens)
+        else:
+            merged.append(item)
+    return merged
