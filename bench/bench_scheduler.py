@@ -21,7 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from inferplane.engine.core.batch import SampledToken, StepBatch
+from inferplane.engine.core.batch import RunnerDefaults, SampledToken, StepBatch
 from inferplane.engine.core.config import EngineConfig
 from inferplane.engine.core.engine import LLMEngine
 from inferplane.engine.core.kv_cache import KVCacheManager
@@ -77,7 +77,7 @@ def measure(num_seqs: int, steps: int) -> dict[str, float]:
     }
 
 
-class NullRunner:
+class NullRunner(RunnerDefaults):
     """Samples a letter per sampling chunk, computes nothing."""
 
     block_size = BLOCK_SIZE

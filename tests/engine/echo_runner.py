@@ -26,13 +26,17 @@ def reference(prompt: Sequence[int], count: int) -> list[int]:
 
 
 class PagedEchoRunner:
+    """Implements every member of the engine's ModelRunner protocol."""
+
+    eos_token_ids: tuple[int, ...] = ()  # the tests' tokenizers name theirs
+
     def __init__(
         self,
         num_blocks: int = 64,
         block_size: int = 4,
         max_model_len: int = 256,
         step_seconds: float = 0.0,
-    ):
+    ) -> None:
         # step_seconds makes a step take time, as a model's does (and frees the GIL meanwhile),
         # so tests that react to a running stream are not racing a loop of pure Python
         self.step_seconds = step_seconds

@@ -7,9 +7,8 @@ its KV blocks are freed at once.
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 
@@ -104,8 +103,8 @@ def resolve_max_tokens(
 
 
 def check_token_ids(engine: EngineClient, ids: Sequence[int], param: str) -> None:
-    vocab = getattr(engine.tokenizer, "vocab_size", None)
-    if isinstance(vocab, int) and any(i >= vocab for i in ids):
+    vocab = engine.tokenizer.vocab_size
+    if any(i >= vocab for i in ids):
         raise APIError(
             400,
             f"token ids must be below the vocabulary size {vocab}",
@@ -139,16 +138,10 @@ async def _one(engine: EngineClient, job: Job) -> AsyncGenerator[tuple[int, Requ
     finally:
         if not finished:
             with anyio.CancelScope(shield=True):  # the client may be gone: abort anyway
-                await _close(stream)
+                with contextlib.suppress(Exception):
+                    await stream.aclose()
                 with contextlib.suppress(Exception):  # an engine shut down has nothing to free
                     await engine.abort(job.request_id)
-
-
-async def _close(stream: AsyncIterator[Any]) -> None:
-    close = getattr(stream, "aclose", None)
-    if close is not None:
-        with contextlib.suppress(Exception):
-            await close()
 
 
 def run_jobs(

@@ -46,13 +46,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
 
 def _prompt_ids(engine: EngineClient, body: ChatCompletionRequest) -> list[int]:
     messages = [{"role": m.role, "content": m.text()} for m in body.messages]
-    tokenizer = engine.tokenizer
-    # encode_chat, where the tokenizer has it, adds no special tokens on top of the template's.
-    encode_chat = getattr(tokenizer, "encode_chat", None)
     try:
-        if encode_chat is not None:
-            return list(encode_chat(messages))
-        return tokenizer.encode(tokenizer.apply_chat_template(messages))
+        return engine.tokenizer.encode_chat(messages)
     except ValueError as error:  # a template that rejects these messages: the client's 400
         raise APIError(
             400,

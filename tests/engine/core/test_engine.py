@@ -5,9 +5,11 @@ from pathlib import Path
 import pytest
 
 from inferplane.engine.compute.runner import TorchModelRunner
+from inferplane.engine.core.batch import RunnerDefaults, SampledToken, StepBatch
 from inferplane.engine.core.config import EngineConfig
 from inferplane.engine.core.engine import ContextLengthExceededError, LLMEngine
 from inferplane.engine.core.outputs import RequestOutput
+from inferplane.engine.core.protocol import EngineTokenizer
 from inferplane.engine.core.sampling_params import SamplingParams
 from inferplane.engine.core.tokenizer import Tokenizer
 from tests.engine.echo_runner import PagedEchoRunner, reference
@@ -21,7 +23,7 @@ class ByteTokenizer:
 
 
 def make_engine(
-    num_blocks: int = 64, tokenizer: object = None, **overrides: object
+    num_blocks: int = 64, tokenizer: EngineTokenizer | None = None, **overrides: object
 ) -> tuple[LLMEngine, PagedEchoRunner]:
     settings: dict[str, object] = {"block_size": 4, "max_num_seqs": 8, **overrides}
     config = EngineConfig(model="test", **settings)  # type: ignore[arg-type]
@@ -249,6 +251,34 @@ def test_without_a_tokenizer_text_is_empty() -> None:
     outputs = run(engine)
     assert text(outputs["a"]) == ""
     assert token_ids(outputs["a"]) == reference([97, 98], 2)
+
+
+class LetterRunner(RunnerDefaults):
+    """Only the members a runner must have; `RunnerDefaults` gives the rest."""
+
+    block_size = 4
+    num_blocks = 16
+
+    def __init__(self, eos_token_ids: tuple[int, ...] = ()) -> None:
+        self.eos_token_ids = eos_token_ids
+
+    def execute(self, batch: StepBatch) -> list[SampledToken]:
+        return [SampledToken(c.request_id, 97) for c in batch.chunks if c.sample]
+
+
+def test_a_runner_with_the_defaults_needs_the_configured_length_and_gives_its_eos() -> None:
+    with pytest.raises(ValueError, match="max_model_len is unknown"):
+        LLMEngine(EngineConfig(model="test", block_size=4), LetterRunner(), None)
+    config = EngineConfig(model="test", block_size=4, max_model_len=32)
+    engine = LLMEngine(config, LetterRunner(eos_token_ids=(97,)), None)
+    assert engine.max_model_len == 32
+    engine.sleep()  # the defaults release nothing, and wake takes nothing back
+    engine.wake()
+    engine.add_request("a", [98, 99], SamplingParams(max_tokens=5))
+    assert run(engine)["a"][-1].finish_reason == "stop"  # the runner's EOS: no tokenizer's
+    engine = LLMEngine(config, LetterRunner(eos_token_ids=(97,)), ByteTokenizer())
+    engine.add_request("b", [98, 99], SamplingParams(max_tokens=5))
+    assert run(engine)["b"][-1].finish_reason == "length"  # the tokenizer's EOS (0) wins
 
 
 # --- with the real torch runner on the tiny demo model ---

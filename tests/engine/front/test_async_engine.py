@@ -4,7 +4,7 @@ process and in a child process (the echo runner's engine, built in the child fro
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ Make = Callable[..., AsyncLLMEngine]
 
 class ByteTokenizer:
     eos_token_ids = ()
+    vocab_size = 256
 
     def encode(self, text: str) -> list[int]:
         return list(text.encode())
@@ -35,8 +36,8 @@ class ByteTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return bytes(ids).decode("utf-8", errors="replace")
 
-    def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str:
-        return "".join(message["content"] for message in messages)
+    def encode_chat(self, messages: Sequence[Mapping[str, str]]) -> list[int]:
+        return self.encode("".join(message["content"] for message in messages))
 
 
 @pytest.fixture(params=LINKS)

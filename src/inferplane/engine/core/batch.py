@@ -65,7 +65,11 @@ class SampledToken:
 
 
 class ModelRunner(Protocol):
-    """Runs a model over a step's ragged batch with a paged KV cache."""
+    """Runs a model over a step's ragged batch with a paged KV cache.
+
+    These are all the members the engine uses. A runner with no context limit or EOS ids of its
+    own, or with nothing to release while asleep, can inherit `RunnerDefaults` for those.
+    """
 
     @property
     def block_size(self) -> int: ...
@@ -73,6 +77,41 @@ class ModelRunner(Protocol):
     @property
     def num_blocks(self) -> int: ...
 
+    @property
+    def max_model_len(self) -> int | None:
+        """The longest sequence the model takes (its position limit); None when it has none
+        of its own, and then the engine config must set max_model_len."""
+        ...
+
+    @property
+    def eos_token_ids(self) -> Sequence[int]:
+        """The checkpoint's end-of-sequence ids; the engine uses them where its tokenizer
+        names none."""
+        ...
+
     def execute(self, batch: StepBatch) -> list[SampledToken]:
         """Forward the batch, write its KV, and sample one token per sampling chunk (in order)."""
         ...
+
+    def sleep(self) -> None:
+        """Release the KV cache (its contents are lost) and, on an accelerator, the weights'
+        device memory. The engine calls it once per sleep, with no request running."""
+        ...
+
+    def wake(self) -> None:
+        """Take back what `sleep` released, so that `execute` works again."""
+        ...
+
+
+class RunnerDefaults:
+    """The optional members of a `ModelRunner`, for runners to inherit: no context limit and
+    no EOS ids of their own, and nothing to release while asleep."""
+
+    max_model_len: int | None = None
+    eos_token_ids: Sequence[int] = ()
+
+    def sleep(self) -> None:
+        """Nothing to release."""
+
+    def wake(self) -> None:
+        """Nothing to take back."""

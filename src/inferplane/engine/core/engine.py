@@ -1,20 +1,20 @@
 """The synchronous step loop: schedule, run the model, sample, detokenize, emit updates.
 
-`LLMEngine` is single-threaded and knows nothing of asyncio; the async front drives it from
-one background thread. Each `step()` is one forward over every scheduled request: decodes and
-(chunks of) prefills together, as the scheduler's token budget allows.
+`LLMEngine` is single-threaded and knows nothing of asyncio; the async front (engine/front)
+drives it from one thread: of the server's process, or of a child process. Each `step()` is
+one forward over every scheduled request: decodes and (chunks of) prefills together, as the
+scheduler's token budget allows.
 """
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from inferplane.engine.core.batch import ModelRunner, SampledToken, SequenceChunk, StepBatch
 from inferplane.engine.core.config import EngineConfig
-from inferplane.engine.core.detokenizer import IncrementalDetokenizer, as_decode
+from inferplane.engine.core.detokenizer import IncrementalDetokenizer
 from inferplane.engine.core.kv_cache import KVCacheManager
 from inferplane.engine.core.outputs import FinishReason, RequestOutput, TokenInfo
-from inferplane.engine.core.protocol import EngineStats
+from inferplane.engine.core.protocol import EngineStats, EngineTokenizer
 from inferplane.engine.core.request import Request, RequestStatus
 from inferplane.engine.core.sampling_params import SamplingParams
 from inferplane.engine.core.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
@@ -28,15 +28,14 @@ class ContextLengthExceededError(ValueError):
 
 
 class LLMEngine:
-    """One model, its KV cache and its queue. `tokenizer` (anything with `decode(ids)`, or
-    None for token ids only) turns outputs into text; EOS ids come from the tokenizer, else
-    from the runner."""
+    """One model, its KV cache and its queue. `tokenizer` (None for token ids only) turns
+    outputs into text; EOS ids come from the tokenizer, else from the runner."""
 
     def __init__(
         self,
         config: EngineConfig,
         runner: ModelRunner,
-        tokenizer: Any = None,
+        tokenizer: EngineTokenizer | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         self.config = config
@@ -46,8 +45,8 @@ class LLMEngine:
         self.max_model_len = _resolve_max_model_len(config, runner)
         self.kv = KVCacheManager(runner.num_blocks, runner.block_size, config.enable_prefix_caching)
         self.scheduler = Scheduler(_scheduler_config(config, self.max_model_len), self.kv, clock)
-        self._decode = None if tokenizer is None else as_decode(tokenizer)
-        self._eos = tuple(_eos_ids(tokenizer) or _eos_ids(runner))
+        self._decode = None if tokenizer is None else tokenizer.decode
+        self._eos = _eos_ids(tokenizer, runner)
         self._detoks: dict[str, IncrementalDetokenizer | None] = {}
         self._held: dict[str, tuple[TokenInfo, ...]] = {}  # tokens waiting for stream_interval
         self.prompt_tokens_total = 0
@@ -179,13 +178,13 @@ class LLMEngine:
             return
         self.scheduler.preempt_all()
         self.kv.reset_prefix_cache()
-        _call_hook(self.runner, "sleep")
+        self.runner.sleep()
         self.sleeping = True
 
     def wake(self) -> None:
         if not self.sleeping:
             return  # a runner's wake reallocates the cache: never under live cached blocks
-        _call_hook(self.runner, "wake")
+        self.runner.wake()
         self.sleeping = False
 
     def stats(self) -> EngineStats:
@@ -235,8 +234,8 @@ def _final(request: Request, tokens: tuple[TokenInfo, ...], reason: FinishReason
 def _resolve_max_model_len(config: EngineConfig, runner: ModelRunner) -> int:
     """The configured length, else the runner's; never more than the KV cache can hold for
     one request, since such a request could never be scheduled."""
-    length = config.max_model_len or getattr(runner, "max_model_len", None)
-    if not isinstance(length, int) or length < 1:
+    length = config.max_model_len or runner.max_model_len
+    if length is None or length < 1:
         raise ValueError("max_model_len is unknown: set it in the engine config")
     return min(length, runner.num_blocks * runner.block_size)
 
@@ -250,15 +249,9 @@ def _scheduler_config(config: EngineConfig, max_model_len: int) -> SchedulerConf
     )
 
 
-def _eos_ids(owner: object) -> tuple[int, ...]:
-    ids = getattr(owner, "eos_token_ids", None) or ()
-    return tuple(int(i) for i in ids)
-
-
-def _call_hook(runner: object, name: str) -> None:
-    hook = getattr(runner, name, None)
-    if callable(hook):
-        hook()
+def _eos_ids(tokenizer: EngineTokenizer | None, runner: ModelRunner) -> tuple[int, ...]:
+    ids = () if tokenizer is None else tokenizer.eos_token_ids
+    return tuple(int(i) for i in (ids or runner.eos_token_ids))
 
 
 def validate_prompt(prompt_token_ids: Sequence[int], max_model_len: int) -> None:

@@ -1,6 +1,7 @@
-"""What the model server needs from an engine: the async front's interface and its stats."""
+"""What the model server needs from an engine: the async front's interface, its stats, its
+errors, and what the engine and the server need of a tokenizer."""
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,17 +25,30 @@ class EngineStats:
     sleeping: bool
 
 
-class TextTokenizer(Protocol):
-    """The tokenizer side the server uses."""
+class EngineTokenizer(Protocol):
+    """What the engine needs of a tokenizer: output text, and the ids that end a sequence
+    (when empty, the engine takes the runner's)."""
 
     @property
     def eos_token_ids(self) -> Sequence[int]: ...
 
-    def encode(self, text: str) -> list[int]: ...
-
     def decode(self, token_ids: Sequence[int]) -> str: ...
 
-    def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str: ...
+
+class TextTokenizer(EngineTokenizer, Protocol):
+    """The tokenizer side the server uses."""
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids run from 0 to vocab_size - 1 (a prompt of ids is checked against it)."""
+        ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def encode_chat(self, messages: Sequence[Mapping[str, str]]) -> list[int]:
+        """Prompt ids for chat messages: the chat template applied, with no special tokens on
+        top of the template's. Raises ValueError when the template rejects the messages."""
+        ...
 
 
 class EngineClient(Protocol):
@@ -55,7 +69,7 @@ class EngineClient(Protocol):
         params: SamplingParams,
         request_id: str,
         priority: int = 0,
-    ) -> AsyncIterator[RequestOutput]:
+    ) -> AsyncGenerator[RequestOutput, None]:
         """Stream updates until finished. Raises QueueFullError when too many are waiting.
         Closing the iterator early (client gone) aborts the request and frees its blocks."""
         ...

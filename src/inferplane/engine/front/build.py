@@ -5,10 +5,10 @@ model's tokenizer. A link calls it where the engine will step (on its thread, or
 
 from inferplane.engine.core.config import EngineConfig
 from inferplane.engine.core.engine import LLMEngine
-from inferplane.engine.core.protocol import TextTokenizer
+from inferplane.engine.core.protocol import EngineTokenizer
 
 
-def build_engine(config: EngineConfig, tokenizer: TextTokenizer | None = None) -> LLMEngine:
+def build_engine(config: EngineConfig, tokenizer: EngineTokenizer | None = None) -> LLMEngine:
     """Load the model named by `config.model` (and its tokenizer, unless given)."""
     # Imported here: torch is heavy, and tests and the simulator build engines without it.
     from inferplane.engine.compute.runner import TorchModelRunner  # noqa: PLC0415
