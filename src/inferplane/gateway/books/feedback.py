@@ -12,8 +12,7 @@ alone and reports join it to the usage record. Regenerations are seen per gatewa
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -37,16 +36,16 @@ class FeedbackRefused(Exception):
         self.status, self.message, self.param, self.code = status, message, param, code
 
 
-@dataclass(frozen=True)
-class Served:
-    """What the book keeps of a served request."""
+class Served(NamedTuple):
+    """What the book keeps of a served request. The book holds it as a plain tuple (built for
+    every request, and a plain tuple of strings is one the garbage collector stops tracking);
+    the user is hashed only when an event is stored."""
 
     key: str
     team: str
-    user_hash: str
+    user: str
     model: str
     model_version: str
-    at: float  # the gateway's clock
     pool: str = ""
 
 
@@ -68,8 +67,8 @@ class FeedbackBook:
         self.clock = clock
         self.wall = wall
         self.salt = salt
-        self.recent: OrderedDict[str, Served] = OrderedDict()
-        self._prompts: OrderedDict[tuple[str, str, int], tuple[float, str]] = OrderedDict()
+        self.recent: OrderedDict[str, tuple[str, ...]] = OrderedDict()  # Served's fields
+        self._prompts: OrderedDict[int, tuple[float, str]] = OrderedDict()
         self._ids = secrets.token_hex(6)
         self._serial = 0
 
@@ -94,26 +93,27 @@ class FeedbackBook:
     ) -> None:
         """Note a request a replica answered; counts a regeneration and an abandoned stream."""
         now = self.clock()
-        user_hash = hash_user(user, self.salt) if user else ""
-        served = Served(key.name, key.team, user_hash, model, model_version, now, pool)
-        _remember(self.recent, request_id, served)
+        fields = (key.name, key.team, user or "", model, model_version, pool)
+        _remember(self.recent, request_id, fields)
         if abandoned:
-            self._event(request_id, served, "abandoned", 1.0)
-        earlier = self._prompts.get((key.name, user_hash, prompt_key))
+            self._event(request_id, Served(*fields), "abandoned", 1.0)
+        prompt = hash((key.name, user, prompt_key))
+        earlier = self._prompts.pop(prompt, None)
         if earlier is not None and now - earlier[0] <= REGENERATION_WINDOW_S:
             before = self.recent.get(earlier[1])
-            self._event(earlier[1], before or served, "regeneration", 1.0)
-        _remember(self._prompts, (key.name, user_hash, prompt_key), (now, request_id))
+            self._event(earlier[1], Served(*(before or fields)), "regeneration", 1.0)
+        _remember(self._prompts, prompt, (now, request_id))
 
     def submit(self, key: ApiKey, body: bytes) -> bytes:
         """Store the feedback a client sent; the answer's body. FeedbackRefused on a bad body or
         on feedback about another key's request."""
         request_id, kind, value, text = parse_feedback(body)
-        served = self.recent.get(request_id)
+        fields = self.recent.get(request_id)
+        served = None if fields is None else Served(*fields)
         if served is not None and served.key != key.name:
             raise FeedbackRefused(403, "That request was made with another key.", None, "forbidden")
         if served is None:  # another worker served it: reports join the usage record
-            served = Served(key.name, key.team, "", "", "", self.clock())
+            served = Served(key.name, key.team, "", "", "")
         record = self._event(request_id, served, kind, value, text)
         return orjson.dumps({"id": record.feedback_id, "object": "feedback", "stored": True})
 
@@ -129,7 +129,7 @@ class FeedbackBook:
             value=value,
             key=served.key,
             team=served.team,
-            user_hash=served.user_hash,
+            user_hash=hash_user(served.user, self.salt) if served.user else "",
             model=served.model,
             model_version=served.model_version,
             text=text,
@@ -144,8 +144,9 @@ class FeedbackBook:
 
 
 def _remember(book: "OrderedDict[Any, Any]", key: Any, value: Any) -> None:
+    """Insert a new key (at the end); the oldest goes once the book is full. OrderedDict: a
+    plain dict's first item gets slower to find the more of its front was deleted."""
     book[key] = value
-    book.move_to_end(key)
     if len(book) > REMEMBERED:
         book.popitem(last=False)
 
