@@ -15,6 +15,7 @@ import pytest
 from inferplane.gateway.admission.auth import hash_key
 from inferplane.ledger.feedback import FeedbackRecord
 from inferplane.ledger.store import UsageStore
+from inferplane.ledger.usage import UsageRecord
 from tests.e2e.gateway_process import GatewayProcess, running_gateway
 from tests.e2e.server_process import running_server
 
@@ -115,3 +116,22 @@ def test_ratings_regenerations_and_abandoned_streams_reach_the_ledger(
     for row in rows:
         assert row.model == "chat" and row.model_version == version and row.negative
     assert "inference_feedback_events_total" in metrics
+
+
+def test_the_replicas_confidence_reaches_the_usage_record_and_the_metrics(
+    gateway: GatewayProcess,
+) -> None:
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEYS["bob"], max_retries=0)
+    reply = client.chat.completions.create(**CHAT)  # type: ignore[call-overload]
+    confidence = reply.usage.model_extra["confidence"]  # type: ignore[union-attr]
+    assert confidence["mean_logprob"] < 0 and confidence["tokens"] == 4
+    url = f"sqlite:///{gateway.log_path.parent / 'ledger.db'}"
+    deadline = time.monotonic() + 20
+    rows: list[UsageRecord] = []
+    while not rows and time.monotonic() < deadline:
+        time.sleep(0.2)
+        with UsageStore(url) as store:
+            rows = [r for r in store.records() if r.key == "bob"]
+    assert rows and rows[0].mean_logprob == pytest.approx(confidence["mean_logprob"])
+    metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert 'inference_completion_negative_mean_logprob_count{model="chat"' in metrics

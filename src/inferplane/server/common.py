@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import Request
 
+from inferplane.engine.core.confidence import Confidence
 from inferplane.engine.core.outputs import RequestOutput
 from inferplane.server.errors import APIError
 from inferplane.server.generation import Choice
@@ -77,12 +78,26 @@ def response_headers(request: Request, generated_id: str, timer: Timer) -> dict[
 def usage(choices: Sequence[Choice], prompt_tokens: int) -> dict[str, Any]:
     completion = sum(choice.completion_tokens for choice in choices)
     cached = max((choice.cached_tokens for choice in choices), default=0)
-    return {
+    body: dict[str, Any] = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion,
         "total_tokens": prompt_tokens + completion,
         "prompt_tokens_details": {"cached_tokens": cached},
     }
+    confidence = _confidence([c.confidence for c in choices if c.confidence is not None])
+    if confidence is not None:  # the gateway reads it into the ledger and its metrics
+        body["confidence"] = confidence.as_json()
+    return body
+
+
+def _confidence(parts: Sequence[Confidence]) -> Confidence | None:
+    """The choices' confidence together, token-weighted."""
+    tokens = sum(part.tokens for part in parts)
+    if not tokens:
+        return None
+    mean = sum(part.mean_logprob * part.tokens for part in parts) / tokens
+    low = sum(part.low_confidence_share * part.tokens for part in parts) / tokens
+    return Confidence(mean, low, tokens)
 
 
 class Prefetched:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from inferplane.engine.core.confidence import Confidence
 from inferplane.engine.core.engine import ContextLengthExceededError
 from inferplane.engine.core.outputs import RequestOutput, TokenInfo
 from inferplane.engine.core.protocol import EngineClient, EngineShutdownError, QueueFullError
@@ -41,6 +42,7 @@ class Choice:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     completion_tokens: int = 0
+    confidence: Confidence | None = None  # the engine's, once the choice is finished
 
     def add(self, out: RequestOutput) -> None:
         self.text.append(out.text)
@@ -50,6 +52,7 @@ class Choice:
         self.completion_tokens = out.completion_tokens or len(self.tokens)
         if out.finished:
             self.finish_reason = "stop" if out.finish_reason == "abort" else out.finish_reason
+            self.confidence = out.confidence
 
 
 def sampling_params(

@@ -8,9 +8,12 @@ generator seeded by (seed, tokens generated so far), so its tokens do not depend
 other requests share the batch.
 
 Logprobs are those of the raw model distribution (log_softmax of the logits before penalties,
-temperature and filtering), as vLLM returns them by default.
+temperature and filtering), as vLLM returns them by default. Every sampled token also carries
+its raw logprob as `confidence` (one logsumexp per row), whether or not logprobs were asked
+for: the request's confidence is tallied from it.
 """
 
+import dataclasses
 from collections.abc import Sequence
 
 import torch
@@ -34,9 +37,10 @@ class Sampler:
         raw_logprobs = None
         if any(c.params.logprobs is not None for c in chunks):
             raw_logprobs = torch.log_softmax(logits, dim=-1)
+        raw = logits  # apply_penalties copies before it changes anything
         logits = apply_penalties(logits, chunks)
         token_ids = self._choose(logits, chunks)
-        return _outputs(token_ids, raw_logprobs, chunks)
+        return _outputs(token_ids, raw_logprobs, chunks, chosen_logprobs(raw, token_ids))
 
     def _choose(self, logits: torch.Tensor, chunks: Sequence[SequenceChunk]) -> torch.Tensor:
         chosen = logits.argmax(dim=-1)
@@ -123,16 +127,21 @@ def _top_k_top_p(logits: torch.Tensor, params: Sequence[SamplingParams]) -> torc
 
 
 def _outputs(
-    token_ids: torch.Tensor, raw_logprobs: torch.Tensor | None, chunks: Sequence[SequenceChunk]
+    token_ids: torch.Tensor,
+    raw_logprobs: torch.Tensor | None,
+    chunks: Sequence[SequenceChunk],
+    confidences: Sequence[float],
 ) -> list[SampledToken]:
     ids: list[int] = token_ids.tolist()
     outputs = []
     for row, (chunk, token) in enumerate(zip(chunks, ids, strict=True)):
         wanted = chunk.params.logprobs
+        confidence = confidences[row]
         if wanted is None or raw_logprobs is None:
-            outputs.append(SampledToken(chunk.request_id, token))
+            outputs.append(SampledToken(chunk.request_id, token, confidence=confidence))
             continue
-        outputs.append(_with_logprobs(chunk.request_id, token, raw_logprobs[row], wanted))
+        sampled = _with_logprobs(chunk.request_id, token, raw_logprobs[row], wanted)
+        outputs.append(dataclasses.replace(sampled, confidence=confidence))
     return outputs
 
 

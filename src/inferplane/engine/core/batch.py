@@ -62,6 +62,9 @@ class SampledToken:
     token_id: int
     logprob: float | None = None
     top_logprobs: tuple[TokenLogprob, ...] = ()
+    # The token's raw-distribution logprob whether or not logprobs were asked for: the
+    # request's confidence (engine/core/confidence.py) is tallied from it.
+    confidence: float | None = None
 
 
 class ModelRunner(Protocol):

@@ -138,6 +138,8 @@ class LLMEngine:
             self.prompt_tokens_total += request.num_prompt_tokens
         text = self._text(request, sampled.token_id)
         info = TokenInfo(sampled.token_id, text, sampled.logprob, sampled.top_logprobs)
+        if sampled.confidence is not None:
+            request.confidence.add(sampled.confidence)
         rid = request.request_id
         held = self._held.pop(rid, None) if self._held else None  # empty: stream_interval 1
         tokens = (info,) if held is None else (*held, info)
@@ -228,6 +230,7 @@ def _final(request: Request, tokens: tuple[TokenInfo, ...], reason: FinishReason
         arrival_time=request.arrival_time,
         first_token_time=request.first_token_time,
         stop_reason=request.stop_reason,
+        confidence=request.confidence.result(),
     )
 
 

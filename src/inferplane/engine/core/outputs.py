@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from inferplane.engine.core.batch import TokenLogprob
+from inferplane.engine.core.confidence import Confidence
 
 FinishReason = Literal["stop", "length", "abort"]
 
@@ -38,6 +39,7 @@ class RequestOutput:
     arrival_time: float = 0.0
     first_token_time: float | None = None
     stop_reason: str | int | None = field(default=None)
+    confidence: Confidence | None = None  # on the last update: the completion's confidence
 
     @property
     def text(self) -> str:

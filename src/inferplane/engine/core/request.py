@@ -8,6 +8,7 @@ request `num_tokens - num_computed_tokens` more tokens, within the step's budget
 import enum
 from collections.abc import Iterable, Sequence
 
+from inferplane.engine.core.confidence import ConfidenceTally
 from inferplane.engine.core.sampling_params import SamplingParams
 
 
@@ -55,6 +56,7 @@ class Request:
         "all_token_ids",
         "arrival_time",
         "block_hashes",
+        "confidence",
         "first_token_time",
         "num_cached_tokens",
         "num_computed_tokens",
@@ -95,6 +97,7 @@ class Request:
         self.block_hashes: list[int] = []  # chained hashes of full blocks, filled lazily
         self.first_token_time: float | None = None
         self.stop_reason: str | int | None = None
+        self.confidence = ConfidenceTally()  # the sampled tokens' raw logprobs, summed
         eos = () if params.ignore_eos else tuple(eos_token_ids)
         self.stop_ids = frozenset((*eos, *params.stop_token_ids))
 
