@@ -123,7 +123,7 @@ def test_the_replicas_confidence_reaches_the_usage_record_and_the_metrics(
 ) -> None:
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEYS["bob"], max_retries=0)
     reply = client.chat.completions.create(**CHAT)  # type: ignore[call-overload]
-    confidence = reply.usage.model_extra["confidence"]  # type: ignore[union-attr]
+    confidence = reply.usage.model_extra["confidence"]
     assert confidence["mean_logprob"] < 0 and confidence["tokens"] == 4
     url = f"sqlite:///{gateway.log_path.parent / 'ledger.db'}"
     deadline = time.monotonic() + 20

@@ -77,7 +77,7 @@ def reference_logits(smollm2_dir: Path, sampled: Sampled) -> torch.Tensor:
     prompt, tokens, _, _ = sampled
     model: Any = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32)
     with torch.inference_mode():
-        logits = model.eval()(torch.tensor([prompt + tokens])).logits[0].float()
+        logits: torch.Tensor = model.eval()(torch.tensor([prompt + tokens])).logits[0].float()
     return logits[len(prompt) - 1 : len(prompt) - 1 + len(tokens)]
 
 
