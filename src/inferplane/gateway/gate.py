@@ -17,7 +17,7 @@ from inferplane.config.schema import Overload
 from inferplane.gateway.admission.overload import AdmissionQueue, Rates, decide, tier_rank
 from inferplane.gateway.errors import GatewayError
 from inferplane.gateway.routing.registry import ReplicaRegistry
-from inferplane.gateway.types import RouteRequest
+from inferplane.gateway.types import ReplicaSnapshot, RouteRequest
 
 Clock = Callable[[], float]
 PRIORITY_HEADER = "x-inferplane-priority"  # an integer; higher goes first within a tier
@@ -156,12 +156,19 @@ class Gate:
             pool.reserved += 1
             free -= 1
 
+    def with_room(self, snapshots: list[ReplicaSnapshot]) -> list[ReplicaSnapshot]:
+        """The replicas with a free slot, for the balancer to choose among (all of them when
+        none has one: a retry, or a pool the gate let through)."""
+        slots = self.config.slots
+        roomy = [s for s in snapshots if s.in_flight < max(1, round(slots * s.weight))]
+        return roomy or snapshots
+
     def _free_slots(self, name: str) -> int:
         free = 0
         for replica in self.registry.members(name):
             if replica.routable:
-                held = max(replica.in_flight, replica.waiting + replica.running)
-                free += max(0, max(1, round(self.config.slots * replica.weight)) - held)
+                room = max(1, round(self.config.slots * replica.weight))
+                free += max(0, room - replica.in_flight)
         return free
 
     def _deadline_s(self, route: RouteRequest) -> float:

@@ -137,6 +137,8 @@ class Proxy:
             snapshots = self._candidates(call.pool, frozenset())
         if not snapshots:
             return None
+        if self.gate is not None:  # the gate let it in for a free slot: use one
+            snapshots = self.gate.with_room(snapshots)
         chosen = self.policies[call.pool].select(call.route, snapshots)
         return None if chosen is None else self.registry.get(call.pool, chosen)
 

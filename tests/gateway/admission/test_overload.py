@@ -33,9 +33,13 @@ def test_admits_on_the_least_loaded_replica_with_a_free_slot() -> None:
     assert decision.wait_s == pytest.approx(0.05)  # its own prefill only
 
 
-def test_scraped_queue_counts_when_larger_than_the_gateways_own() -> None:
-    pool = [Load(in_flight=1, outstanding_work=100, waiting=3, running=1)]
-    assert decide(pool, RATES, 4, 100, 0, 5.0, 0).outcome == "queue"
+def test_slots_are_the_gateways_own_count_and_a_scraped_queue_adds_to_the_wait() -> None:
+    lagging = [Load(in_flight=1, outstanding_work=100, waiting=3, running=1)]
+    assert decide(lagging, RATES, 4, 100, 0, 5.0, 0).outcome == "admit"
+    full = [Load(in_flight=2, outstanding_work=200) for _ in range(2)]
+    assert decide(full, RATES, 2, 100, 0, 5.0, 0).outcome == "queue"
+    full[0].waiting = 40  # another gateway's requests queued there
+    assert decide(full, RATES, 2, 100, 0, 5.0, 0).outcome == "refuse"
 
 
 def test_queues_when_full_but_the_pool_drains_in_time() -> None:

@@ -3,7 +3,7 @@ starts within the pool's deadline, else queue it (bounded, best tier first) or r
 the time the pool is predicted to drain.
 
 The prediction uses only what the gateway already tracks per replica: requests it holds (its
-own in-flight count, or the replica's scraped waiting + running when larger), the work they
+own in-flight count; a scraped waiting + running beyond it only adds to the wait), the work they
 owe (prompt + max tokens), and the pool's measured prefill speed and seconds per token of
 work. A replica runs `slots` requests at once (weighted); a request beyond the pool's slots
 waits for them to free, which they do at the pool's slots per mean service time. The gateway
@@ -81,10 +81,13 @@ def decide(  # noqa: PLR0917 (one flat call on the hot path, no options object)
     for index, replica in enumerate(replicas):
         if not replica.routable:
             continue
-        held = max(replica.in_flight, replica.waiting + replica.running)
+        # Slots are the gateway's own count (scrapes lag, and a stale one would hold a slot
+        # shut with nothing in flight to reopen it); what a replica reports queued beyond
+        # them (another gateway's) still delays a newcomer.
+        held = replica.in_flight
         room = max(1, round(slots * replica.weight))
         capacity += room
-        held_all += held
+        held_all += held + max(0, replica.waiting + replica.running - held)
         in_flight += replica.in_flight
         owed += replica.outstanding_work
         if held < room and (best < 0 or held < best_held):
