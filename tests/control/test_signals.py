@@ -1,5 +1,7 @@
 import pytest
 
+from inferplane.config.schema import Autoscale, ReplicaBounds
+from inferplane.control.autoscaler import Autoscaler
 from inferplane.control.signals import (
     ReplicaLoad,
     Signals,
@@ -51,6 +53,26 @@ def test_pool_signals_read_the_gateways_records_and_count_held_requests_as_waiti
     assert signals.gpu_util is None and signals.ttft_p95_s is None
     at_zero = pool_signals([], arrivals=0, held=2, ttft_p95_s=None)
     assert (at_zero.waiting, at_zero.replicas_ready, at_zero.has_demand) == (2, 0, True)
+
+
+def test_requests_the_gateway_queued_or_refused_are_demand_that_scales_up() -> None:
+    registry = ReplicaRegistry({"chat": "m"})
+    registry.set_replicas("chat", ["http://a", "http://b"])
+    for replica in registry.replicas("chat"):
+        replica.in_flight = 2  # every slot held, nothing waiting at the replicas themselves
+    served = pool_signals(registry.replicas("chat"), arrivals=40, held=0, ttft_p95_s=None)
+    unserved = pool_signals(
+        registry.replicas("chat"), arrivals=40, held=0, ttft_p95_s=None, queued=6, refused=30
+    )
+    assert (served.waiting, unserved.waiting) == (0, 36)
+    bounds = ReplicaBounds(min=2, max=8)
+    quiet, pressed = Autoscaler(Autoscale(), bounds), Autoscaler(Autoscale(), bounds)
+    for tick in range(30):  # the same load for 150 s: past the up window and step period
+        calm = quiet.decide(tick * 5.0, served)
+        busy = pressed.decide(tick * 5.0, unserved)
+    assert calm.desired == 2  # nothing waits: no more replicas asked for
+    assert busy.recommendation == 9  # 36 unserved over 2 replicas against a target of 4
+    assert busy.desired > 2
 
 
 def test_ttft_p95_over_the_horizon() -> None:

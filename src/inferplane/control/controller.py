@@ -138,8 +138,15 @@ class Controller:
         arrived = int(total - pool.arrivals_seen)
         pool.arrivals_seen = total
         self.tiers.arrivals(pool, arrived)
+        queued = refused = 0
+        gate = self.gateway.proxy.gate
+        if gate is not None:  # what the overload gate queued or refused is demand too
+            demand = gate.demand(pool.name)
+            queued, refused = demand.queued, demand.refused - pool.refusals_seen
+            pool.refusals_seen = demand.refused
         return pool_signals(self.gateway.registry.replicas(pool.name), arrivals=arrived,
-                            held=pool.held, ttft_p95_s=pool.window.ttft_p95(now))  # fmt: skip
+                            held=pool.held, ttft_p95_s=pool.window.ttft_p95(now),
+                            queued=queued, refused=refused)  # fmt: skip
 
     def _resize(self, pool: PoolRuntime, change: int) -> None:
         candidates = self.lifecycle.candidates(pool)

@@ -54,6 +54,7 @@ class PoolRuntime:
     restarts_due: list[float] = field(default_factory=list)
     restarts: int = 0
     arrivals_seen: float = 0.0
+    refusals_seen: int = 0  # the gateway gate's refusals already counted as demand
     scored_holds: int = 0  # held requests the tiers counted, not to count again once finished
     last_decision: ScaleDecision | None = None
     pinned: int | None = None  # a fixed size (a rollout's canary) instead of the autoscaler's

@@ -3,7 +3,8 @@
 `pool_signals` is the pool's Signals as the controller builds them each tick (and the
 simulator, from the same function): the gateway's record of each replica (waiting, in flight,
 KV usage), the requests that arrived since the last tick, the requests held at the gateway for
-a replica (waiting too) and the TTFT p95 of the pool's window. A SignalWindow keeps the TTFT
+a replica, queued by its overload gate or refused by it since the last tick (waiting too) and
+the TTFT p95 of the pool's window. A SignalWindow keeps the TTFT
 samples of the last `horizon_s` seconds for that p95; `summarize` sums replica loads into one
 `Signals`.
 """
@@ -96,13 +97,22 @@ def summarize(
 
 
 def pool_signals(
-    replicas: Iterable[LoadRecord], *, arrivals: int, held: int, ttft_p95_s: float | None
+    replicas: Iterable[LoadRecord],
+    *,
+    arrivals: int,
+    held: int,
+    ttft_p95_s: float | None,
+    queued: int = 0,
+    refused: int = 0,
 ) -> Signals:
     """The pool's Signals from the gateway's records of its replicas (GPU utilisation is not
-    scraped: None), plus the requests held for a replica counted as waiting."""
+    scraped: None), plus what the gateway could not place counted as waiting: the requests
+    held for a replica, those in its overload queue, and those it refused since the last
+    tick (demand that was not served is demand all the same)."""
     loads = [ReplicaLoad(r.routable, r.waiting, r.in_flight, r.kv_usage) for r in replicas]
     signals = summarize(loads, arrivals, ttft_p95_s)
-    return replace(signals, waiting=signals.waiting + held) if held else signals
+    unplaced = held + queued + refused
+    return replace(signals, waiting=signals.waiting + unplaced) if unplaced else signals
 
 
 class SignalWindow:

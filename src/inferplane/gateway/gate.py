@@ -111,7 +111,7 @@ class Gate:
             raise self._refuse(name, pool, "queue_full", 1)
         if evicted is not None and not evicted.done():
             evicted.set_exception(self._refuse(name, pool, "outranked", 1))
-        self._queued.labels(name).set(len(pool.queue))
+        self._depth(name, pool)
         began = self.clock()
         try:
             await asyncio.wait_for(waiter, deadline)
@@ -126,7 +126,7 @@ class Gate:
         finally:
             waited = self.clock() - began
             pool.demand.queued_s += waited
-            self._queued.labels(name).set(len(pool.queue))
+            self._depth(name, pool)
         pool.reserved -= 1
         self._queue_time.labels(name).observe(waited)
         return self.clock()
@@ -155,6 +155,7 @@ class Gate:
             waiter.set_result(None)
             pool.reserved += 1
             free -= 1
+        self._depth(name, pool)
 
     def with_room(self, snapshots: list[ReplicaSnapshot]) -> list[ReplicaSnapshot]:
         """The replicas with a free slot, for the balancer to choose among (all of them when
@@ -170,6 +171,10 @@ class Gate:
                 room = max(1, round(self.config.slots * replica.weight))
                 free += max(0, room - replica.in_flight)
         return free
+
+    def _depth(self, name: str, pool: _Pool) -> None:
+        pool.demand.queued = len(pool.queue)
+        self._queued.labels(name).set(pool.demand.queued)
 
     def _deadline_s(self, route: RouteRequest) -> float:
         if route.deadline_ms is None:
