@@ -131,16 +131,24 @@ class Gate:
         self._queue_time.labels(name).observe(waited)
         return self.clock()
 
-    def leave(
-        self, name: str, route: RouteRequest, admitted: float, ttft_s: float | None, ok: bool
+    def leave(  # noqa: PLR0917 (one call per finished request)
+        self,
+        name: str,
+        route: RouteRequest,
+        admitted: float,
+        ttft_s: float | None,
+        sharing: int,
+        ok: bool,
     ) -> None:
-        """A request let in has finished: learn from it if it succeeded, wake the next."""
+        """A request let in has finished (`sharing`: requests on its replica as it ended,
+        itself included): learn from it if it succeeded, wake the next."""
         pool = self._pools.get(name)
         if pool is None:
             return
         if ok:
             total_s = self.clock() - admitted
-            pool.rates.observe(route.predicted_work, route.est_prompt_tokens, ttft_s, total_s)
+            work, prompt = route.predicted_work, route.est_prompt_tokens
+            pool.rates.observe(work, prompt, ttft_s, total_s, sharing)
         self.wake(name)
 
     def wake(self, name: str) -> None:

@@ -103,7 +103,8 @@ class Proxy:
             status = await self._forward(call, send)
         finally:
             ttft = None if call.ttft_s is None else call.ttft_s - (call.admitted - call.started)
-            self.gate.leave(call.pool, call.route, call.admitted, ttft, status == 200)
+            sharing = 1 if call.replica is None else call.replica.in_flight + 1
+            self.gate.leave(call.pool, call.route, call.admitted, ttft, sharing, status == 200)
         return status
 
     async def _forward(self, call: Call, send: Send) -> int:

@@ -23,7 +23,7 @@ class Load:
     routable: bool = True
 
 
-RATES = Rates(prefill_tps=1000.0, s_per_work=0.01)
+RATES = Rates(prefill_tps=1000.0, s_per_work=0.005)  # a replica: 200 tokens of work/s
 
 
 def test_admits_on_the_least_loaded_replica_with_a_free_slot() -> None:
@@ -43,7 +43,7 @@ def test_slots_are_the_gateways_own_count_and_a_scraped_queue_adds_to_the_wait()
 
 
 def test_queues_when_full_but_the_pool_drains_in_time() -> None:
-    # 2 replicas x 2 slots, all held; 100-token requests take 1 s: 4 slots free per second.
+    # 2 replicas x 2 slots, all held; the pool does 400 tokens of work/s: 4 requests a second.
     pool = [Load(in_flight=2, outstanding_work=200) for _ in range(2)]
     decision = decide(pool, RATES, 2, 100, 0, 5.0, 3)
     assert decision.outcome == "queue"
@@ -71,10 +71,10 @@ def test_a_heavier_replica_has_more_slots() -> None:
 
 def test_rates_follow_what_finished_requests_took() -> None:
     rates = Rates(prefill_tps=1000.0, s_per_work=0.01)
-    for _ in range(50):
-        rates.observe(work=100, prompt_tokens=50, ttft_s=0.1, total_s=2.0)
+    for _ in range(50):  # 2 s for 100 tokens of work, sharing the replica with 3 others
+        rates.observe(work=100, prompt_tokens=50, ttft_s=0.1, total_s=2.0, sharing=4)
     assert rates.prefill_tps == pytest.approx(500.0, rel=0.01)
-    assert rates.s_per_work == pytest.approx(0.02, rel=0.01)
+    assert rates.s_per_work == pytest.approx(0.005, rel=0.01)
 
 
 def test_retry_after_is_whole_seconds_within_bounds() -> None:

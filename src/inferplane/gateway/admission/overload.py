@@ -5,8 +5,8 @@ the time the pool is predicted to drain.
 The prediction uses only what the gateway already tracks per replica: requests it holds (its
 own in-flight count; a scraped waiting + running beyond it only adds to the wait), the work they
 owe (prompt + max tokens), and the pool's measured prefill speed and seconds per token of
-work. A replica runs `slots` requests at once (weighted); a request beyond the pool's slots
-waits for them to free, which they do at the pool's slots per mean service time. The gateway
+work at a full batch. A replica runs `slots` requests at once (weighted); a request beyond
+the pool's slots waits for the work ahead of it to be done at the pool's throughput. The gateway
 sends a request on only while a slot is free, so tiers, not the replicas' FIFO queues, order
 who goes next under pressure. Pure: no clock is read (times are passed in), no I/O;
 one pass over the pool's replicas per decision, with no allocation besides the answer.
@@ -43,17 +43,23 @@ class ReplicaLoad(Protocol):
 @dataclass
 class Rates:
     """A pool's measured speeds: prompt tokens/s to the first token of a request that did not
-    wait, and seconds per token of work (prompt + max tokens) over a whole request, at the load
-    it ran under. Start from guesses; every finished request refines them."""
+    wait, and a replica's seconds per token of work (prompt + max tokens) with its batch full:
+    a request's duration over its work, divided by the requests it shared the replica with.
+    That assumes a replica's throughput stays flat as its batch grows (true of a saturated
+    CPU, pessimistic for a GPU): better to refuse early than to admit past the deadline.
+    Start from guesses; every finished request refines them."""
 
     prefill_tps: float = 2000.0
-    s_per_work: float = 0.05
+    s_per_work: float = 0.005
 
-    def observe(self, work: int, prompt_tokens: int, ttft_s: float | None, total_s: float) -> None:
+    def observe(
+        self, work: int, prompt_tokens: int, ttft_s: float | None, total_s: float, sharing: int
+    ) -> None:
         if ttft_s is not None and prompt_tokens > 0 and ttft_s > 0:
             self.prefill_tps += EWMA_ALPHA * (prompt_tokens / ttft_s - self.prefill_tps)
         if work > 0 and total_s > 0:
-            self.s_per_work += EWMA_ALPHA * (total_s / work - self.s_per_work)
+            sample = total_s / (work * max(1, sharing))
+            self.s_per_work += EWMA_ALPHA * (sample - self.s_per_work)
 
 
 @dataclass(frozen=True)
@@ -74,10 +80,12 @@ def decide(  # noqa: PLR0917 (one flat call on the hot path, no options object)
     ahead: int,
 ) -> Decision:
     """Admit now on the least loaded replica with a free slot when nobody is queued ahead;
-    else queue when the pool is predicted to reach this request within `deadline_s` (slots
-    free at total capacity per mean service time); else refuse, saying when to come back."""
+    else queue when the pool is predicted to reach this request within `deadline_s` (the work
+    of those ahead done at the pool's measured throughput); else refuse, saying when to come
+    back."""
     best, best_held = -1, 0
     capacity = held_all = in_flight = owed = 0
+    weights = 0.0
     for index, replica in enumerate(replicas):
         if not replica.routable:
             continue
@@ -87,6 +95,7 @@ def decide(  # noqa: PLR0917 (one flat call on the hot path, no options object)
         held = replica.in_flight
         room = max(1, round(slots * replica.weight))
         capacity += room
+        weights += replica.weight
         held_all += held + max(0, replica.waiting + replica.running - held)
         in_flight += replica.in_flight
         owed += replica.outstanding_work
@@ -99,7 +108,9 @@ def decide(  # noqa: PLR0917 (one flat call on the hot path, no options object)
         return Decision("admit", prefill, best, 0)
     mean_work = owed / in_flight if in_flight else float(work)
     need = ahead + 1 + max(0, held_all - capacity) - max(0, capacity - held_all)
-    wait = prefill + max(0, need) * mean_work * rates.s_per_work / capacity
+    # The pool works through `weights` replicas' worth of tokens at once; before this request
+    # starts, `need` requests' work must be done.
+    wait = prefill + max(0, need) * mean_work * rates.s_per_work / weights
     if wait <= deadline_s:
         return Decision("queue", wait, -1, 0)
     return Decision("refuse", wait, -1, retry_after(wait - deadline_s))
