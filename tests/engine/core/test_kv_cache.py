@@ -196,3 +196,35 @@ def test_pool_rejects_empty() -> None:
         BlockPool(0)
     with pytest.raises(ValueError, match="block_size"):
         KVCacheManager(4, block_size=0)
+
+
+def test_popleft_many_is_popleft_repeated() -> None:
+    blocks = [KVBlock(i) for i in range(6)]
+    queue = FreeBlockQueue(blocks)
+    queue.remove(blocks[2])
+    queue.appendleft(blocks[2])  # order: 2, 0, 1, 3, 4, 5
+    assert [b.block_id for b in queue.popleft_many(3)] == [2, 0, 1]
+    assert queue.block_ids() == [3, 4, 5] and len(queue) == 3
+    assert blocks[0].prev is None and blocks[0].next is None
+    queue.append(blocks[0])
+    assert queue.block_ids() == [3, 4, 5, 0]
+    with pytest.raises(IndexError):
+        queue.popleft_many(5)
+    assert [b.block_id for b in queue.popleft_many(4)] == [3, 4, 5, 0] and len(queue) == 0
+
+
+def test_extend_links_a_run_as_appends_would() -> None:
+    blocks = [KVBlock(i) for i in range(8)]
+    one_by_one, at_once = FreeBlockQueue(blocks[:2]), FreeBlockQueue([])
+    for block in blocks[2:5]:
+        one_by_one.appendleft(block)
+    for block in blocks[5:]:
+        one_by_one.append(block)
+    expected = one_by_one.block_ids()
+    copies = [KVBlock(i) for i in range(8)]
+    at_once = FreeBlockQueue(copies[:2])
+    at_once.extend(copies[2:5], left=True)
+    at_once.extend(copies[5:])
+    at_once.extend([])
+    assert at_once.block_ids() == expected == [4, 3, 2, 0, 1, 5, 6, 7]
+    assert len(at_once) == 8 and [b.block_id for b in at_once.popleft_many(8)] == expected

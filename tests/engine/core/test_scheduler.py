@@ -259,3 +259,105 @@ def test_random_workload_keeps_block_accounting_exact(policy: Policy) -> None:
     while sched.has_unfinished():
         run_step(sched)
     assert sched.kv.usage == 0.0
+
+
+def _state(sched: Scheduler) -> tuple[object, ...]:
+    """Everything a decode run may change: requests, block tables, the free queue, the cache."""
+    kv, pool = sched.kv, sched.kv.pool
+    requests = [(r.request_id, r.num_computed_tokens, list(r.all_token_ids),
+                 list(r.output_token_ids), r.status) for r in sched.running]  # fmt: skip
+    tables = {r.request_id: list(kv.block_ids(r.request_id)) for r in sched.running}
+    cached = {h: b.block_id for h, b in pool.cached.items()}
+    return requests, tables, pool.free.block_ids(), cached, dict(kv.slots), pool.evictions
+
+
+def _decoding(seed: int, policy: Policy = "fcfs") -> tuple[Scheduler, SchedulerOutput]:
+    """Requests of mixed lengths, some sharing a prompt, past their prefills, with a cache
+    left by finished ones: a plan where everyone decodes."""
+    rng = random.Random(seed)
+    sched = make_scheduler(num_blocks=96, seqs=6, budget=64, max_len=200, policy=policy)
+    shared = [rng.randrange(10, 1000) for _ in range(9)]
+    for i in range(6):
+        prompt = (
+            shared if i % 3 == 0 else [rng.randrange(10, 1000) for _ in range(rng.randrange(1, 11))]
+        )
+        params = SamplingParams(max_tokens=rng.randrange(40, 90), ignore_eos=True)
+        sched.add_request(Request(f"old{i}", prompt, params, priority=rng.randrange(3)))
+    for _ in range(rng.randrange(2, 6)):
+        run_step(sched)
+    for i in range(6):
+        n = 9 if i % 2 == 0 else rng.randrange(1, 11)
+        prompt = shared[:n] if i % 2 == 0 else [rng.randrange(10, 1000) for _ in range(n)]
+        params = SamplingParams(max_tokens=rng.randrange(20, 60), ignore_eos=True)
+        sched.add_request(Request(f"r{i}", prompt, params, priority=rng.randrange(3)))
+    for _ in range(200):
+        out, _ = run_step(sched)
+        decoding = all(
+            n == 1 and r.first_token_time for r, n in zip(out.requests, out.num_tokens, strict=True)
+        )
+        left = min((r.params.max_tokens - r.num_output_tokens for r in out.requests), default=0)
+        if out.requests and decoding and not sched.waiting and left > 3:
+            return sched, sched.schedule()
+    raise AssertionError("never reached a decode-only step")
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_a_decode_run_is_its_single_steps_at_once(seed: int) -> None:
+    policy: Policy = "priority" if seed % 3 == 0 else "fcfs"
+    one, plan_one = _decoding(seed, policy)
+    many, plan_many = _decoding(seed, policy)
+    assert _state(one) == _state(many)
+    longest = min(min(r.params.max_tokens - r.num_output_tokens for r in plan_one.requests) - 1, 30)
+    steps = random.Random(seed).randrange(1, longest + 1)
+    sampled = {r.request_id: 7 for r in plan_one.requests}
+    preempted = one.num_preemptions
+    try:
+        plan_many = many.run_decodes(plan_many, sampled, steps)
+    except ValueError as refused:  # only when single steps would run out of blocks
+        assert "free KV blocks" in str(refused)
+        for _ in range(steps):
+            one.update_from_output(plan_one, sampled)
+            plan_one = one.schedule()
+        assert one.num_preemptions > preempted
+        return
+    for _ in range(steps):
+        assert one.update_from_output(plan_one, sampled) == []
+        plan_one = one.schedule()
+    assert one.num_preemptions == preempted
+    assert _state(one) == _state(many)
+    assert [r.request_id for r in plan_many.requests] == [r.request_id for r in plan_one.requests]
+    assert plan_many.num_tokens == plan_one.num_tokens and not plan_many.preempted
+
+
+def test_a_decode_run_refuses_what_single_steps_would_do_differently() -> None:
+    sched, plan = _decoding(3)
+    sampled = {r.request_id: 7 for r in plan.requests}
+    before = _state(sched)
+    shortest = min(r.params.max_tokens - r.num_output_tokens for r in plan.requests)
+    with pytest.raises(ValueError, match="stops within"):
+        sched.run_decodes(plan, sampled, shortest)
+    with pytest.raises(ValueError, match="is not decoding"):
+        sched.run_decodes(plan, {}, 1)
+    with pytest.raises(ValueError, match="every running request"):
+        sched.run_decodes(SchedulerOutput(plan.requests[:1], [1]), sampled, 1)
+    sched.add_request(req("late", n=5))
+    if len(sched.running) < sched.config.max_num_seqs:
+        with pytest.raises(ValueError, match="may be admitted"):
+            sched.run_decodes(plan, sampled, 1)
+    assert _state(sched) == before
+
+
+def test_a_decode_run_refuses_to_outgrow_the_free_blocks_where_steps_would_preempt() -> None:
+    sched = make_scheduler(num_blocks=8, budget=64, max_len=64)
+    for rid in ("a", "b"):
+        sched.add_request(req(rid, n=4, max_tokens=40, ignore_eos=True))
+    plan, _ = run_step(sched)  # both prompts: one block each, first tokens
+    plan = sched.schedule()
+    sampled = {r.request_id: 7 for r in plan.requests}
+    # 8 blocks of 4: each request holds 2 (8 slots for 5 tokens); 4 are free, 2 each: 16 slots
+    with pytest.raises(ValueError, match="needs 6 free KV blocks"):
+        sched.run_decodes(plan, sampled, 12)
+    plan = sched.run_decodes(plan, sampled, 11)
+    assert sched.kv.pool.num_free == 0 and sched.num_preemptions == 0
+    sched.update_from_output(plan, sampled)
+    assert sched.schedule().preempted  # the next single step has to preempt

@@ -75,8 +75,13 @@ class FreeBlockQueue:
         self._tail = KVBlock(-1)
         self._head.next, self._tail.prev = self._tail, self._head
         self.size = 0
+        # linked in one pass (a pool can hold tens of thousands of blocks): as append() would
+        prev = self._head
         for block in blocks:
-            self.append(block)
+            block.prev, prev.next = prev, block
+            prev = block
+        prev.next, self._tail.prev = self._tail, prev
+        self.size = len(blocks)
 
     def popleft(self) -> KVBlock:
         block = self._head.next
@@ -85,11 +90,56 @@ class FreeBlockQueue:
         self.remove(block)
         return block
 
+    def popleft_many(self, count: int) -> list[KVBlock]:
+        """The first `count` blocks, unlinked as one run (popleft `count` times, in one go)."""
+        if count > self.size:
+            raise IndexError(f"{count} blocks asked for, {self.size} free")
+        taken: list[KVBlock] = []
+        block = self._head.next
+        for _ in range(count):
+            if block is None:  # unreachable: size counts the linked blocks
+                raise RuntimeError("free queue links are broken")
+            following = block.next
+            block.prev = block.next = None
+            taken.append(block)
+            block = following
+        if block is None:  # unreachable: the tail sentinel ends the list
+            raise RuntimeError("free queue links are broken")
+        self._head.next, block.prev = block, self._head
+        self.size -= count
+        return taken
+
     def append(self, block: KVBlock) -> None:
-        self._link(block, self._tail.prev, self._tail)
+        prev = self._tail.prev
+        if prev is None:  # unreachable: the sentinels are always linked
+            raise RuntimeError("free queue links are broken")
+        block.prev, block.next = prev, self._tail
+        prev.next = self._tail.prev = block
+        self.size += 1
 
     def appendleft(self, block: KVBlock) -> None:
-        self._link(block, self._head, self._head.next)
+        nxt = self._head.next
+        if nxt is None:  # unreachable: the sentinels are always linked
+            raise RuntimeError("free queue links are broken")
+        block.prev, block.next = self._head, nxt
+        self._head.next = nxt.prev = block
+        self.size += 1
+
+    def extend(self, blocks: Sequence[KVBlock], *, left: bool = False) -> None:
+        """append() each block in turn (or appendleft(), which leaves them reversed at the
+        front), linked as one run."""
+        if not blocks:
+            return
+        run = blocks[::-1] if left else blocks
+        before, after = (self._head, self._head.next) if left else (self._tail.prev, self._tail)
+        if before is None or after is None:  # unreachable: the sentinels are always linked
+            raise RuntimeError("free queue links are broken")
+        prev = before
+        for block in run:
+            block.prev, prev.next = prev, block
+            prev = block
+        prev.next, after.prev = after, prev
+        self.size += len(run)
 
     def remove(self, block: KVBlock) -> None:
         prev, nxt = block.prev, block.next
@@ -98,13 +148,6 @@ class FreeBlockQueue:
         prev.next, nxt.prev = nxt, prev
         block.prev = block.next = None
         self.size -= 1
-
-    def _link(self, block: KVBlock, prev: KVBlock | None, nxt: KVBlock | None) -> None:
-        if prev is None or nxt is None:  # unreachable: the sentinels are always linked
-            raise RuntimeError("free queue links are broken")
-        block.prev, block.next = prev, nxt
-        prev.next = nxt.prev = block
-        self.size += 1
 
     def __len__(self) -> int:
         return self.size
@@ -139,14 +182,16 @@ class BlockPool:
 
     def take(self, count: int) -> list[KVBlock]:
         """Take `count` free blocks for new data, evicting the cached content they held."""
-        taken = []
-        for _ in range(count):
-            block = self.free.popleft()
-            if block.block_hash is not None:
-                self._forget(block)
+        taken = self.free.popleft_many(count)
+        cached = self.cached
+        for block in taken:
+            block_hash = block.block_hash
+            if block_hash is not None:  # evicted: forget it (unless a duplicate holds the hash)
+                if cached.get(block_hash) is block:
+                    del cached[block_hash]
+                block.block_hash = None
                 self.evictions += 1
             block.ref_count = 1
-            taken.append(block)
         return taken
 
     def touch(self, blocks: Sequence[KVBlock]) -> None:
@@ -159,13 +204,14 @@ class BlockPool:
     def release(self, blocks: Sequence[KVBlock]) -> None:
         """Drop a reference; unreferenced cached blocks go to the tail (evicted last), others
         to the front (reused first), so cached content lives as long as possible."""
+        front: list[KVBlock] = []
+        back: list[KVBlock] = []
         for block in reversed(blocks):  # a prefix's deeper blocks are evicted before its root
             block.ref_count -= 1
             if block.ref_count == 0:
-                if block.block_hash is None:
-                    self.free.appendleft(block)
-                else:
-                    self.free.append(block)
+                (front if block.block_hash is None else back).append(block)
+        self.free.extend(front, left=True)  # as appendleft / append block by block would
+        self.free.extend(back)
 
     def lookup(self, block_hash: int) -> KVBlock | None:
         return self.cached.get(block_hash)
@@ -181,11 +227,6 @@ class BlockPool:
         for block in self.blocks:
             block.block_hash = None
         self.cached.clear()
-
-    def _forget(self, block: KVBlock) -> None:
-        if block.block_hash is not None and self.cached.get(block.block_hash) is block:
-            del self.cached[block.block_hash]
-        block.block_hash = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +254,9 @@ class KVCacheManager:
         self._tables: dict[str, list[KVBlock]] = {}
         self._ids: dict[str, list[int]] = {}
         self._num_hashed: dict[str, int] = {}
+        # token slots each request's blocks hold (blocks x block_size): lets the scheduler see
+        # that a decode fits without a call. Read it, never write it.
+        self.slots: dict[str, int] = {}
         self.prefix_queries = 0
         self.prefix_hits = 0
 
@@ -255,13 +299,11 @@ class KVCacheManager:
         """Make room for `num_new_tokens` more tokens after the request's computed ones (and
         after the `computed` prefix hits, which join its table). False, changing nothing, when
         the pool has too few free blocks."""
-        table = self._tables.get(request.request_id)
-        if (  # the common case, first: a decode that fits the blocks the request holds
-            table is not None
-            and not computed
-            and request.num_computed_tokens + num_new_tokens <= len(table) * self.block_size
-        ):
+        rid = request.request_id
+        # the common case, first: a decode that fits the blocks the request holds
+        if not computed and request.num_computed_tokens + num_new_tokens <= self.slots.get(rid, 0):
             return True
+        table = self._tables.get(rid)
         have = len(table) if table is not None else 0
         total = request.num_computed_tokens + len(computed) * self.block_size + num_new_tokens
         need = -(-total // self.block_size) - have - len(computed)
@@ -277,8 +319,9 @@ class KVCacheManager:
         self.pool.touch(computed)
         new = [*computed, *self.pool.take(max(need, 0))]
         table.extend(new)
-        self._ids[request.request_id].extend(block.block_id for block in new)
+        self._ids[request.request_id] += [block.block_id for block in new]
         self._num_hashed[request.request_id] += len(computed)
+        self.slots[rid] = len(table) * self.block_size
         return True
 
     def cache_full_blocks(self, request: Request) -> None:
@@ -290,9 +333,13 @@ class KVCacheManager:
         if full <= done or not self.pool.enable_caching:
             return
         hashes = block_hashes(request.all_token_ids, self.block_size, request.block_hashes)
-        table = self._tables[rid]
-        for index in range(done, full):
-            self.pool.register(table[index], hashes[index])
+        table, cached = self._tables[rid], self.pool.cached
+        for index in range(done, full):  # pool.register, inlined: a prefill fills hundreds
+            block_hash = hashes[index]
+            if block_hash not in cached:  # the first writer wins on duplicates
+                block = table[index]
+                block.block_hash = block_hash
+                cached[block_hash] = block
         self._num_hashed[rid] = full
 
     def free(self, request_id: str) -> None:
@@ -300,6 +347,7 @@ class KVCacheManager:
         table = self._tables.pop(request_id, None)
         self._ids.pop(request_id, None)
         self._num_hashed.pop(request_id, None)
+        self.slots.pop(request_id, None)
         if table:
             self.pool.release(table)
 

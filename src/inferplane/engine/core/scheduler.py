@@ -41,7 +41,7 @@ class SchedulerConfig:
             raise ValueError(f"policy must be 'fcfs' or 'priority', got {self.policy!r}")
 
 
-@dataclass
+@dataclass(slots=True)
 class SchedulerOutput:
     """This step's plan: `requests[i]` computes `num_tokens[i]` tokens from its
     num_computed_tokens on. `preempted` lists requests sent back to the queue this step."""
@@ -159,7 +159,7 @@ class Scheduler:
     def _schedule_running(self, out: SchedulerOutput, budget: int) -> int:
         if self.config.policy == "priority":
             self.running.sort(key=_priority_key)
-        running, allocate = self.running, self.kv.allocate_slots
+        running, allocate, slots = self.running, self.kv.allocate_slots, self.kv.slots
         add_request, add_tokens = out.requests.append, out.num_tokens.append
         i = 0
         # The hot loop of every step (and of the simulator): locals, no min(), no properties.
@@ -168,7 +168,8 @@ class Scheduler:
             n = len(request.all_token_ids) - request.num_computed_tokens
             if n > budget:  # noqa: PLR1730 (min() is a call; this runs per request per step)
                 n = budget
-            if not allocate(request, n) and not self._preempt_for(request, n, out):
+            fits = request.num_computed_tokens + n <= slots.get(request.request_id, 0)
+            if not fits and not allocate(request, n) and not self._preempt_for(request, n, out):
                 break  # the request preempted itself: everything behind it is gone too
             add_request(request)
             add_tokens(n)
@@ -233,8 +234,8 @@ class Scheduler:
                 continue  # aborted or preempted while the step ran
             computed = request.num_computed_tokens + n
             request.num_computed_tokens = computed
-            if computed // size != (computed - n) // size:
-                cache_blocks(request)  # a block filled up (none can fill without a boundary)
+            if computed % size < n:  # a block boundary was crossed: a block filled up
+                cache_blocks(request)
             token = sampled.get(request.request_id)
             if token is None:
                 continue
@@ -252,6 +253,78 @@ class Scheduler:
         if finished:
             self._retire(finished)
         return finished
+
+    def run_decodes(
+        self, out: SchedulerOutput, sampled: dict[str, int], steps: int
+    ) -> SchedulerOutput:
+        """What `steps` rounds of update_from_output(out, sampled) then schedule() do, at once,
+        for a plan in which every running request decodes one token and nothing can interrupt
+        the rounds: no waiting request can be admitted, no request stops, and the free blocks
+        cover every block the rounds take. Returns the plan schedule() would return last.
+
+        The bookkeeping happens only where a step changes the cache: a block fills (it is
+        registered) or a request needs one more (it takes one), in the order the single steps
+        would do it (step by step; within a step, registrations in plan order, then
+        allocations in running order), so the same blocks hold the same content. ValueError,
+        changing nothing, when the plan or the scheduler's state does not allow it."""
+        self._check_decode_run(out, steps)
+        events, start = self._decode_events(out, sampled, steps)
+        for request in out.requests:
+            tokens = [sampled[request.request_id]] * steps
+            request.output_token_ids += tokens  # append_output, `steps` times
+            request.all_token_ids += tokens
+        kv = self.kv
+        for step, kind, index in sorted(events):
+            request = out.requests[index]
+            request.num_computed_tokens = start[index] + step
+            if kind == 0:
+                kv.cache_full_blocks(request)
+            elif not kv.allocate_slots(request, 1):  # unreachable: the free blocks were counted
+                raise RuntimeError("the free blocks ran out inside a decode run")
+        for request, computed in zip(out.requests, start, strict=True):
+            request.num_computed_tokens = computed + steps
+        return SchedulerOutput(list(self.running), [1] * len(self.running))
+
+    def _check_decode_run(self, out: SchedulerOutput, steps: int) -> None:
+        if steps < 1 or out.preempted or out.requests != self.running:
+            raise ValueError("a decode run needs steps >= 1 and a plan of every running request")
+        if out.num_tokens.count(1) != len(out.num_tokens):
+            raise ValueError("a decode run's plan computes one token per request")
+        if len(self.running) > self.config.max_num_batched_tokens:
+            raise ValueError("a decode run needs a token budget for every running request")
+        if self.waiting and len(self.running) < self.config.max_num_seqs:
+            raise ValueError("a decode run cannot start while a waiting request may be admitted")
+
+    def _decode_events(
+        self, out: SchedulerOutput, sampled: dict[str, int], steps: int
+    ) -> tuple[list[tuple[int, int, int]], list[int]]:
+        """(round, 0 for a block filled / 1 for a block taken, index in the plan) of every
+        change to the cache within `steps` rounds, and each request's computed tokens now."""
+        size, slots, max_len = self.kv.block_size, self.kv.slots, self.config.max_model_len
+        events: list[tuple[int, int, int]] = []
+        start: list[int] = []
+        for index, request in enumerate(out.requests):
+            token = sampled.get(request.request_id)
+            if token is None or request.first_token_time is None:
+                raise ValueError(f"request {request.request_id} is not decoding")
+            if (
+                token in request.stop_ids
+                or len(request.output_token_ids) + steps >= request.params.max_tokens
+                or len(request.all_token_ids) + steps >= max_len
+            ):
+                raise ValueError(f"request {request.request_id} stops within {steps} steps")
+            computed = request.num_computed_tokens
+            start.append(computed)
+            fills = size - computed % size  # the first round after which a block is full
+            events += [(j, 0, index) for j in range(fills, steps + 1, size)]
+            grows = slots.get(request.request_id, 0) - computed  # the first round that takes one
+            if grows < 1:
+                raise ValueError(f"request {request.request_id} holds no slot for its step")
+            events += [(j, 1, index) for j in range(grows, steps + 1, size)]
+        need = sum(kind for _, kind, _ in events)
+        if need > self.kv.pool.num_free:
+            raise ValueError(f"a decode run of {steps} steps needs {need} free KV blocks")
+        return events, start
 
     def _check_stop(self, request: Request, token: int) -> bool:
         if token in request.stop_ids:
