@@ -13,6 +13,7 @@ Prompts come from sim/prompts.py: shared where the trace says its blocks are sha
 of the request's own otherwise, so no two requests share a cached block by accident.
 """
 
+import bisect
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -139,17 +140,15 @@ class SimReplica:
         stretch = self._stretch
         if stretch is None:
             return
-        now, scheduler = self.loop.clock.now, self.scheduler
-        while stretch.done < stretch.last and stretch.ends[stretch.done] <= now:
-            if scheduler.update_from_output(self._plan, stretch.sampled):
-                raise RuntimeError("a request finished inside a decode stretch")
-            stretch.done += 1
-            plan = scheduler.schedule()
-            if len(plan.requests) != stretch.decodes or plan.preempted:
-                raise RuntimeError("a decode stretch's step differed from its plan")
-            self._plan = plan
-            self.busy_s += stretch.durations[stretch.done]
-            self.steps += 1
+        ended = min(bisect.bisect_right(stretch.ends, self.loop.clock.now), stretch.last)
+        if ended <= stretch.done:
+            return
+        # the scheduler's own run of these single steps (update_from_output, then schedule)
+        self._plan = self.scheduler.run_decodes(self._plan, stretch.sampled, ended - stretch.done)
+        for duration in stretch.durations[stretch.done + 1 : ended + 1]:
+            self.busy_s += duration
+        self.steps += ended - stretch.done
+        stretch.done = ended
 
     def _cut(self) -> None:
         """End the stretch with the step in progress (its plan stands, as the engine's would)."""
@@ -194,7 +193,7 @@ class SimReplica:
             steps = stretch_steps(self.scheduler, plan, self.max_model_len)
         self._plan, self._turn = plan, self._turn + 1
         if steps > 1:
-            stretch = self._stretch = plan_stretch(self.step_time, plan, steps, now)
+            stretch = self._stretch = plan_stretch(self.step_time, plan, steps, now, context)
             self.busy_s += stretch.durations[0]
             end = stretch.ends[-1]
         else:

@@ -9,7 +9,8 @@ and capacity (None where that provider does not sell it).
 Routing quality: the prefix-cache hit rate is the engines' own count (prompt tokens found
 cached / prompt tokens looked up, over every replica), and the busiest replica's share is the
 fraction of the pool's finished requests that the replica serving the most of them served
-(1 / replicas when perfectly even).
+(1 / replicas when perfectly even). The busy fraction is the replicas' time spent in engine
+steps over their GPU time: how close to saturation the pool ran.
 
 A FleetReport gathers the reports of every pool a fleet simulation sent traffic to, with how
 often each routing rule decided.
@@ -25,7 +26,7 @@ from inferplane.sim.records import RequestRecord
 from inferplane.sim.replica import SimReplica
 from inferplane.sim.scaling import FleetSample, ScaleEvent
 
-_PERCENTILES = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
+_PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Distribution:
     """Percentiles and mean of one quantity over finished requests; zeros when none."""
 
     p50: float = 0.0
+    p90: float = 0.0
     p95: float = 0.0
     p99: float = 0.0
     mean: float = 0.0
@@ -71,6 +73,7 @@ class SimReport:
     preemptions: int
     prefix_cache_hit_rate: float
     busiest_replica_share: float
+    busy_fraction: float  # of the replicas' GPU time, the share spent computing steps
     failed_over: int  # requests sent to a second replica after theirs died
     restarts: int  # crashed replicas restarted
     reclaims: int  # spot replicas taken by the cloud
@@ -138,6 +141,7 @@ def build_report(facts: RunFacts) -> SimReport:
         preemptions=sum(r.scheduler.num_preemptions for r in facts.replicas),
         prefix_cache_hit_rate=_round(_hit_rate(facts.replicas)),
         busiest_replica_share=_round(_busiest_share(done)),
+        busy_fraction=_round(_busy_fraction(facts.replicas, gpu_seconds)),
         failed_over=sum(1 for r in facts.records if r.attempts > 1),
         restarts=facts.restarts,
         reclaims=facts.reclaims,
@@ -168,6 +172,11 @@ def _tpots(done: Sequence[RequestRecord]) -> list[float]:
 def _hit_rate(replicas: Sequence[SimReplica]) -> float:
     queries = sum(r.kv.prefix_queries for r in replicas)
     return sum(r.kv.prefix_hits for r in replicas) / queries if queries else 0.0
+
+
+def _busy_fraction(replicas: Sequence[SimReplica], gpu_seconds: float) -> float:
+    busy = sum(r.busy_s * r.shape.gpus for r in replicas)
+    return busy / gpu_seconds if gpu_seconds > 0 else 0.0
 
 
 def _busiest_share(done: Sequence[RequestRecord]) -> float:

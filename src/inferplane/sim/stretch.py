@@ -7,12 +7,15 @@ at a context one token longer. Nothing changes before the first of these request
 (max_tokens or max_model_len; the simulator's requests never stop on a token), unless the KV
 cache runs out of free blocks (a preemption), or the gateway sends the replica a request.
 
-So a stretch schedules one event at the end of its last step instead of one per step. The
-steps still run, each through the real Scheduler's schedule() and update_from_output(), at
-the latest when the stretch ends, or earlier when someone needs the replica as it is at some
-moment (a scrape reads its queue, a request arrives, it crashes): SimReplica.settle runs
-every step that has ended by then. An arrival cuts the stretch at the step in progress, whose
-plan (made before the request arrived, as the engine's was) runs to its end as usual.
+So a stretch schedules one event at the end of its last step instead of one per step. Its
+steps are applied by the real Scheduler, at the latest when the stretch ends, or earlier when
+someone needs the replica as it is at some moment (a scrape reads its queue, a request
+arrives, it crashes): SimReplica.settle applies every step that has ended by then with
+Scheduler.run_decodes, which does what that many rounds of update_from_output and schedule
+do (the same blocks taken and registered in the same order; its tests compare the two), and
+the stretch's last step, where requests finish, is a plain update_from_output. An arrival cuts
+the stretch at the step in progress, whose plan (made before the request arrived, as the
+engine's was) runs to its end as usual.
 """
 
 from dataclasses import dataclass
@@ -39,17 +42,15 @@ class Stretch:
 
 
 def stretch_steps(scheduler: Scheduler, plan: SchedulerOutput, max_model_len: int) -> int:
-    """How many steps, this plan's included, run as this one does: 1 when it is not decode
-    only or the next step may differ."""
+    """How many steps, this plan's included, run as this one does (1: the next may differ).
+    The plan is decode only: every request computes one token past its prompt."""
     running = scheduler.running
     if plan.preempted or len(plan.requests) != len(running):
         return 1  # a preemption, or a budget too small for every running request
     if scheduler.num_waiting and len(running) < scheduler.config.max_num_seqs:
         return 1  # a waiting request is admitted as soon as blocks allow
     steps = max_model_len
-    for request, n in zip(plan.requests, plan.num_tokens, strict=True):
-        if n != 1 or request.num_computed_tokens < request.num_prompt_tokens:
-            return 1  # a prompt chunk: its first token is news
+    for request in plan.requests:
         left = min(request.params.max_tokens - len(request.output_token_ids),
                    max_model_len - len(request.all_token_ids))  # fmt: skip
         steps = min(steps, left)
@@ -75,11 +76,11 @@ def _steps_with_free_blocks(kv: KVCacheManager, plan: SchedulerOutput, steps: in
 
 
 def plan_stretch(
-    step_time: StepTimeModel, plan: SchedulerOutput, steps: int, start: float
+    step_time: StepTimeModel, plan: SchedulerOutput, steps: int, start: float, context: float
 ) -> Stretch:
-    """The stretch of `steps` decode steps from `plan` on, starting at `start`."""
+    """The stretch of `steps` decode steps from `plan` on (mean context `context`), starting
+    at `start`."""
     decodes = len(plan.requests)
-    context = sum(r.num_computed_tokens for r in plan.requests) / decodes
     durations = step_time.decode_steps_s(decodes, context, steps)
     ends, at = [], start
     for duration in durations:

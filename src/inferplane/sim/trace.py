@@ -21,7 +21,7 @@ from pathlib import Path
 _COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a synthetic trace holds a million of these
 class TraceRequest:
     """One request: when it arrives (seconds after the first), its prompt and output lengths,
     and the content ids of its prompt's blocks where the trace has them."""

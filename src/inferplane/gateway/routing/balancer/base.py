@@ -4,10 +4,13 @@ Policies are synchronous and do no I/O, so the simulator runs them as they are. 
 that needs memory (a round-robin counter, a random generator) keeps it in its own object.
 """
 
+import operator
 from collections.abc import Sequence
 from typing import Protocol
 
 from inferplane.gateway.types import ReplicaSnapshot, RouteRequest
+
+_STATE = operator.attrgetter("state")
 
 
 class Policy(Protocol):
@@ -21,7 +24,12 @@ class Policy(Protocol):
 
 def routable(replicas: Sequence[ReplicaSnapshot]) -> list[ReplicaSnapshot]:
     """Replicas that may take a request now (ready; not starting, draining, asleep or failed)."""
-    return [replica for replica in replicas if replica.routable]
+    # ReplicaSnapshot.routable, read as a field: this runs over every replica per request,
+    # and in the gateway (its registry hands over ready ones) usually all of them are
+    states = list(map(_STATE, replicas))
+    if states.count("ready") == len(states):
+        return list(replicas)
+    return [replica for replica, state in zip(replicas, states, strict=True) if state == "ready"]
 
 
 def least_loaded(replicas: Sequence[ReplicaSnapshot]) -> ReplicaSnapshot | None:
