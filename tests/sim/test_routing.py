@@ -57,3 +57,16 @@ def test_requests_the_rules_refuse_are_refused_with_their_answer() -> None:
     assert unknown.rejected_by_reason == {"404 model_not_found": 30}
     external = simulate_fleet(FLEET, "big", trace)
     assert external.rejected_by_reason == {"501 not_simulated": 30}
+
+
+def test_pools_simulated_in_processes_of_their_own_serve_the_same() -> None:
+    trace = load_trace(DATA / "mooncake_300.jsonl", speedup=2.0, limit=120)
+    options = SimOptions(shape="llama-3.1-8b")
+    together = simulate_fleet(FLEET, "chat", trace, options=options)
+    apart = simulate_fleet(FLEET, "chat", trace, options=options, workers=2)
+    assert apart.ttft_s == together.ttft_s and apart.latency_s == together.latency_s
+    assert apart.routes == together.routes and apart.finished == together.finished
+    for name, report in apart.pools.items():
+        alone = together.pools[name]
+        assert (report.ttft_s, report.finished, report.prefix_cache_hit_rate) == (
+            alone.ttft_s, alone.finished, alone.prefix_cache_hit_rate)  # fmt: skip

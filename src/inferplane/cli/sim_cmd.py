@@ -8,7 +8,8 @@ one pool; without it each request is routed by the fleet's rules as a request fo
 (the fleet's only model when it has one), and every pool that gets traffic is simulated.
 `--policy a,b,c` runs the same trace once per balancing policy and prints one row each. The GPU
 defaults to each pool's `resources.gpu`. `--crash-mtbf` and `--spot-mtbi` inject random crashes
-and spot interruptions. Exit status: 0 when every request finished, 1 when some were refused
+and spot interruptions; `--workers N` simulates the pools (once routed they share nothing) in N
+processes. Exit status: 0 when every request finished, 1 when some were refused
 (the table says why), 2 for bad input.
 """
 
@@ -53,10 +54,11 @@ def run_sim(  # noqa: PLR0917
 
 def run_fleet_sim(  # noqa: PLR0917
     fleet: FleetConfig, requests: Trace, model: str | None, gpu: str | None,
-    policies: list[str | None], options: SimOptions,
+    policies: list[str | None], options: SimOptions, workers: int = 1,
 ) -> list[FleetReport]:  # fmt: skip
     name = model or _only_model(fleet)
-    return [simulate_fleet(fleet, name, requests, gpu, p, options=options) for p in policies]
+    return [simulate_fleet(fleet, name, requests, gpu, p, options=options, workers=workers)
+            for p in policies]  # fmt: skip
 
 
 def _only_model(fleet: FleetConfig) -> str:
@@ -94,6 +96,7 @@ def sim(  # noqa: PLR0917
     spot_mtbi: Annotated[float | None, typer.Option(help="Mean s between spot reclaims.")] = None,
     spot_notice: Annotated[float, typer.Option(help="Spot notice, s.")] = SPOT_NOTICE_S,
     seed: Annotated[int, typer.Option(help="Seed for randomised policies and faults.")] = 0,
+    workers: Annotated[int, typer.Option(help="Processes for pools (routed by rules).")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print only JSON.")] = False,
 ) -> None:
     """Replay a trace through a fleet's real scheduler, balancer and autoscaler."""
@@ -106,7 +109,8 @@ def sim(  # noqa: PLR0917
             reports = run_sim(fleet, trace, pool, gpu, policies, speedup, limit, options)
         else:
             requests = load_trace(trace, speedup, limit)
-            fleets = run_fleet_sim(load_fleet(fleet), requests, model, gpu, policies, options)
+            fleets = run_fleet_sim(load_fleet(fleet), requests, model, gpu, policies, options,
+                                   workers)  # fmt: skip
     except (ConfigError, ValueError, OSError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error

@@ -9,13 +9,18 @@ at the first arrival (start_ready) unless told to start cold.
 `simulate` sends every request to one named pool. `simulate_fleet` routes each request by the
 fleet's own rules (gateway/routing/rules.Router: canaries, splits, tiers, defaults, aliases)
 to a pool, and simulates every pool that gets traffic; requests the rules refuse count as
-refused with the rules' reason.
+refused with the rules' reason. Once routed, pools share nothing, so with `workers` > 1 each
+pool runs in a process of its own (forked: the trace is not copied), the results the same as
+on one loop except that each pool ends when it settles rather than when the last one does.
 
 The run ends when every request has finished or been refused and every pool has settled at its
 floor (its minimum, or zero) or `max_tail_s` after the last request, whichever comes first, so
 the cost of scaling back down is counted.
 """
 
+import multiprocessing
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
 from typing import Any
 
 from inferplane.config.schema import Balancing, FleetConfig
@@ -67,15 +72,58 @@ def simulate_fleet(
     policy: str | None = None,
     *,
     options: SimOptions | None = None,
+    workers: int = 1,
 ) -> FleetReport:
     """Replay `trace` as requests for `model`, each sent to a pool by the fleet's rules."""
     run = _Run(fleet, trace, gpu, policy, options or SimOptions())
     routes = route_records(fleet, model, run.records, trace.block_tokens, run.options.block_size)
-    for name in routes.pools:
-        run.pool(name)
-    run.replay()
-    reports = {name: run.report(name) for name in routes.pools}
+    if workers > 1 and len(routes.pools) > 1:
+        reports = _apart(run, routes.pools, workers)
+    else:
+        for name in routes.pools:
+            run.pool(name)
+        run.replay()
+        reports = {name: run.report(name) for name in routes.pools}
     return build_fleet_report(model, run.records, routes.reasons, reports)
+
+
+_OUTCOME = ("replica", "dispatched_s", "first_token_s", "finish_s", "output_tokens",
+            "cached_tokens", "attempts", "held", "outcome", "reason")  # fmt: skip
+
+
+def _apart(run: "_Run", pools: Sequence[str], workers: int) -> dict[str, SimReport]:
+    """Each pool simulated in a forked process, `workers` at a time; the records' outcomes
+    copied back."""
+    context = multiprocessing.get_context("fork")
+    reports: dict[str, SimReport] = {}
+    for first in range(0, len(pools), workers):
+        started = []
+        for name in pools[first : first + workers]:
+            receiving, sending = context.Pipe(duplex=False)
+            process = context.Process(target=_alone, args=(run, name, sending), daemon=True)
+            process.start()
+            sending.close()
+            started.append((name, receiving, process))
+        for name, receiving, process in started:
+            report, outcomes = receiving.recv()
+            process.join()
+            reports[name] = report
+            for index, values in outcomes:
+                record = run.records[index]
+                for field, value in zip(_OUTCOME, values, strict=True):
+                    setattr(record, field, value)
+    return reports
+
+
+def _alone(run: "_Run", name: str, results: Connection) -> None:
+    """In a child process: simulate pool `name` with its own records only."""
+    mine = [r for r in run.records if r.pool == name]
+    alone = _Run(run.fleet, run.trace, run.gpu, run.policy, run.options, records=mine)
+    alone.pool(name)
+    alone.replay()
+    outcomes = [(r.index, tuple(getattr(r, f) for f in _OUTCOME)) for r in alone.records]
+    results.send((alone.report(name), outcomes))
+    results.close()
 
 
 class _Run:
@@ -88,16 +136,22 @@ class _Run:
         gpu: str | None,
         policy: str | None,
         options: SimOptions,
+        *,
+        records: list[RequestRecord] | None = None,
     ) -> None:
         self.fleet, self.trace, self.gpu, self.options = fleet, trace, gpu, options
-        self.balancing = _balancing(fleet.balancing, policy)
+        self.policy, self.balancing = policy, _balancing(fleet.balancing, policy)
         self.loop = EventLoop(SimClock())
         self.hooks = PoolHooks(self._wake, self._finished)
         self.pools: dict[str, SimPool] = {}
-        self.records = [
-            RequestRecord(i, r.arrival_s, r.prompt_tokens, r.output_tokens, r.hash_ids)
-            for i, r in enumerate(trace.requests)
-        ]
+        self.records = (
+            records
+            if records is not None
+            else [
+                RequestRecord(i, r.arrival_s, r.prompt_tokens, r.output_tokens, r.hash_ids)
+                for i, r in enumerate(trace.requests)
+            ]
+        )
         self.finished = 0
         self.last_work_s = 0.0
         self.end_s: float | None = None
