@@ -37,6 +37,12 @@ def test_a_burst_scales_up_after_the_up_window_and_back_down_after_the_down_wind
     assert [(e["from"], e["to"]) for e in downs] == [(4, 3), (3, 2), (2, 1)]
     assert all(b["at_s"] - a["at_s"] >= 120 for a, b in itertools.pairwise(downs))
     assert _sizes(report)[-1] == 1 and report.finished == 600 and report.rejected == 0
+    # the controller's view at its ticks: the queue builds up, then drains
+    waiting = [q["waiting"] for q in report.queue_timeline]
+    assert max(waiting) > 100 and waiting[-1] == 0
+    assert [q["at_s"] for q in report.queue_timeline] == sorted(
+        q["at_s"] for q in report.queue_timeline
+    )
 
 
 def test_a_spike_shorter_than_the_up_window_scales_nothing() -> None:

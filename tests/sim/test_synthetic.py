@@ -33,3 +33,11 @@ def test_bad_repeats_are_refused() -> None:
     azure = load_trace(DATA / "azure_conv_1000.csv", limit=20)
     with pytest.raises(ValueError, match="copies >= 1"):
         repeat([azure], 0)
+
+
+def test_a_short_shift_keeps_the_traces_rise_and_fall() -> None:
+    azure = load_trace(DATA / "azure_conv_1000.csv")
+    dense = repeat([azure], 4, max_shift_s=10.0, seed=2)
+    first_half = sum(1 for r in azure.requests if r.arrival_s < azure.span_s / 2)
+    dense_half = sum(1 for r in dense.requests if r.arrival_s < azure.span_s / 2)
+    assert abs(dense_half - 4 * first_half) < 4 * 20  # the same shape, four times the traffic

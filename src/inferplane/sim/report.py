@@ -24,7 +24,7 @@ from typing import Any
 from inferplane.control.signals import percentile
 from inferplane.sim.records import RequestRecord
 from inferplane.sim.replica import SimReplica
-from inferplane.sim.scaling import FleetSample, ScaleEvent
+from inferplane.sim.scaling import FleetSample, QueueSample, ScaleEvent
 
 _PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
 
@@ -80,6 +80,7 @@ class SimReport:
     replicas_max: int
     replicas_mean: float  # time-weighted, every phase that holds a GPU
     replica_timeline: list[dict[str, float]] = field(default_factory=list)
+    queue_timeline: list[dict[str, float]] = field(default_factory=list)  # at ticks, on change
     scale_events: list[dict[str, Any]] = field(default_factory=list)
     gpu_seconds: float = 0.0
     hourly_usd: float | None = None  # per GPU
@@ -109,6 +110,7 @@ class RunFacts:
     settings: dict[str, Any]
     restarts: int = 0
     reclaims: int = 0
+    queue: Sequence[QueueSample] = ()
 
 
 def build_report(facts: RunFacts) -> SimReport:
@@ -148,6 +150,7 @@ def build_report(facts: RunFacts) -> SimReport:
         replicas_max=max((s.total for s in facts.timeline), default=0),
         replicas_mean=_round(_mean_replicas(facts.timeline, facts.end_s)),
         replica_timeline=[_sample(s) for s in facts.timeline],
+        queue_timeline=[_queue(q) for q in facts.queue],
         scale_events=[_event(e) for e in facts.events],
         gpu_seconds=_round(gpu_seconds),
         hourly_usd=facts.hourly_usd,
@@ -213,6 +216,10 @@ def _mean_replicas(timeline: Sequence[FleetSample], end_s: float) -> float:
 def _sample(sample: FleetSample) -> dict[str, float]:
     return {"at_s": _round(sample.at_s), "starting": sample.starting, "ready": sample.ready,
             "draining": sample.draining, "sleeping": sample.sleeping}  # fmt: skip
+
+
+def _queue(sample: QueueSample) -> dict[str, float]:
+    return {"at_s": _round(sample.at_s), "waiting": sample.waiting, "in_flight": sample.in_flight}
 
 
 def _event(event: ScaleEvent) -> dict[str, Any]:

@@ -200,7 +200,8 @@ class _Run:
         facts = RunFacts(
             pool=name, policy=pool.policy_name, gpu=pool.gpu.name, model=pool.model.shape.name,
             seed=self.options.seed, records=pool.records, replicas=pool.scaler.replicas,
-            timeline=pool.scaler.timeline, events=pool.scaler.events, end_s=self.end_s or 0.0,
+            timeline=pool.scaler.timeline, events=pool.scaler.events, queue=pool.scaler.queue,
+            end_s=self.end_s or 0.0,
             hourly_usd=hourly, settings=self._settings(pool), restarts=pool.scaler.restarts,
             reclaims=pool.scaler.reclaims,
         )  # fmt: skip

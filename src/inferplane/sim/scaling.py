@@ -67,6 +67,15 @@ class FleetSample:
         return self.starting + self.ready + self.draining + self.sleeping
 
 
+@dataclass(frozen=True)
+class QueueSample:
+    """What the controller saw at a tick: requests waiting (held ones included), in flight."""
+
+    at_s: float
+    waiting: int
+    in_flight: int
+
+
 class SimScaler:
     """Runs one pool's replicas through their phases on the autoscaler's decisions."""
 
@@ -95,6 +104,7 @@ class SimScaler:
         self._by_rid: dict[str, SimReplica] = {}  # by id
         self.events: list[ScaleEvent] = []
         self.timeline: list[FleetSample] = []
+        self.queue: list[QueueSample] = []  # the controller's view each tick, when it changed
         self.crashed: list[SimReplica] = []  # gone, not reaped by the controller yet
         self.restarts_due: list[float] = []
         self.restarts = 0
@@ -247,7 +257,9 @@ class SimScaler:
     def tick(self) -> ScaleDecision:
         self._reap()
         now = self.loop.clock.now
-        decision = self.autoscaler.decide(now + self.epoch_offset, self.signals(), self.active)
+        signals = self.signals()
+        self._note_queue(QueueSample(now, signals.waiting, signals.in_flight))
+        decision = self.autoscaler.decide(now + self.epoch_offset, signals, self.active)
         if decision.direction != "none":
             self.events.append(ScaleEvent(now, decision.current, decision.desired,
                                           decision.cause, decision.reason))  # fmt: skip
@@ -259,6 +271,11 @@ class SimScaler:
             self.shrink(scale_down(self.candidates(), -change, keep_warm=keep_warm,
                                    restarts_due=len(self.restarts_due)))  # fmt: skip
         return decision
+
+    def _note_queue(self, sample: QueueSample) -> None:
+        last = self.queue[-1] if self.queue else None
+        if last is None or (last.waiting, last.in_flight) != (sample.waiting, sample.in_flight):
+            self.queue.append(sample)
 
     def observe_ttft(self, ttft_s: float) -> None:
         if self.watch_ttft:

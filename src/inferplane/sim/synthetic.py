@@ -2,7 +2,10 @@
 
 Copy k of a trace starts at a random offset into it (seeded) and wraps around its end, so
 every copy keeps the trace's gaps, bursts and lengths, the copies do not arrive in step, and
-the merged trace spans what the original does. Merging several traces (the Azure
+the merged trace spans what the original does. Offsets drawn from the whole span flatten the
+trace's slow swings (its busy and quiet minutes land anywhere); `max_shift_s` keeps them: copy
+k then starts at most that far in, so the merged trace rises and falls as the original does,
+only denser ("ten users for every one in the trace"). Merging several traces (the Azure
 conversation and code traces) mixes their workloads at their own rates. A copy of a trace with
 block ids gets ids of its own (shifted past every id the original uses): two copies are two
 sets of users, not one conversation twice. Dividing by `speedup` raises the rate.
@@ -15,7 +18,14 @@ from collections.abc import Sequence
 from inferplane.sim.trace import Trace, TraceRequest
 
 
-def repeat(traces: Sequence[Trace], copies: int, *, speedup: float = 1.0, seed: int = 0) -> Trace:
+def repeat(
+    traces: Sequence[Trace],
+    copies: int,
+    *,
+    speedup: float = 1.0,
+    seed: int = 0,
+    max_shift_s: float | None = None,
+) -> Trace:
     """`copies` shifted copies of every trace in `traces`, merged in arrival order."""
     if copies < 1 or speedup <= 0 or not traces:
         raise ValueError("repeat needs traces, copies >= 1 and speedup > 0 (e.g. 10, 4.0)")
@@ -24,7 +34,7 @@ def repeat(traces: Sequence[Trace], copies: int, *, speedup: float = 1.0, seed: 
         raise ValueError(f"traces with different block sizes cannot merge: {sorted(blocks)}")
     rng = random.Random(seed)
     streams = [
-        _copy(trace, rng.uniform(0, trace.span_s), k, speedup)
+        _copy(trace, rng.uniform(0, min(trace.span_s, max_shift_s or trace.span_s)), k, speedup)
         for trace in traces
         for k in range(copies)
     ]
