@@ -117,22 +117,28 @@ def check_cores(fleet: FleetConfig, plan: CorePlan) -> CoreCheck:
     where = f"the host has {usable} for replicas ({plan.describe()})"
     problems = [] if plan.share else _too_large(pools, plan, where)
     notes = []
-    need = {name: floor_replicas(pool) * (plan.size(name) or 0) for name, pool in pools.items()}
-    at_min = sum(need.values())
-    if at_min > usable:
-        listed = ", ".join(f"{n} {floor_replicas(pools[n])} x {plan.size(n)}" for n in need)
-        said = f"CPU replicas need {at_min} cores at their minimum ({listed}), but {where}"
-        if plan.share:
-            notes.append(f"{said}: they share cores, threads divided (cpu.share)")
-        else:
-            advice = "lower their cpu or replicas.min, or set `cpu: {share: true}` to let " \
-                     "them share cores (threads divided)"  # fmt: skip
-            problems.append(ConfigIssue("cpu", f"{said}: {advice}"))
+    at_min = _at_minimum(pools, plan, where)
+    if at_min and plan.share:
+        notes.append(f"{at_min}: they share cores, threads divided (cpu.share)")
+    elif at_min:
+        advice = "lower their cpu or replicas.min, or set `cpu: {share: true}` to let them " \
+                 "share cores (threads divided)"  # fmt: skip
+        problems.append(ConfigIssue("cpu", f"{at_min}: {advice}"))
     at_max = sum(pool.replicas.max * (plan.size(name) or 0) for name, pool in pools.items())
     if at_max > usable:
         notes.append(f"at their maximum CPU replicas would need {at_max} cores of {usable}: "
                      "the autoscaler stops a CPU pool when no core is free")  # fmt: skip
     return CoreCheck(tuple(problems), tuple(notes))
+
+
+def _at_minimum(pools: Mapping[str, PoolSpec], plan: CorePlan, where: str) -> str:
+    """What the pools' minimum replicas need beyond the host, in words ("" when they fit)."""
+    floors = {name: floor_replicas(pool) for name, pool in pools.items()}
+    need = sum(floors[name] * (plan.size(name) or 0) for name in pools)
+    if need <= len(plan.usable):
+        return ""
+    listed = ", ".join(f"{name} {floors[name]} x {plan.size(name)}" for name in pools)
+    return f"CPU replicas need {need} cores at their minimum ({listed}), but {where}"
 
 
 def _too_large(pools: Mapping[str, PoolSpec], plan: CorePlan, where: str) -> list[ConfigIssue]:
