@@ -24,3 +24,16 @@ def test_two_or_fewer_compares_them_all() -> None:
     policy = PowerOfTwo()
     assert policy.select(REQUEST, [replica("a", in_flight=5), replica("b", in_flight=1)]) == "b"
     assert policy.select(REQUEST, [replica("a", state="starting")]) is None
+
+
+def test_replicas_that_are_not_routable_are_never_picked() -> None:
+    fleet = [
+        *replicas(3, state="draining"),
+        replica("up", in_flight=9),
+        replica("up2", in_flight=8),
+    ]
+    policy = PowerOfTwo(seed=3)
+    assert Counter(policy.select(REQUEST, fleet) for _ in range(200)) == {"up2": 200}
+    many, big = PowerOfTwo(seed=4), replicas(1000)
+    spread = Counter(many.select(REQUEST, big) for _ in range(3000))
+    assert len(spread) > 700  # a pair drawn from the whole pool each time (ties go by id)
