@@ -35,3 +35,11 @@ def test_a_report_from_hand_made_records() -> None:
     assert report.output_tokens == 8 and report.output_tokens_per_s == 2.0
     assert report.replicas_max == 2 and report.replicas_mean == pytest.approx(1.25)
     assert report.gpu_seconds == 0.0 and report.cost_usd == 0.0
+
+
+def test_ttft_per_five_minute_window_of_arrivals() -> None:
+    records = [_record(i, 100.0 * i, 100.0 * i + 0.1 * (i + 1), 100.0 * i + 5, 3) for i in range(7)]
+    facts = RunFacts("chat", "round_robin", "H100-SXM", "m", 0, records, [], [], [], 700.0, 1.0, {})
+    windows = build_report(facts).ttft_windows
+    assert [(w["from_s"], w["requests"]) for w in windows] == [(0.0, 3), (300.0, 3), (600.0, 1)]
+    assert [w["p95"] for w in windows] == [0.3, 0.6, 0.7]

@@ -104,3 +104,11 @@ def test_a_sleeping_replica_loses_its_prefix_cache_as_the_engine_frees_it() -> N
     cached = 63 * 16  # every full block but the one holding the last prompt token
     # the second and third of each burst hit; the first after the sleep finds nothing
     assert report.prefix_cache_hit_rate == round(4 * cached / (6 * 1024), 6)
+
+
+def test_the_pool_can_start_at_a_size_the_autoscaler_then_takes_over() -> None:
+    options = dataclasses.replace(SLOW, initial_replicas=3)
+    report = simulate(fleet("{min: 1, max: 4}"), "chat", burst(20, 0.5, out=5), "H100",
+                      options=options)  # fmt: skip
+    assert _sizes(report)[0] == 3 and _sizes(report)[-1] == 1  # three at first, then down
+    assert report.scale_events[0]["from"] == 3

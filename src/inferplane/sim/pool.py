@@ -65,6 +65,9 @@ class SimOptions:
     max_tail_s: float = 3600.0
     faults: Faults = field(default_factory=Faults)
     decode_stretches: bool = True  # off: one event per engine step (slower, same results)
+    # replicas up at the start (within the pool's bounds; default its minimum), as if the
+    # autoscaler had been running before the trace began; it takes over from there
+    initial_replicas: int | None = None
 
 
 def sized(spec: PoolSpec, options: SimOptions) -> PoolSpec:
@@ -139,7 +142,9 @@ class SimPool:
                           self.prompts, stretches=self.options.decode_stretches)  # fmt: skip
 
     def start(self) -> None:
-        for _ in range(self.spec.replicas.min):
+        bounds, wanted = self.spec.replicas, self.options.initial_replicas
+        count = bounds.min if wanted is None else min(max(wanted, bounds.min), bounds.max)
+        for _ in range(count):
             self.scaler.start(ready_now=self.options.start_ready)
 
     def _first_token(self, sim: SimReplica, record: RequestRecord) -> None:

@@ -10,7 +10,8 @@ trace without ids gives each request one token of its own, repeated: nothing is 
 Block hashes: the engine hashes full KV blocks in a chain (kv_cache.hash_block) lazily, the
 first time a request is looked up. The simulator fills `Request.block_hashes` in advance with
 the same function over the same tokens (a test checks they are equal), memoized per trace
-block, since a 100,000-token prompt would otherwise rehash its shared opening at every turn.
+block id, since a 100,000-token prompt would otherwise rehash its shared opening at every
+turn.
 
 Prefix hashes: the gateway hashes the opening of a prompt's text (transport/prefix.py: 64-byte
 blocks, at most 32). A prompt's text is its tokens rendered at 4 ASCII characters each (about
@@ -72,19 +73,26 @@ class Prompts:
         hashes: list[int] = []
         parent = ROOT_HASH
         for token, count in runs:
-            key = (parent, token, count)
-            found = self._memo.get(key)
-            if found is None:
+            if token >= UNSHARED:  # the request's own tokens: nobody asks for them again
                 found = _run_hashes(parent, token, count // size, size)
-                if len(self._memo) >= _MEMO_LIMIT:
-                    self._memo.clear()  # a cache, not state: recomputing gives the same values
-                self._memo[key] = found
+            else:
+                found = self._shared(parent, token, count)
             if found:
                 parent = found[-1]
                 hashes += found
             if count % size:
                 break  # a partial block ends what can be hashed
         return hashes
+
+    def _shared(self, parent: int, token: int, count: int) -> tuple[int, ...]:
+        key = (parent, token, count)
+        found = self._memo.get(key)
+        if found is None:
+            found = _run_hashes(parent, token, count // self.kv_block_size, self.kv_block_size)
+            if len(self._memo) >= _MEMO_LIMIT:
+                self._memo.clear()  # a cache, not state: recomputing gives the same values
+            self._memo[key] = found
+        return found
 
     def route_hashes(self, runs: Sequence[Run]) -> tuple[int, ...]:
         """The gateway's prefix hashes of the prompt's text (its opening tokens rendered)."""

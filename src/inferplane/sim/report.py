@@ -9,7 +9,9 @@ and capacity (None where that provider does not sell it).
 Routing quality: the prefix-cache hit rate is the engines' own count (prompt tokens found
 cached / prompt tokens looked up, over every replica), and the busiest replica's share is the
 fraction of the pool's finished requests that the replica serving the most of them served
-(1 / replicas when perfectly even). The busy fraction is the replicas' time spent in engine
+(1 / replicas when perfectly even). TTFT is also given per 5-minute window of arrivals (the
+window the SLA alert rule takes its percentiles over), so an SLO can be held to every window,
+not only to the whole run. The busy fraction is the replicas' time spent in engine
 steps over their GPU time: how close to saturation the pool ran.
 
 A FleetReport gathers the reports of every pool a fleet simulation sent traffic to, with how
@@ -26,6 +28,7 @@ from inferplane.sim.records import RequestRecord
 from inferplane.sim.replica import SimReplica
 from inferplane.sim.scaling import FleetSample, QueueSample, ScaleEvent
 
+WINDOW_S = 300.0  # the SLA alert rule's rate window
 _PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
 
 
@@ -65,6 +68,7 @@ class SimReport:
     ttft_s: Distribution
     latency_s: Distribution
     tpot_s: Distribution
+    ttft_windows: list[dict[str, float]]  # per WINDOW_S of arrivals: from_s, requests, p95
     prompt_tokens: int
     output_tokens: int
     output_tokens_per_s: float
@@ -135,6 +139,7 @@ def build_report(facts: RunFacts) -> SimReport:
         ttft_s=Distribution.of([r.ttft_s for r in done if r.ttft_s is not None]),
         latency_s=Distribution.of([r.latency_s for r in done if r.latency_s is not None]),
         tpot_s=Distribution.of(_tpots(done)),
+        ttft_windows=_windows(done),
         prompt_tokens=sum(r.prompt_tokens for r in done),
         output_tokens=output,
         output_tokens_per_s=_round(output / last) if last > 0 else 0.0,
@@ -170,6 +175,16 @@ def _tpots(done: Sequence[RequestRecord]) -> list[float]:
         if r.finish_s is not None and r.first_token_s is not None and r.output_tokens > 1:
             found.append((r.finish_s - r.first_token_s) / (r.output_tokens - 1))
     return found
+
+
+def _windows(done: Sequence[RequestRecord]) -> list[dict[str, float]]:
+    by_window: dict[int, list[float]] = {}
+    for r in done:
+        if r.ttft_s is not None:
+            by_window.setdefault(int(r.arrival_s // WINDOW_S), []).append(r.ttft_s)
+    return [{"from_s": index * WINDOW_S, "requests": len(values),
+             "p95": _round(percentile(values, 0.95))}
+            for index, values in sorted(by_window.items())]  # fmt: skip
 
 
 def _hit_rate(replicas: Sequence[SimReplica]) -> float:
