@@ -103,3 +103,15 @@ def test_cpu_lists_in_the_kernels_format() -> None:
     assert parse_cpu_list("0-3,8-9,12\n") == [0, 1, 2, 3, 8, 9, 12]
     assert format_cpu_list([5, 0, 1, 2, 8, 9]) == "0-2,5,8-9"
     assert format_cpu_list([]) == ""
+
+
+def test_a_cpu_quota_below_the_visible_cores_keeps_that_many_whole_cores(tmp_path: Path) -> None:
+    system = _sys_tree(
+        tmp_path, {0: "0-1,4-5", 1: "2-3,6-7"}, {c: (c // 2 % 2, c % 2) for c in range(8)}
+    )
+    host = host_cpus(system, allowed=range(8), quota=2.5)
+    assert host.nodes == ((0, 4),)  # one core's two threads, in placement order
+    assert host.source == "this host (a CPU quota of 2.5 of its 8 cores)"
+    assert host_cpus(system, allowed=range(8), quota=0.5).cpus == (0,)  # at least one
+    assert host_cpus(system, allowed=range(8), quota=5.0).nodes == ((0, 4, 1, 5), (2,))
+    assert host_cpus(system, allowed=range(8), quota=8.0).source == "this host"

@@ -172,7 +172,8 @@ class CpuConfig(Section):
     local).
 
     cores / numa_nodes: the host to plan for (`inferplane place`, `inferplane config check`)
-    when it is not this machine; `inferplane up` always places on the cores it runs on.
+    when it is not this machine; `inferplane up` always places on the cores it runs on (its
+    affinity mask, cut to its control group's CPU quota).
     reserve: cores kept for the gateway, the controller and the ledger writer (unset: 1 on a
     host of 4 cores or more, else none). share: CPU replicas whose cores add up to more than
     the host has are refused (false), or share cores with their threads divided (true).

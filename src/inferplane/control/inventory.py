@@ -8,9 +8,12 @@ Declared GPUs are numbered in file order, as CUDA would number them on one machi
 This machine's cores are those this process may run on (its affinity: a container's cpuset,
 a taskset), grouped by NUMA node as /sys/devices/system/node lists them, and within a node by
 physical core, so the hyperthreads of one core sit next to each other and a replica of two
-cores gets one core's two threads before it gets half of another's.
+cores gets one core's two threads before it gets half of another's. A control group's CPU
+quota below that count (a container given 2 CPUs of a 64-core node) keeps that many whole
+cores of them, in the same order: threads beyond the quota would only wait for it.
 """
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from inferplane.config.schema import CpuConfig, GpuInventory
+from inferplane.control.cgroup import cpu_quota
 from inferplane.planner.gpus import GpuSpec, gpu_catalog
 
 _GIB = 1024**3
@@ -156,10 +160,15 @@ def fleet_cpus(config: CpuConfig) -> CpuHost:
     return declared_cpus(config.cores, config.numa_nodes or 1)
 
 
-def host_cpus(system: Path = SYSTEM, allowed: Sequence[int] | None = None) -> CpuHost:
-    """This machine's cores that this process may use, by NUMA node (`system` and `allowed`
-    stand in for /sys/devices/system and the affinity mask in tests)."""
+def host_cpus(
+    system: Path = SYSTEM, allowed: Sequence[int] | None = None, quota: float | None = None
+) -> CpuHost:
+    """This machine's cores that this process may use, by NUMA node, cut to its control
+    group's CPU quota (`system`, `allowed` and `quota` stand in for /sys/devices/system, the
+    affinity mask and the quota in tests; the quota is read only for this machine's mask)."""
     mine = set(os.sched_getaffinity(0) if allowed is None else allowed)
+    if allowed is None and quota is None:
+        quota = cpu_quota()
     nodes = []
     for listed in _numa_nodes(system):
         node = [cpu for cpu in listed if cpu in mine]
@@ -169,7 +178,18 @@ def host_cpus(system: Path = SYSTEM, allowed: Sequence[int] | None = None) -> Cp
     if mine - placed:  # no NUMA listing (or cores it misses): one node of what is left
         nodes.append(sorted(mine - placed))
     ordered = tuple(tuple(sorted(node, key=lambda cpu: _core_key(system, cpu))) for node in nodes)
-    return CpuHost(ordered)
+    return _within_quota(CpuHost(ordered), quota)
+
+
+def _within_quota(host: CpuHost, quota: float | None) -> CpuHost:
+    """The first whole cores the quota pays for (at least one), when it pays for fewer than
+    the host lists."""
+    visible = len(host.cpus)
+    if quota is None or quota >= visible:
+        return host
+    keep = set(host.cpus[: max(1, math.floor(quota + 1e-9))])
+    nodes = tuple(kept for node in host.nodes if (kept := tuple(c for c in node if c in keep)))
+    return CpuHost(nodes, f"this host (a CPU quota of {quota:g} of its {visible} cores)")
 
 
 def parse_cpu_list(text: str) -> list[int]:
