@@ -113,7 +113,7 @@ def main() -> None:
     try:
         wait_ready(url, fleet)
         ask(url)
-        print(f"\nstatus page: {url}/ui")
+        print(f"\nstatus page: {url}/ui/")
         print(f"serving at {url}/v1 (OpenAI API), fleet at {url}/admin/fleet, metrics at "
               f"{url}/metrics; Ctrl-C to stop")  # fmt: skip
         fleet.wait()
