@@ -98,12 +98,13 @@ def test_smollm2_special_tokens_and_eos(smollm2: Tokenizer, smollm2_reference: A
     assert smollm2.vocab_size == 49152
 
 
-def test_sentencepiece_vocabularies_are_refused(tmp_path: Path) -> None:
+def test_other_tokenizer_models_are_refused(tmp_path: Path) -> None:
+    """Unigram (t5), WordPiece (bert), ...: only gpt2 and llama vocabularies are rebuilt."""
     writer = GGUFWriter(tmp_path / "m.gguf", arch="llama")
-    writer.add_tokenizer_model("llama")
+    writer.add_tokenizer_model("t5")
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    with pytest.raises(SourceError, match="tokenizer model 'llama'"):
+    with pytest.raises(SourceError, match="tokenizer model 't5'"):
         build_tokenizer(GgufFile.open(tmp_path / "m.gguf"))

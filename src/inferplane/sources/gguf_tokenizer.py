@@ -3,8 +3,9 @@
 GGUF stores no tokenizer.json: it stores the vocabulary, the BPE merges, a type per token
 (normal, control, user-defined, ...), the special token ids, the chat template and the name
 of the pre-tokenizer llama.cpp applies (`tokenizer.ggml.pre`). Byte-level BPE vocabularies
-(`tokenizer.ggml.model` = gpt2: SmolLM, Llama 3, Qwen2, ...) are rebuilt here with the
-`tokenizers` library, so the engine's tokenizer loads them as any HF model directory.
+(`tokenizer.ggml.model` = gpt2: SmolLM, Llama 3, Qwen2, ...) are rebuilt here, and SentencePiece
+ones (llama: Llama 2, Mistral, TinyLlama, ...) in gguf_sentencepiece, with the `tokenizers`
+library, so the engine's tokenizer loads them as any HF model directory.
 """
 
 import json
@@ -15,8 +16,11 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_token
 
 from inferplane.sources.errors import SourceError
 from inferplane.sources.gguf_meta import GgufFile
+from inferplane.sources.gguf_sentencepiece import build_sentencepiece
 
-_CONTROL, _USER_DEFINED = 3, 4  # llama.cpp's token types that match whole in the text
+# llama.cpp's token types that match whole in the text
+_UNKNOWN, _CONTROL, _USER_DEFINED = 2, 3, 4
+_BYTE_LEVEL, _SENTENCEPIECE = "gpt2", "llama"  # tokenizer.ggml.model
 
 # Text splits that differ from GPT-2's, by llama.cpp's pre-tokenizer name. Every other name
 # (gpt2, smollm, ...) splits as GPT-2 does: the byte-level pre-tokenizer's own pattern.
@@ -54,11 +58,21 @@ def byte_alphabet() -> dict[int, str]:
 
 def build_tokenizer(gguf: GgufFile) -> Tokenizer:
     kind = gguf.require("tokenizer.ggml.model")
-    if kind != "gpt2":
-        raise SourceError(
-            f"{gguf.path.name}: tokenizer model {kind!r} is not supported: only byte-level BPE "
-            "(gpt2) vocabularies are imported from GGUF"
-        )
+    if kind == _BYTE_LEVEL:
+        return _byte_level(gguf)
+    if kind == _SENTENCEPIECE:
+        tokenizer = build_sentencepiece(gguf)
+        tokens: list[str] = gguf.require("tokenizer.ggml.tokens")
+        # llama.cpp matches its <unk> whole too, and transformers makes it special
+        _add_whole_tokens(tokenizer, list(zip(tokens, _types(gguf), strict=False)), _UNKNOWN)
+        return tokenizer
+    raise SourceError(
+        f"{gguf.path.name}: tokenizer model {kind!r} is not supported: only byte-level BPE "
+        "(gpt2) and SentencePiece (llama) vocabularies are imported from GGUF"
+    )
+
+
+def _byte_level(gguf: GgufFile) -> Tokenizer:
     tokens: list[str] = gguf.require("tokenizer.ggml.tokens")
     merges = [tuple(merge.split(" ", 1)) for merge in gguf.require("tokenizer.ggml.merges")]
     table = byte_alphabet()
@@ -98,10 +112,12 @@ def _pre_tokenizer(name: str) -> pre_tokenizers.PreTokenizer:
     )
 
 
-def _add_whole_tokens(tokenizer: Tokenizer, tokens: list[tuple[str, int]]) -> None:
-    """Control tokens become special tokens, user-defined ones plain added tokens: both are
-    matched whole in the text instead of being cut into byte pieces."""
-    special = [token for token, kind in tokens if kind == _CONTROL]
+def _add_whole_tokens(tokenizer: Tokenizer, tokens: list[tuple[str, int]], *also: int) -> None:
+    """Control tokens (and those of the types in `also`) become special tokens, user-defined
+    ones plain added tokens: both are matched whole in the text instead of being cut into
+    pieces."""
+    special_kinds = {_CONTROL, *also}
+    special = [token for token, kind in tokens if kind in special_kinds]
     user = [token for token, kind in tokens if kind == _USER_DEFINED]
     tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in special])
     tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in user])
@@ -110,9 +126,11 @@ def _add_whole_tokens(tokenizer: Tokenizer, tokens: list[tuple[str, int]]) -> No
 def tokenizer_config(gguf: GgufFile) -> dict[str, Any]:
     """tokenizer_config.json: special tokens by text, BOS/EOS flags, the chat template."""
     tokens: list[str] = gguf.require("tokenizer.ggml.tokens")
+    # llama.cpp adds BOS to a SentencePiece vocabulary whose file does not say otherwise
+    bos_default = gguf.value("tokenizer.ggml.model") == _SENTENCEPIECE
     config: dict[str, Any] = {
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "add_bos_token": bool(gguf.value("tokenizer.ggml.add_bos_token", False)),
+        "add_bos_token": bool(gguf.value("tokenizer.ggml.add_bos_token", bos_default)),
         "add_eos_token": bool(gguf.value("tokenizer.ggml.add_eos_token", False)),
         "clean_up_tokenization_spaces": False,
     }
