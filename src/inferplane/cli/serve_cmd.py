@@ -2,13 +2,14 @@
 
 import os
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from inferplane.server.serve import ServeOptions, run
-from inferplane.server.state import ServerState
 from inferplane.sources import SourceError
+
+if TYPE_CHECKING:
+    from inferplane.server.state import ServerState
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
 _UNITS = {
@@ -34,7 +35,7 @@ def parse_size(text: str) -> int:
     return int(float(number) * _UNITS[(unit or "b").lower()])
 
 
-def _announce(state: ServerState, url: str) -> None:
+def _announce(state: "ServerState", url: str) -> None:
     names = ", ".join(state.model_names)
     typer.echo(f"inferplane: serving {names} at {url}/v1 (Ctrl-C or SIGTERM drains, then exits)")
 
@@ -101,6 +102,9 @@ def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
     """Serve MODEL with an OpenAI-compatible API until SIGTERM or Ctrl-C.
 
     Set INFERPLANE_OTLP_ENDPOINT (e.g. http://otel-collector:4318) to export trace spans."""
+    # Loaded here, not at the top: the server brings torch, which no other command needs.
+    from inferplane.server.serve import ServeOptions, run  # noqa: PLC0415
+
     try:
         options = ServeOptions(
             model=model,

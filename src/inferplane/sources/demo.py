@@ -10,16 +10,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
-from safetensors.torch import save_file
-
 from inferplane.sources.demo_tokenizer import SPECIAL_TOKENS, write_tokenizer
 
 Preset = Literal["tiny", "small"]
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # Wider than the usual 0.02, so greedy decoding varies from token to token and top-1 margins
 # are wide: token-identity tests against transformers then mean something.
-_INIT_STD = 0.1
+INIT_STD = 0.1
 
 
 @dataclass(frozen=True)
@@ -52,8 +48,10 @@ def write_demo_model(directory: Path, preset: Preset = "tiny", seed: int = 0) ->
     _write_json(directory / "config.json", hf_config(shape))
     _write_json(directory / "generation_config.json", _generation_config())
     write_tokenizer(directory, shape.vocab_size, seed, shape.max_position_embeddings)
-    weights = random_weights(shape, seed)
-    save_file(weights, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    from inferplane.sources.demo_weights import save_random_weights  # noqa: PLC0415 (torch)
+
+    weights = directory / "model.safetensors"
+    save_random_weights(weight_shapes(shape), shape.torch_dtype, INIT_STD, seed, weights)
     return directory
 
 
@@ -71,7 +69,7 @@ def hf_config(shape: DemoShape) -> dict[str, Any]:
         "attention_bias": False,
         "mlp_bias": False,
         "attention_dropout": 0.0,
-        "initializer_range": _INIT_STD,
+        "initializer_range": INIT_STD,
         "bos_token_id": None,
         "eos_token_id": SPECIAL_TOKENS.index("<|im_end|>"),
         "pad_token_id": SPECIAL_TOKENS.index("<|endoftext|>"),
@@ -108,20 +106,6 @@ def weight_shapes(shape: DemoShape) -> dict[str, tuple[int, ...]]:
     if not shape.tie_word_embeddings:
         shapes["lm_head.weight"] = (shape.vocab_size, hidden)
     return shapes
-
-
-def random_weights(shape: DemoShape, seed: int) -> dict[str, torch.Tensor]:
-    """Normal(0, 0.02) matrices and unit norm scales, drawn in a fixed order from one seed."""
-    generator = torch.Generator().manual_seed(seed)
-    dtype = _DTYPES[shape.torch_dtype]
-    weights: dict[str, torch.Tensor] = {}
-    for name, dims in weight_shapes(shape).items():
-        if name.endswith("norm.weight"):
-            tensor = torch.ones(dims)
-        else:
-            tensor = torch.empty(dims).normal_(0.0, _INIT_STD, generator=generator)
-        weights[name] = tensor.to(dtype).contiguous()
-    return weights
 
 
 def parameter_count(shape: DemoShape) -> int:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from inferplane.sources.demo import PRESETS, Preset, write_demo_model
 from inferplane.sources.errors import SourceError
-from inferplane.sources.gguf_import import gguf_model_dir
 
 __all__ = ["CACHE_ENV", "SourceError", "cache_dir", "resolve_source"]
 
@@ -94,6 +93,14 @@ def _gguf_dir(path: str, cache: Path) -> Path:
     if not path:
         raise SourceError("gguf source needs a path, for example gguf:/models/model.Q8_0.gguf")
     return gguf_model_dir(Path(path), cache)
+
+
+def gguf_model_dir(path: Path, cache: Path) -> Path:
+    """The imported model directory of a GGUF file (importing it on first use)."""
+    # Loaded on use: the importer brings torch, which resolving any other source does not need.
+    from inferplane.sources.gguf_import import gguf_model_dir as imported  # noqa: PLC0415
+
+    return imported(path, cache)
 
 
 def _local_dir(path: Path) -> Path:
