@@ -1,16 +1,26 @@
 """The feedback book: bodies it takes and refuses, regenerations inside the window only, an
-abandoned stream, another key's request refused."""
+abandoned stream, another key's request refused; automatic events reach the spool in one
+batched write with the rows a FeedbackRecord gives, a client's feedback at once."""
+
+import asyncio
+from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from inferplane.gateway.admission.auth import ApiKey, hash_key
 from inferplane.gateway.books.feedback import (
+    FLUSH_S,
     REGENERATION_WINDOW_S,
     FeedbackBook,
     FeedbackRefused,
+    feedback_spool,
     parse_feedback,
 )
+from inferplane.ledger.feedback import FEEDBACK_FIELDS, FeedbackRecord
+from inferplane.ledger.spool import decode, segments
+from inferplane.ledger.usage import hash_user
 
 ALICE = ApiKey(name="alice", key_hash=hash_key("a-secret"), team="research")
 BOB = ApiKey(name="bob", key_hash=hash_key("b-secret"), team="ops")
@@ -83,3 +93,77 @@ def test_feedback_on_another_keys_request_is_403() -> None:
     assert refused.value.status == 403
     assert b'"stored":true' in book.submit(ALICE, b'{"request_id": "r1", "thumbs": "down"}')
     assert _count(registry, "thumbs") == 1
+
+
+def _spooled(folder: Path) -> list[list[Any]]:
+    """Each spool line's rows (one list per write), checking their columns."""
+    lines = []
+    for path in segments(folder):
+        for line in path.read_bytes().splitlines():
+            columns, rows = decode(line)
+            assert columns == FEEDBACK_FIELDS
+            lines.append(rows)
+    return lines
+
+
+def _spooled_book(folder: Path, clock: Clock) -> FeedbackBook:
+    spool = feedback_spool(folder, "w0")
+    book = FeedbackBook(CollectorRegistry(), spool, clock, lambda: 1_000.0, salt="s")
+    book.open()
+    return book
+
+
+async def test_automatic_events_are_written_together_within_the_flush_interval(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    book = _spooled_book(tmp_path, clock)
+    for index in range(4):  # the same body again: r1..r3 are each regenerated once
+        book.served(f"r{index}", ALICE, "u", "chat", "v1", prompt_key=7, abandoned=index == 3)
+    assert _spooled(tmp_path) == []  # nothing written on the request path
+    await asyncio.sleep(FLUSH_S + 0.2)
+    (rows,) = _spooled(tmp_path)
+    kinds = [(row[2], row[3]) for row in rows]
+    assert kinds == [("r0", "regeneration"), ("r1", "regeneration"), ("r3", "abandoned"),
+                     ("r2", "regeneration")]  # fmt: skip
+    record = FeedbackRecord(
+        feedback_id=rows[0][0],
+        time=1_000.0,
+        request_id="r0",
+        kind="regeneration",
+        value=1.0,
+        key="alice",
+        team="research",
+        user_hash=hash_user("u", "s"),
+        model="chat",
+        model_version="v1",
+    )
+    assert tuple(rows[0]) == record.to_row()
+    assert len({row[0] for row in rows}) == 4  # ids are unique
+    book.close()
+
+
+async def test_a_clients_feedback_is_written_at_once_with_the_waiting_rows(
+    tmp_path: Path,
+) -> None:
+    book = _spooled_book(tmp_path, Clock())
+    book.served("r1", ALICE, "u", "chat", "v1", prompt_key=1, abandoned=True)
+    book.submit(ALICE, b'{"request_id": "r1", "rating": 1}')
+    (rows,) = _spooled(tmp_path)
+    assert [row[3] for row in rows] == ["abandoned", "rating"]
+    book.close()
+    assert len(_spooled(tmp_path)) == 1  # nothing left over to write at close
+
+
+def test_without_an_event_loop_events_are_written_at_once(tmp_path: Path) -> None:
+    book = _spooled_book(tmp_path, Clock())
+    book.served("r1", ALICE, None, "chat", "v1", prompt_key=1, abandoned=True)
+    assert [row[3] for rows in _spooled(tmp_path) for row in rows] == ["abandoned"]
+    book.close()
+
+
+async def test_close_writes_what_is_waiting(tmp_path: Path) -> None:
+    book = _spooled_book(tmp_path, Clock())
+    book.served("r1", ALICE, None, "chat", "v1", prompt_key=1, abandoned=True)
+    book.close()
+    assert [row[3] for rows in _spooled(tmp_path) for row in rows] == ["abandoned"]

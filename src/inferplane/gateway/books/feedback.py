@@ -7,8 +7,14 @@ beside the usage records) and a count per model and version.
 The book remembers the last requests it served (bounded), so feedback names the model version
 that answered; feedback about a request another worker served is stored with the request id
 alone and reports join it to the usage record. Regenerations are seen per gateway worker.
+
+Automatic events come from the request path, one per request at worst (a client that sends
+the same body over and over regenerates on every request), so they cost a counter increment
+and a tuple there: their rows reach the spool in one write within FLUSH_S (as the accountant's
+usage records do), and a feedback a client sent is written at once, with any rows waiting.
 """
 
+import asyncio
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable
@@ -26,6 +32,7 @@ from inferplane.telemetry import names
 Clock = Callable[[], float]
 REGENERATION_WINDOW_S = 300.0  # the same prompt again within this is a regeneration
 REMEMBERED = 20_000  # requests (and prompts) kept for feedback and regeneration look-ups
+FLUSH_S = 0.5  # automatic events wait at most this long for their spool write
 
 
 class FeedbackRefused(Exception):
@@ -71,14 +78,27 @@ class FeedbackBook:
         self._prompts: OrderedDict[int, tuple[float, str]] = OrderedDict()
         self._ids = secrets.token_hex(6)
         self._serial = 0
+        self._children: dict[tuple[str, str, str, str], Any] = {}  # labels -> counter child
+        self._rows: list[tuple[Any, ...]] = []  # spool rows not written yet
+        self._flush: asyncio.TimerHandle | None = None
 
     def open(self) -> None:
         if self.spool is not None:
             self.spool.open()
 
     def close(self) -> None:
+        self.flush()
         if self.spool is not None:
             self.spool.close()
+
+    def flush(self) -> None:
+        """Write the rows waiting for the spool, in one line."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        rows, self._rows = self._rows, []
+        if rows and self.spool is not None:
+            self.spool.append(rows)
 
     def served(  # noqa: PLR0917 (one request's facts)
         self,
@@ -96,13 +116,39 @@ class FeedbackBook:
         fields = (key.name, key.team, user or "", model, model_version, pool)
         _remember(self.recent, request_id, fields)
         if abandoned:
-            self._event(request_id, Served(*fields), "abandoned", 1.0)
+            self._automatic(request_id, fields, "abandoned")
         prompt = hash((key.name, user, prompt_key))
         earlier = self._prompts.pop(prompt, None)
         if earlier is not None and now - earlier[0] <= REGENERATION_WINDOW_S:
-            before = self.recent.get(earlier[1])
-            self._event(earlier[1], Served(*(before or fields)), "regeneration", 1.0)
+            self._automatic(earlier[1], self.recent.get(earlier[1]) or fields, "regeneration")
         _remember(self._prompts, prompt, (now, request_id))
+
+    def _automatic(self, request_id: str, fields: tuple[str, ...], kind: FeedbackKind) -> None:
+        """A regeneration or an abandoned stream (negative, value 1): the same row and count as
+        a FeedbackRecord's, built without one, its spool write batched."""
+        key, team, user, model, version, pool = fields
+        self._count(model, version, kind, "true")
+        if self.on_negative is not None:
+            self.on_negative(pool)
+        if self.spool is None:
+            return
+        self._serial += 1
+        user_hash = hash_user(user, self.salt) if user else ""
+        feedback_id = f"{request_id}:{kind}:{self._ids}-{self._serial}"
+        # FEEDBACK_FIELDS order (a test holds the two ways of building a row together)
+        row = (feedback_id, self.wall(), request_id, kind, 1.0, key, team, user_hash)
+        self._rows.append((*row, model, version, ""))
+        if self._flush is None:
+            self._flush = _later(FLUSH_S, self.flush)
+        if self._flush is None:  # no event loop to wait on: write now
+            self.flush()
+
+    def _count(self, model: str, version: str, kind: str, negative: str) -> None:
+        labels = (model or "_unknown", version, kind, negative)
+        child = self._children.get(labels)
+        if child is None:  # labels() takes a lock and builds a key: once per label set
+            child = self._children[labels] = self.counter.labels(*labels)
+        child.inc()
 
     def submit(self, key: ApiKey, body: bytes) -> bytes:
         """Store the feedback a client sent; the answer's body. FeedbackRefused on a bad body or
@@ -134,13 +180,24 @@ class FeedbackBook:
             model_version=served.model_version,
             text=text,
         )
-        negative = "true" if record.negative else "false"
-        self.counter.labels(served.model or "_unknown", served.model_version, kind, negative).inc()
+        self._count(
+            served.model, served.model_version, kind, "true" if record.negative else "false"
+        )
         if record.negative and self.on_negative is not None:
             self.on_negative(served.pool)
-        if self.spool is not None:
-            self.spool.append([record.to_row()])
+        if self.spool is not None:  # the client is told it is stored: written now
+            self._rows.append(record.to_row())
+            self.flush()
         return record
+
+
+def _later(delay_s: float, callback: Callable[[], None]) -> asyncio.TimerHandle | None:
+    """`callback` after `delay_s` on the running event loop; None outside one."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return loop.call_later(delay_s, callback)
 
 
 def _remember(book: "OrderedDict[Any, Any]", key: Any, value: Any) -> None:
