@@ -82,9 +82,12 @@ class Gate:
 
     async def enter(self, pool_name: str, route: RouteRequest) -> float:
         """Wait for a slot (or raise a 503 GatewayError); return when the request was let in."""
-        if not self.registry.ready_count(pool_name):
+        free = self._slot_free(pool_name)
+        if free is None:
             return self.clock()  # scaling from zero or all failed: the proxy's own path
         pool = self.pool(pool_name)
+        if free and not pool.reserved and not len(pool.queue):
+            return self.clock()  # what decide() answers then (admit), in one short pass
         rank = tier_rank(route.tier, self.config.tier_order)
         deadline = self._deadline_s(route)
         decision = decide(
@@ -171,6 +174,17 @@ class Gate:
         slots = self.config.slots
         roomy = [s for s in snapshots if s.in_flight < max(1, round(slots * s.weight))]
         return roomy or snapshots
+
+    def _slot_free(self, name: str) -> bool | None:
+        """Whether a routable replica of the pool has a free slot; None when none is routable."""
+        slots = self.config.slots
+        routable = False
+        for replica in self.registry.members(name):
+            if replica.state == "ready":
+                if replica.in_flight < max(1, round(slots * replica.weight)):
+                    return True
+                routable = True
+        return False if routable else None
 
     def _free_slots(self, name: str) -> int:
         free = 0
