@@ -4,20 +4,15 @@ idles to warm (/admin/sleep, the process stays) and the next request wakes the s
 and completes; a plain pool idles to warm, then cold (no process), and the next request
 starts one and completes. Each transition shows on the gateway's /metrics with its from/to."""
 
-import contextlib
-import os
 import signal
-import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from inferplane.control.actuators.local import free_port
-from tests.e2e.test_up import alive, up_command
+from tests.e2e.up_process import UpProcess, alive, running
 
 pytestmark = pytest.mark.timeout(120)
 FLEET = """
@@ -41,38 +36,11 @@ routes:
 """
 
 
-class Up:
+class Up(UpProcess):
     def __init__(self, tmp_path: Path) -> None:
-        fleet = tmp_path / "fleet.yaml"
-        fleet.write_text(FLEET)
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.log = tmp_path / "up.log"
-        args = ["--port", self.url.rsplit(":", 1)[1], "--log-dir", str(tmp_path / "logs")]
-        args += ["--interval", "0.2", "--kv-cache-memory", "8MiB", "--drain-grace", "5"]
+        args = ["--kv-cache-memory", "8MiB", "--drain-grace", "5"]
         args += ["--no-ledger"]  # the default ledger is in the home directory
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [*up_command(), str(fleet), *args], stdout=out, stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
-        self.pids: set[int] = set()
-
-    def pool(self, name: str) -> dict[str, Any]:
-        pools = httpx.get(f"{self.url}/admin/fleet", timeout=5).json()["pools"]
-        body: dict[str, Any] = next(p for p in pools if p["name"] == name)
-        self.pids |= {replica["pid"] for replica in body["replicas"]}
-        return body
-
-    def until(self, name: str, check: Callable[[dict[str, Any]], bool], timeout_s: float) -> Any:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                pool = self.pool(name)
-                if check(pool):
-                    return pool
-            assert self.process.poll() is None, self.log.read_text()[-3000:]
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.pool(name)}\n{self.log.read_text()[-3000:]}")
+        super().__init__(tmp_path, FLEET, args)
 
     def complete(self, model: str) -> int:
         body = {"model": model, "prompt": "hello", "max_tokens": 4}
@@ -89,17 +57,8 @@ class Up:
 
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
-    running = Up(tmp_path)
-    try:
-        running.until("w", lambda pool: True, timeout_s=30)
-        yield running
-    finally:
-        if running.process.poll() is None:
-            running.process.kill()
-            running.process.wait(10)
-        for pid in running.pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    with running(Up(tmp_path), name="w") as started:
+        yield started
 
 
 def phases(pool: dict[str, Any]) -> list[str]:
@@ -111,10 +70,10 @@ def test_warm_and_cold_promotions_complete_the_waiting_request(up: Up) -> None:
     assert up.complete("c") == 200
     assert up.loads("w", "cold", "hot") == 1 and up.loads("c", "cold", "hot") == 1
 
-    asleep = up.until("w", lambda p: phases(p) == ["sleeping"], 15)  # idle -> warm
-    up.until("c", lambda p: p["replicas"] == [], 20)  # idle longer -> cold: no process
+    asleep = up.until(lambda p: phases(p) == ["sleeping"], 15, name="w")  # idle -> warm
+    up.until(lambda p: p["replicas"] == [], 20, name="c")  # idle longer -> cold: no process
     assert up.pool("w")["replicas"][0]["phase"] == "sleeping"  # keep_warm: never cold
-    up.until("c", lambda _: up.loads("c", "warm", "cold") == 1, 5)  # timed once stopped
+    up.until(lambda _: up.loads("c", "warm", "cold") == 1, 5, name="c")  # timed once stopped
     assert up.loads("w", "hot", "warm") == 1 and up.loads("c", "hot", "warm") == 1
 
     assert up.complete("w") == 200  # warm -> hot: /admin/wake on the same process

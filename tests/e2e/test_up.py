@@ -9,20 +9,17 @@ import concurrent.futures
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
-from inferplane.control.actuators.local import free_port
 from inferplane.control.inventory import parse_cpu_list
 from inferplane.ledger.store import UsageStore
+from tests.e2e.up_process import UpProcess, alive, running
 
 pytestmark = pytest.mark.timeout(150)
 FLEET = """
@@ -39,54 +36,12 @@ routes:
 """
 
 
-def up_command() -> list[str]:
-    from inferplane.cli.app import app  # noqa: PLC0415
-
-    if "up" in {command.name for command in app.registered_commands}:
-        return [sys.executable, "-m", "inferplane", "up"]
-    return [sys.executable, "-m", "inferplane.cli.up_cmd"]
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-class Up:
+class Up(UpProcess):
     def __init__(self, tmp_path: Path) -> None:
-        fleet = tmp_path / "fleet.yaml"
         self.ledger = tmp_path / "ledger.db"
-        fleet.write_text(FLEET + f"ledger: {{url: 'sqlite:///{self.ledger}'}}\n")
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.log = tmp_path / "up.log"
-        args = ["--port", self.url.rsplit(":", 1)[1], "--log-dir", str(tmp_path / "logs")]
-        args += ["--interval", "0.2", "--kv-cache-memory", "16MiB", "--drain-grace", "10"]
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [*up_command(), str(fleet), *args], stdout=out, stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
+        fleet = FLEET + f"ledger: {{url: 'sqlite:///{self.ledger}'}}\n"
+        super().__init__(tmp_path, fleet, ["--kv-cache-memory", "16MiB", "--drain-grace", "10"])
         self.client = openai.OpenAI(base_url=f"{self.url}/v1", api_key="none", max_retries=0)
-        self.pids: set[int] = set()
-
-    def pool(self) -> dict[str, Any]:
-        body: dict[str, Any] = httpx.get(f"{self.url}/admin/fleet", timeout=5).json()["pools"][0]
-        self.pids |= {replica["pid"] for replica in body["replicas"]}
-        return body
-
-    def until(self, check: Callable[[dict[str, Any]], bool], timeout_s: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                pool = self.pool()
-                if check(pool):
-                    return pool
-            assert self.process.poll() is None, self.log.read_text()[-3000:]
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.pool()}\n{self.log.read_text()[-3000:]}")
 
     def complete(self, max_tokens: int = 8) -> str:
         result = self.client.completions.create(
@@ -123,17 +78,8 @@ def children(pid: int) -> list[int]:
 
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
-    running = Up(tmp_path)
-    try:
-        running.until(lambda pool: True, timeout_s=30)
-        yield running
-    finally:
-        if running.process.poll() is None:
-            running.process.kill()
-            running.process.wait(10)
-        for pid in running.pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    with running(Up(tmp_path)) as started:
+        yield started
 
 
 def test_up_scales_from_zero_restarts_scales_up_and_down_and_leaves_no_orphan(up: Up) -> None:

@@ -15,15 +15,12 @@ the controller in the `up` process, a separate Ray driver. One fleet, one run, i
 """
 
 import concurrent.futures
-import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +28,13 @@ import httpx
 import pytest
 from ray.cluster_utils import Cluster
 
-from inferplane.control.actuators.local import free_port
 from tests.control.actuators.ray_cluster import (
     add_gpu_node,
     leftovers,
     ray_cluster,
     remove_node_of,
 )
+from tests.e2e.up_process import UpProcess, running
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 FLEET = """
@@ -57,40 +54,13 @@ backend: ray
 """
 
 
-class Up:
+class Up(UpProcess):
     def __init__(self, tmp_path: Path, address: str) -> None:
-        fleet = tmp_path / "fleet.yaml"
-        fleet.write_text(FLEET)
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.log = tmp_path / "up.log"
         self.file_sd = tmp_path / "targets.json"
-        args = ["--port", self.url.rsplit(":", 1)[1], "--log-dir", str(tmp_path / "logs")]
-        args += ["--interval", "0.2", "--kv-cache-memory", "16MiB", "--drain-grace", "10"]
-        args += ["--ray-address", address, "--no-ledger", "--file-sd", str(self.file_sd)]
+        args = ["--kv-cache-memory", "16MiB", "--drain-grace", "10", "--ray-address", address]
+        args += ["--no-ledger", "--file-sd", str(self.file_sd)]
         args += ["--state-dir", str(tmp_path / "state")]
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "inferplane", "up", str(fleet), *args],
-                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
-        self.pids: set[int] = set()
-
-    def pool(self) -> dict[str, Any]:
-        pools = httpx.get(f"{self.url}/admin/fleet", timeout=5).json()["pools"]
-        body: dict[str, Any] = pools[0] if pools else {"replicas": [], "ready": 0}
-        self.pids |= {r["pid"] for r in body["replicas"] if r["pid"]}
-        return body
-
-    def until(self, check: Callable[[dict[str, Any]], bool], timeout_s: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                pool = self.pool()
-                if check(pool):
-                    return pool
-            assert self.process.poll() is None, self.log.read_text()[-3000:]
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.pool()}\n{self.log.read_text()[-3000:]}")
+        super().__init__(tmp_path, FLEET, args)
 
     def complete(self, max_tokens: int = 8) -> str:
         body = {"model": "chat", "prompt": "hello", "max_tokens": max_tokens}
@@ -117,17 +87,8 @@ def cluster() -> Iterator[Cluster]:
 
 @pytest.fixture
 def up(cluster: Cluster, tmp_path: Path) -> Iterator[Up]:
-    running = Up(tmp_path, cluster.address)
-    try:
-        running.until(lambda pool: True, timeout_s=60)
-        yield running
-    finally:
-        if running.process.poll() is None:
-            running.process.kill()
-            running.process.wait(10)
-        for pid in running.pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    with running(Up(tmp_path, cluster.address), ready_s=60) as started:
+        yield started
 
 
 def placed(pool: dict[str, Any]) -> list[dict[str, Any]]:
