@@ -34,12 +34,17 @@ def length_bin(length: int) -> int:
 
 def dominant_script(text: str, sample: int = 400) -> str:
     """The script most of the text's letters are written in ("none" without letters); the
-    first `sample` characters suffice."""
+    first `sample` characters suffice. Each distinct character is named once (a name look-up
+    per character cost ~0.6 us, 270 us for a 400-character prompt), and ASCII text, whose
+    letters are all Latin, needs no look-up at all."""
+    head = text[:sample]
+    if head.isascii():  # an ASCII letter is a cased one: lower() and upper() then differ
+        return "latin" if head.lower() != head.upper() else "none"
     counts: Counter[str] = Counter()
-    for char in text[:sample]:
+    for char, count in Counter(head).items():  # first-seen order: ties fall as before
         if char.isalpha():
             name = unicodedata.name(char, "")
-            counts[_SCRIPTS.get(name.split(" ", 1)[0], "other")] += 1
+            counts[_SCRIPTS.get(name.split(" ", 1)[0], "other")] += count
     return counts.most_common(1)[0][0] if counts else "none"
 
 
