@@ -1,4 +1,5 @@
-"""ServiceMonitor, PrometheusRule, dashboard and the KEDA ScaledObject's GPU behaviour."""
+"""ServiceMonitor, PrometheusRules (the fleet's and model quality's), the dashboards' ConfigMap
+and the KEDA ScaledObject's GPU behaviour."""
 
 import json
 from pathlib import Path
@@ -21,6 +22,10 @@ def test_monitoring_and_keda() -> None:
     assert len([r for g in rule["spec"]["groups"] for r in g["rules"]]) == 9
     (dashboard,) = rendered["dashboard"]
     assert json.loads(dashboard["data"]["grafana-inferplane.json"])["panels"]
+    assert json.loads(dashboard["data"]["grafana-inferplane-quality.json"])["panels"]
+    (quality,) = rendered["prometheusrule-quality"]
+    names = [r.get("alert") for g in quality["spec"]["groups"] for r in g["rules"]]
+    assert quality["metadata"]["name"] == "inferplane-quality" and names
     (scaled,) = rendered["keda-chat-primary"]
     behavior = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 30

@@ -74,6 +74,15 @@ def test_grafana_provisions_the_datasource_and_the_dashboard() -> None:
     folder = dashboards["providers"][0]["options"]["path"]
     mounted = {target: source for source, target in _bind_mounts(grafana)}
     assert mounted[f"{folder}/grafana-inferplane.json"].name == "grafana-inferplane.json"
+    quality = mounted[f"{folder}/grafana-inferplane-quality.json"]
+    assert quality.name == "grafana-inferplane-quality.json" and quality.is_file()
+
+
+def test_prometheus_loads_the_model_quality_rules_too() -> None:
+    mounts = _bind_mounts(_compose()["services"]["prometheus"])
+    rules = [source for source, target in mounts if target.startswith("/etc/prometheus/rules/")]
+    assert sorted(source.name for source in rules) == ["alerts-quality.yaml", "alerts.yaml"]
+    assert all(source.is_file() for source in rules)
 
 
 def test_the_compose_fleet_loads_and_fronts_the_replica() -> None:

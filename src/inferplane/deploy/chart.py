@@ -21,7 +21,7 @@ from inferplane.deploy.expr import Context, V, dump, helm_yaml, resolve, v
 from inferplane.deploy.names import PREFIX, dns_label, managed_pools
 from inferplane.deploy.overrides import apply_sets, checked
 from inferplane.deploy.values import ChartValues, values_schema
-from inferplane.telemetry.artifacts import ALERT_RULES, DASHBOARD, read_artifact
+from inferplane.telemetry.artifacts import ARTIFACTS, QUALITY_ARTIFACTS, read_artifact
 
 ROLLOUT_SUFFIX = ".rollout"
 KUBE_VERSION = ">=1.33.0-0"
@@ -68,6 +68,8 @@ def build_chart(fleet: FleetConfig, raw: dict[str, Any], values: ChartValues) ->
                  v("monitoring", "serviceMonitor", "enabled")),
         Template("prometheusrule", (monitoring.prometheus_rule(),),
                  v("monitoring", "prometheusRule", "enabled")),
+        Template("prometheusrule-quality", (monitoring.quality_prometheus_rule(),),
+                 v("monitoring", "prometheusRule", "enabled")),
         Template("dashboard", (monitoring.dashboard_config_map(),),
                  v("monitoring", "dashboard", "enabled")),
     ]  # fmt: skip
@@ -106,8 +108,7 @@ def write_chart(chart: Chart, out: Path) -> list[Path]:
         "Chart.yaml": dump(chart_yaml()),
         "values.yaml": dump(chart.values.model_dump(mode="json")),
         "values.schema.json": json.dumps(values_schema(chart.fleet), indent=2) + "\n",
-        f"files/{ALERT_RULES}": read_artifact(ALERT_RULES),
-        f"files/{DASHBOARD}": read_artifact(DASHBOARD),
+        **{f"files/{name}": read_artifact(name) for name in ARTIFACTS + QUALITY_ARTIFACTS},
         **{f"templates/{t.name}.yaml": helm_template(t) for t in chart.templates},
     }
     return _write(out, files)

@@ -1,6 +1,7 @@
 """Observability and the optional KEDA scaler: a ServiceMonitor over the control plane and every
-pool, a PrometheusRule carrying the shipped alert rules, the Grafana dashboard as a ConfigMap
-(the sidecar's `grafana_dashboard` label), and per pool a KEDA ScaledObject.
+pool, PrometheusRules carrying the shipped alert rules (the fleet's, and the model-quality ones),
+the Grafana dashboards (the fleet's and model quality) as a ConfigMap (the sidecar's
+`grafana_dashboard` label), and per pool a KEDA ScaledObject.
 
 KEDA is for teams that want it to scale instead of the controller; the behaviour is the one
 operators expect for GPUs (slow to add, slower to remove) taken from the pool's autoscale
@@ -13,7 +14,12 @@ from typing import Any
 from inferplane.config.schema import Autoscale, PoolSpec
 from inferplane.deploy.expr import File, merge, v
 from inferplane.deploy.names import PREFIX, pool_object
-from inferplane.telemetry.artifacts import ALERT_RULES, DASHBOARD
+from inferplane.telemetry.artifacts import (
+    ALERT_RULES,
+    DASHBOARD,
+    QUALITY_ALERT_RULES,
+    QUALITY_DASHBOARD,
+)
 
 MONITORING_LABELS = {"app.kubernetes.io/name": PREFIX}
 DASHBOARD_LABEL = "grafana_dashboard"
@@ -37,14 +43,19 @@ def service_monitor() -> dict[str, Any]:
     }
 
 
-def prometheus_rule() -> dict[str, Any]:
-    rules = File(ALERT_RULES, parse_yaml=True)
+def prometheus_rule(name: str = PREFIX, rules_file: str = ALERT_RULES) -> dict[str, Any]:
+    rules = File(rules_file, parse_yaml=True)
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": {"name": PREFIX, "labels": _labels()},
+        "metadata": {"name": name, "labels": _labels()},
         "spec": rules,
     }
+
+
+def quality_prometheus_rule() -> dict[str, Any]:
+    """The model-quality alert rules (confidence, input drift, feedback)."""
+    return prometheus_rule(f"{PREFIX}-quality", QUALITY_ALERT_RULES)
 
 
 def dashboard_config_map() -> dict[str, Any]:
@@ -55,7 +66,7 @@ def dashboard_config_map() -> dict[str, Any]:
             "name": f"{PREFIX}-dashboard",
             "labels": {**MONITORING_LABELS, DASHBOARD_LABEL: "1"},
         },
-        "data": {DASHBOARD: File(DASHBOARD)},
+        "data": {DASHBOARD: File(DASHBOARD), QUALITY_DASHBOARD: File(QUALITY_DASHBOARD)},
     }
 
 
