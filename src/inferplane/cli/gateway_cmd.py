@@ -4,11 +4,13 @@ from typing import Annotated
 
 import typer
 
+from inferplane.cli.serve_cmd import parse_size
 from inferplane.config import ConfigError
 from inferplane.gateway.proxy import ProxyConfig
 from inferplane.gateway.routing.health import HealthConfig
 from inferplane.gateway.serve import GatewayOptions, run
 from inferplane.gateway.settings import GatewaySettings
+from inferplane.gateway.transport.backpressure import StreamLimits
 from inferplane.gateway.transport.retry import RetryConfig
 from inferplane.gateway.transport.upstream import UpstreamConfig
 
@@ -37,6 +39,20 @@ def gateway(  # noqa: PLR0917 (a typer command: one parameter per flag)
     total_timeout: Annotated[float, typer.Option(help="Seconds for a whole request.")] = 600.0,
     max_attempts: Annotated[int, typer.Option(help="Attempts per request (failover).")] = 3,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 4 * 2**20,
+    stream_buffer: Annotated[
+        str,
+        typer.Option(
+            help="Unsent bytes a client connection may hold (kernel and gateway buffers) "
+            "before its response waits for the client, e.g. 256KiB."
+        ),
+    ] = "256KiB",
+    stream_stall_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a waiting response may see its client read nothing before the "
+            "connection is cut (and the replica's request with it)."
+        ),
+    ] = 10.0,
     health_interval: Annotated[float, typer.Option(help="Seconds between health checks.")] = 1.0,
     eject_after: Annotated[int, typer.Option(help="Consecutive failures that eject.")] = 3,
     access_log: Annotated[
@@ -56,6 +72,7 @@ def gateway(  # noqa: PLR0917 (a typer command: one parameter per flag)
             upstream=UpstreamConfig(connect_timeout_s=connect_timeout),
             health=HealthConfig(interval_s=health_interval, eject_after=eject_after),
             retry=RetryConfig(max_attempts=max_attempts),
+            streams=StreamLimits(parse_size(stream_buffer), stream_stall_timeout),
         )
         replicas = tuple(parse_replica(text) for text in replica or ())
         options = GatewayOptions(

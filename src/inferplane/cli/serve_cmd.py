@@ -67,6 +67,20 @@ def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
             "N cuts the per-token work of a fast model N-fold."
         ),
     ] = 1,
+    stream_buffer: Annotated[
+        str,
+        typer.Option(
+            help="Unsent bytes a client connection may hold (kernel and server buffers) "
+            "before its response waits for the client, e.g. 256KiB."
+        ),
+    ] = "256KiB",
+    stream_stall_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a waiting response may see its client read nothing before the "
+            "connection is cut and its generation aborted."
+        ),
+    ] = 10.0,
     quantization: Annotated[str, typer.Option(help="none or int8.")] = "none",
     task: Annotated[
         str, typer.Option(help="generate, embed or auto (BERT-family -> embed).")
@@ -103,6 +117,7 @@ def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
 
     Set INFERPLANE_OTLP_ENDPOINT (e.g. http://otel-collector:4318) to export trace spans."""
     # Loaded here, not at the top: the server brings torch, which no other command needs.
+    from inferplane.server.backpressure import StreamLimits  # noqa: PLC0415
     from inferplane.server.serve import ServeOptions, run  # noqa: PLC0415
 
     try:
@@ -128,6 +143,7 @@ def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
             log_level=log_level,
             log_json=log_json,
             engine_in_process=engine_in_process,
+            streams=StreamLimits(parse_size(stream_buffer), stream_stall_timeout),
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error

@@ -182,7 +182,10 @@ async def _serve(
 ) -> None:
     rollouts = RolloutApi(controller.rollouts, state.access)
     app = FleetApp(builder.build_app(state), FleetStatus(controller), rollouts)
-    config = builder.uvicorn_config(app, options.log_level, host=options.host, port=options.port)
+    streams = options.settings.streams
+    config = builder.uvicorn_config(
+        app, options.log_level, streams, host=options.host, port=options.port
+    )
     server = _Server(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

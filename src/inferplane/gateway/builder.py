@@ -26,6 +26,7 @@ from inferplane.gateway.books.feedback import FeedbackBook, feedback_spool
 from inferplane.gateway.books.metrics import GatewayMetrics
 from inferplane.gateway.settings import GatewaySettings
 from inferplane.gateway.state import GatewayState
+from inferplane.gateway.transport.backpressure import StreamLimits
 from inferplane.gateway.transport.coalesce import CoalescingHttpToolsProtocol
 from inferplane.ledger.budgets import Budget
 from inferplane.ledger.spool import SpoolAppender
@@ -81,13 +82,17 @@ def build_app(state: GatewayState) -> ASGIApp:
     return with_status_page(GatewayApp(state), gateway_status_board(state))
 
 
-def uvicorn_config(app: ASGIApp, log_level: str, **where: Any) -> uvicorn.Config:
-    """How the gateway runs on uvicorn; `where` is host and port, or nothing (sockets given
-    to `Server.run`)."""
+def uvicorn_config(
+    app: ASGIApp, log_level: str, streams: StreamLimits | None = None, **where: Any
+) -> uvicorn.Config:
+    """How the gateway runs on uvicorn; `streams` bounds what a client may leave unread
+    (default: GatewaySettings'); `where` is host and port, or nothing (sockets given to
+    `Server.run`)."""
     return uvicorn.Config(
         app,
         loop="uvloop",
-        http=CoalescingHttpToolsProtocol,  # httptools, a response's writes joined
+        # httptools, a response's writes joined, stalled readers cut off
+        http=CoalescingHttpToolsProtocol.with_limits(streams or StreamLimits()),
         lifespan="on",
         access_log=False,
         server_header=False,

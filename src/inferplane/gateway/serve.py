@@ -90,7 +90,8 @@ def serve_worker(options: GatewayOptions, worker: int = 0) -> None:
         for name in ("inferplane.gateway.access", "inferplane.gateway.route"):
             logging.getLogger(name).setLevel(logging.INFO)
     state = build_state(options, worker)
-    config = builder.uvicorn_config(builder.build_app(state), options.log_level)
+    app = builder.build_app(state)
+    config = builder.uvicorn_config(app, options.log_level, options.settings.streams)
     # What was built so far lives as long as the process: out of the collector's sight, a full
     # collection no longer walks every module's objects (it cost ~5% of a busy worker's time).
     gc.collect()

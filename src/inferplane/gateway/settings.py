@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from inferplane.gateway.proxy import ProxyConfig
 from inferplane.gateway.routing.health import HealthConfig
+from inferplane.gateway.transport.backpressure import StreamLimits
 from inferplane.gateway.transport.retry import RetryConfig
 from inferplane.gateway.transport.upstream import UpstreamConfig
 
@@ -16,6 +17,7 @@ class GatewaySettings:
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     retry: RetryConfig = field(default_factory=RetryConfig)
+    streams: StreamLimits = field(default_factory=StreamLimits)  # send buffer, stall cut-off
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1024:

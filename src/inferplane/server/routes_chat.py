@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from inferplane.engine.core.outputs import RequestOutput
 from inferplane.engine.core.protocol import EngineClient
@@ -16,7 +16,14 @@ from inferplane.server.errors import APIError
 from inferplane.server.generation import Choice, Job, resolve_max_tokens, run_jobs, sampling_params
 from inferplane.server.logprobs import chat_logprobs
 from inferplane.server.protocol import ChatCompletionRequest
-from inferplane.server.streaming import DONE, SSE_HEADERS, ChunkTemplate, error_event, sse_event
+from inferplane.server.streaming import (
+    DONE,
+    SSE_HEADERS,
+    ChunkTemplate,
+    EventStream,
+    error_event,
+    sse_event,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -36,7 +43,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     if body.stream:
         headers = common.response_headers(request, rid, timer) | SSE_HEADERS
         events = _stream(reply, items, timer, request)
-        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+        return EventStream(events, headers)
     choices = [Choice(job.index) for job in jobs]
     await common.collect(request, items, choices, timer)
     common.observe(request, body.model, timer, choices, len(prompt_ids))

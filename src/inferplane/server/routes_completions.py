@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from inferplane.engine.core.protocol import EngineClient
 from inferplane.server import common
@@ -22,7 +22,14 @@ from inferplane.server.generation import (
 )
 from inferplane.server.logprobs import completion_logprobs
 from inferplane.server.protocol import CompletionRequest, PredictRequest
-from inferplane.server.streaming import DONE, SSE_HEADERS, ChunkTemplate, error_event, sse_event
+from inferplane.server.streaming import (
+    DONE,
+    SSE_HEADERS,
+    ChunkTemplate,
+    EventStream,
+    error_event,
+    sse_event,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -45,7 +52,7 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     if body.stream:
         headers = common.response_headers(request, rid, timer) | SSE_HEADERS
         events = _stream(reply, items, timer, request, len(jobs))
-        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+        return EventStream(events, headers)
     choices = [Choice(job.index) for job in jobs]
     await common.collect(request, items, choices, timer)
     common.observe(request, body.model, timer, choices, reply.prompt_tokens)

@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Literal, get_args
@@ -32,6 +32,7 @@ from inferplane.engine.core.config import DTypeName, EngineConfig, QuantName
 from inferplane.engine.core.protocol import EngineClient
 from inferplane.engine.front.async_engine import AsyncLLMEngine, LinkKind
 from inferplane.server.app import create_app
+from inferplane.server.backpressure import StallGuardedProtocol, StreamLimits
 from inferplane.server.state import ServerSettings, ServerState
 from inferplane.sources import resolve_source
 from inferplane.telemetry.gpu import PynvmlApi
@@ -76,6 +77,7 @@ class ServeOptions:
     log_level: str = "info"
     log_json: bool = True
     engine_in_process: bool = False  # the engine on a thread of this process, not a child
+    streams: StreamLimits = field(default_factory=StreamLimits)  # send buffer, stall cut-off
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -277,6 +279,7 @@ def _serve(
         app,
         host=options.host,
         port=options.port,
+        http=StallGuardedProtocol.with_limits(options.streams),  # httptools, stalls cut off
         access_log=False,  # one line per request comes from the app, with its request id
         log_config=None,  # configure_logging above already routes uvicorn's loggers
         log_level=None,

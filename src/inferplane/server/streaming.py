@@ -3,15 +3,37 @@
 Events are bytes (orjson, UTF-8): this runs per token per stream, and Starlette would
 otherwise encode each str again before it goes out."""
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
+import anyio
 import orjson
+from fastapi.responses import StreamingResponse
+from starlette.types import Send
 
 from inferplane.errors import error_body
 from inferplane.server.errors import APIError
 
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class EventStream(StreamingResponse):
+    """An SSE response that closes its events however the response ends: when the client
+    hangs up or is cut off for not reading (backpressure.py), Starlette cancels the writer
+    while the events wait at a `yield`, and their engine requests would be aborted only once
+    the garbage collector finalised the generator. Closing it here aborts them at once."""
+
+    def __init__(self, events: AsyncGenerator[bytes, None], headers: dict[str, str]) -> None:
+        super().__init__(events, media_type="text/event-stream", headers=headers)
+        self._events = events
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            with anyio.CancelScope(shield=True):  # the writer may be cancelled: close anyway
+                await self._events.aclose()
 
 
 def sse_event(payload: dict[str, Any]) -> bytes:

@@ -5,12 +5,13 @@ uvloop each is a send() system call and a TCP segment of its own; for the gatewa
 answers the second syscall was a quarter of the process's time. Here the protocol gets a
 transport whose writes are held until the end of the current turn of the event loop and go
 out as one. Nothing waits longer than that turn: a stream's chunks still leave as they come.
+The protocol also bounds what a client may leave unread (backpressure.py).
 """
 
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from inferplane.gateway.transport.backpressure import StallGuardedProtocol
 
 
 class CoalescingTransport:
@@ -58,8 +59,9 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
-class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol over a CoalescingTransport; pass it as Config(http=...)."""
+class CoalescingHttpToolsProtocol(StallGuardedProtocol):
+    """uvicorn's httptools protocol over a CoalescingTransport, stalled readers cut off; pass
+    it (or `with_limits(...)` of it) as Config(http=...)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         coalescing = CoalescingTransport(transport, self.loop)
