@@ -8,6 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from inferplane.engine.compute.cpu_features import CpuFeatures, cpu_features, parse_override
+from inferplane.engine.compute.dtype_auto import auto_cpu_dtype
 from inferplane.engine.compute.loader import (
     checkpoint_files,
     read_eos_token_ids,
@@ -59,13 +61,20 @@ def test_refuses_unsupported_rope_scaling(tiny_model_dir: Path, tmp_path: Path) 
         read_model_config(target)
 
 
-def test_auto_dtype_runs_float16_as_bfloat16_on_cpu(tiny_model_dir: Path) -> None:
-    config = read_model_config(tiny_model_dir)
-    assert resolve_dtype("auto", config, torch.device("cpu")) == torch.float32
+def test_auto_dtype_is_the_hosts_choice(tiny_model_dir: Path) -> None:
+    config = read_model_config(tiny_model_dir)  # a float32 checkpoint
     half = type(config)(**{**config.__dict__, "torch_dtype": "float16"})
-    assert resolve_dtype("auto", half, torch.device("cpu")) == torch.bfloat16
-    assert resolve_dtype("auto", half, torch.device("cuda")) == torch.float16
-    assert resolve_dtype("bfloat16", config, torch.device("cpu")) == torch.bfloat16
+    native = CpuFeatures("x86_64", "AVX512", parse_override("x86-64-v4,avx512_bf16"))
+    avx2 = CpuFeatures("x86_64", "AVX2", parse_override("x86-64-v3"))
+    arm = CpuFeatures("aarch64", "DEFAULT", frozenset())
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_dtype("auto", config, cpu, native) == torch.bfloat16
+    assert resolve_dtype("auto", half, cpu, avx2) == torch.float32
+    assert resolve_dtype("auto", half, cpu, arm) == torch.bfloat16
+    assert resolve_dtype("auto", half, cuda, native) == torch.float16
+    assert resolve_dtype("bfloat16", config, cpu, avx2) == torch.bfloat16
+    detected = auto_cpu_dtype(cpu_features(), torch.float32)
+    assert resolve_dtype("auto", config, cpu) == detected
 
 
 def test_tied_embeddings_match_transformers(tiny_model_dir: Path, tmp_path: Path) -> None:

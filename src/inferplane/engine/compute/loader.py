@@ -16,6 +16,9 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
+from inferplane.engine.compute.cpu_features import CpuFeatures, cpu_features
+from inferplane.engine.compute.dtype_auto import auto_dtype
+
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3", "mistral")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _DTYPES = {
@@ -125,14 +128,15 @@ def read_eos_token_ids(directory: Path) -> tuple[int, ...]:
     return tuple(dict.fromkeys(int(i) for i in ids))
 
 
-def resolve_dtype(name: str, config: ModelConfig, device: torch.device) -> torch.dtype:
-    """ "auto" means the checkpoint's dtype, except float16 on CPU, which runs as bfloat16."""
+def resolve_dtype(
+    name: str, config: ModelConfig, device: torch.device, features: CpuFeatures | None = None
+) -> torch.dtype:
+    """ "auto" is dtype_auto's choice for this host (`features`, by default the detected
+    ones); any other name is that dtype."""
     if name != "auto":
         return _DTYPES[name]
-    dtype = _DTYPES.get(config.torch_dtype or "float32", torch.float32)
-    if device.type == "cpu" and dtype == torch.float16:
-        return torch.bfloat16
-    return dtype
+    checkpoint = _DTYPES.get(config.torch_dtype or "float32", torch.float32)
+    return auto_dtype(features or cpu_features(), device, checkpoint)
 
 
 def checkpoint_files(directory: Path) -> list[Path]:
