@@ -1,5 +1,5 @@
-"""Backpressure end to end, on a real `inferplane serve demo:tiny` replica and a real gateway
-in front of it: a streaming client that stops reading (a raw socket with a small receive
+"""Backpressure end to end, on real `inferplane serve demo:tiny` replicas, one of them behind a
+real gateway: a streaming client that stops reading (a raw socket with a small receive
 buffer that sends its request and never reads) is cut off once its connection's send buffer
 is full and it has read nothing for the stall timeout, and the replica's engine aborts its
 request (no request running, every KV block free again) long before its max_tokens; a client
@@ -39,14 +39,26 @@ def replica(
 
 
 @pytest.fixture(scope="module")
+def fronted(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A replica behind the gateway, with the replica's default stall timeout (the gateway's
+    is what cuts its clients off)."""
+    log = tmp_path_factory.mktemp("backpressure-fronted") / "replica.log"
+    args = [str(tiny_model_dir), "--served-model-name", "chat", "--max-model-len", "2048"]
+    with running_server([*args, "--stream-buffer", "4KiB"], log) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
 def gateway(
-    replica: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+    fronted: ServerProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
     folder = tmp_path_factory.mktemp("backpressure-gw")
     fleet = folder / "fleet.yaml"
     fleet.write_text(
         "models: {chat: {source: demo:tiny}}\n"
-        f"pools: {{main: {{model: chat, endpoints: [{replica.url}]}}}}\n"
+        f"pools: {{main: {{model: chat, endpoints: [{fronted.url}]}}}}\n"
         "routes: [{name: default, pool: main}]\n"
     )
     args = ["--health-interval", "0.5", "--log-level", "info", *LIMITS]
@@ -129,10 +141,10 @@ def test_a_stalled_reader_is_cut_off_by_the_replica(replica: ServerProcess) -> N
 
 
 def test_a_stalled_reader_is_cut_off_by_the_gateway(
-    replica: ServerProcess, gateway: GatewayProcess
+    fronted: ServerProcess, gateway: GatewayProcess
 ) -> None:
-    _stalled_reader_is_cut_off(replica, gateway.port)
-    assert _cuts(gateway.log_path) == 1
+    _stalled_reader_is_cut_off(fronted, gateway.port)
+    assert _cuts(gateway.log_path) == 1 and _cuts(fronted.log_path) == 0
 
 
 def test_a_reader_that_keeps_reading_slowly_is_not_cut_off(replica: ServerProcess) -> None:
@@ -151,9 +163,31 @@ def test_a_reader_that_keeps_reading_slowly_is_not_cut_off(replica: ServerProces
     assert _cuts(replica.log_path) == cuts
 
 
-def test_a_disconnect_through_the_gateway_aborts_in_the_engine(
-    replica: ServerProcess, gateway: GatewayProcess
+def test_a_reader_that_keeps_reading_slowly_through_the_gateway_is_not_cut_off(
+    fronted: ServerProcess, gateway: GatewayProcess
 ) -> None:
+    # The gateway's stall timeout passes several times while the client reads at 32 kB/s,
+    # less than the replica sends (about 2.5 kB a token).
+    cuts = _cuts(fronted.log_path), _cuts(gateway.log_path)
+    sock = _request(gateway.port, receive_buffer=4096)
+    sock.settimeout(10)
+    _wait_for(fronted, RUNNING, 1, timeout_s=15)
+    data = b""
+    deadline = time.monotonic() + 10 * STALL_S
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        data += sock.recv(8192)
+    more = sock.recv(8192)
+    sock.close()
+    assert data.startswith(b"HTTP/1.1 200")
+    assert more
+    assert (_cuts(fronted.log_path), _cuts(gateway.log_path)) == cuts
+
+
+def test_a_disconnect_through_the_gateway_aborts_in_the_engine(
+    fronted: ServerProcess, gateway: GatewayProcess
+) -> None:
+    replica = fronted
     generated = _metric(replica, GENERATED)
     sock = _request(gateway.port)
     sock.settimeout(30)

@@ -78,9 +78,10 @@ def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
         float,
         typer.Option(
             help="Seconds a waiting response may see its client read nothing before the "
-            "connection is cut and its generation aborted."
+            "connection is cut and its generation aborted (keep it above a fronting "
+            "gateway's)."
         ),
-    ] = 10.0,
+    ] = 60.0,
     quantization: Annotated[str, typer.Option(help="none or int8.")] = "none",
     task: Annotated[
         str, typer.Option(help="generate, embed or auto (BERT-family -> embed).")

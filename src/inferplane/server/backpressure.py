@@ -36,8 +36,11 @@ class StreamLimits:
     # hundred bytes; the bound also caps one connection's throughput at about twice this per
     # round trip (10 MiB/s at 50 ms).
     buffer_bytes: int = 256 * 1024
-    # A connection paused this long without the client reading anything is cut off.
-    stall_timeout_s: float = 10.0
+    # A connection paused this long without the client reading anything is cut off. Longer
+    # than the gateway's (10 s): behind a gateway, a slow client's gateway reads from its
+    # replica in bursts, with gaps that grow as the client slows; the gateway judges its own
+    # clients, and its cut-off closes the replica's stream.
+    stall_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.buffer_bytes < 1024:

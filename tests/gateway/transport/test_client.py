@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from inferplane.gateway.transport.client import Pool, UpstreamClosed
+from inferplane.gateway.transport.client import PIECE, Pool, UpstreamClosed
 
 pytestmark = pytest.mark.timeout(10)
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
@@ -62,6 +62,24 @@ async def test_chunked_body_streams_in_pieces() -> None:
         assert b"".join(pieces) == b"hello world"
         pool.release(conn)
         assert len(pool.idle) == 1
+
+
+async def test_a_backlog_is_handed_over_in_pieces() -> None:
+    body = bytes(range(256)) * 1024  # 256 KiB in one chunk: a slow client's backlog
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n%x\r\n" % len(body)
+    async for url in _server(lambda w: w.write(head + body + b"\r\n0\r\n\r\n"), []):
+        pool = Pool(url, keepalive_s=5.0, clock=lambda: 0.0)
+        conn = await pool.acquire(1.0)
+        conn.send(pool.request_head(b"/v1/x", 2, b""), b"{}")
+        assert (await conn.read_head())[0] == 200
+        while not conn.complete:  # everything buffered before the first read
+            await asyncio.sleep(0.01)
+        pieces = []
+        while piece := await conn.read_chunk():
+            pieces.append(piece)
+        assert b"".join(pieces) == body
+        assert max(map(len, pieces)) == PIECE and conn.buffered == 0
+        pool.release(conn)
 
 
 async def test_a_replica_closing_mid_body_raises() -> None:

@@ -26,6 +26,7 @@ from typing import ClassVar
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger(__name__)
+RESUME_AFTER = 1 << 14  # bytes a paused client takes before its response's writer resumes
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,12 @@ class StallGuardedProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.transport.set_write_buffer_limits(high=self.limits.buffer_bytes)
+        # The writer resumes once the client took RESUME_AFTER bytes (not three quarters of
+        # the buffer, asyncio's default): a proxied stream then goes back to its replica for
+        # more at the client's own pace, and the replica, which cuts off a reader that takes
+        # nothing for its stall timeout, sees a slow client's gateway reading.
+        high = self.limits.buffer_bytes
+        self.transport.set_write_buffer_limits(high=high, low=max(high // 2, high - RESUME_AFTER))
         sock = transport.get_extra_info("socket")
         if sock is not None:  # the kernel's share too: unbounded, it grows to megabytes
             with contextlib.suppress(OSError):

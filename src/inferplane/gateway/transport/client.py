@@ -17,6 +17,7 @@ import httptools
 Headers = list[tuple[bytes, bytes]]
 Clock = Callable[[], float]
 HIGH_WATER = 1 << 18  # bytes buffered from a replica before reading pauses (slow client)
+PIECE = 1 << 14  # most bytes read_chunk hands over at once
 
 
 class UpstreamClosed(ConnectionError):
@@ -113,16 +114,37 @@ class Connection(asyncio.Protocol):
         return self.status, self.headers
 
     async def read_chunk(self) -> bytes:
-        """The next body bytes as they came; b"" once the body is complete."""
+        """The next body bytes as they came (at most PIECE of them); b"" once the body is
+        complete.
+
+        A replica cuts off a reader that takes nothing for its stall timeout, so a slow
+        client's stream must keep reading from its replica at the client's own pace: the
+        bytes go to the client in pieces (the proxy comes back for the next as soon as the
+        client has taken some, not once it has taken everything buffered here), and reading
+        from the replica resumes whenever a piece left, not once half the buffer has."""
         while not self.chunks:
             if self.complete:
                 return b""
             await self._wait()
-        chunk = self.chunks.popleft() if len(self.chunks) == 1 else self._drain()
+        one = len(self.chunks) == 1 and len(self.chunks[0]) <= PIECE  # the usual case
+        chunk = self.chunks.popleft() if one else self._piece()
         self.buffered -= len(chunk)
-        if self.transport is not None and self.buffered < HIGH_WATER // 2:
+        if self.transport is not None and self.buffered < HIGH_WATER:
             self.transport.resume_reading()
         return chunk
+
+    def _piece(self) -> bytes:
+        """Up to PIECE bytes off the front of the buffer."""
+        parts: list[bytes] = []
+        size = 0
+        while self.chunks and size < PIECE:
+            part = self.chunks.popleft()
+            if size + len(part) > PIECE:
+                self.chunks.appendleft(part[PIECE - size :])
+                part = part[: PIECE - size]
+            parts.append(part)
+            size += len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _drain(self) -> bytes:
         chunk = b"".join(self.chunks)
