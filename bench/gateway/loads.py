@@ -82,7 +82,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes] | None, timeout_s: flo
     raise RuntimeError(f"not ready after {timeout_s:.0f} s")
 
 
-def wrk(url: str, seconds: int) -> dict[str, float]:
+def wrk(url: str, seconds: int, script: str = "wrk_chat.lua") -> dict[str, float]:
     argv = [
         "wrk",
         "-t1",
@@ -91,7 +91,7 @@ def wrk(url: str, seconds: int) -> dict[str, float]:
         "--timeout",
         "10s",
         "-s",
-        str(HERE / "wrk_chat.lua"),
+        str(HERE / script),
         url,
     ]
     done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 60)

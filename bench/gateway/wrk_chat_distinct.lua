@@ -1,0 +1,23 @@
+-- wrk script: wrk_chat.lua's small non-streaming chat request, but each request with a prompt
+-- of its own (no prompt repeats, so the gateway's feedback book sees no regeneration); the
+-- same WRK_JSON line at the end.
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local sent = 0
+
+function request()
+   sent = sent + 1
+   local body = '{"model":"bench-model","messages":[{"role":"user","content":"Say hello ' ..
+                sent .. '."}],"max_tokens":8,"stream":false}'
+   return wrk.format(nil, nil, nil, body)
+end
+
+function done(summary, latency, requests)
+   local errors = summary.errors
+   io.write(string.format(
+      'WRK_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,"read":%d,' ..
+      '"write":%d,"status":%d,"timeout":%d,"p50_us":%d,"p99_us":%d,"mean_us":%.1f}\n',
+      summary.requests, summary.duration, summary.bytes, errors.connect, errors.read,
+      errors.write, errors.status, errors.timeout, latency:percentile(50),
+      latency:percentile(99), latency.mean))
+end
