@@ -1,17 +1,18 @@
 """What `--dtype auto` means: the dtype a model runs in when its owner did not choose one.
 
-On an accelerator, the checkpoint's own dtype. On a CPU, the dtype whose batch-1 decode was
-measured fastest on hosts with the same instruction sets (bench/bench_dtype_auto.py; the
-numbers are in bench/README.md), whatever the checkpoint stores: the weights are cast once
-at load, and batch-1 decode is bound by the bytes each token reads and by the kernels the
-host has for them.
+On an accelerator, the checkpoint's own dtype. On a CPU, the dtype that served a request
+fastest (time to first token on a 512-token prompt plus batch-1 decode) on hosts with the same
+instruction sets, whatever the checkpoint stores: the weights are cast once at load
+(bench/bench_dtype_auto.py; the numbers are in bench/README.md).
 
 - native bfloat16 dot products (AVX512_BF16, AMX) and oneDNN's bfloat16 packing: bfloat16
-  (the packed oneDNN linears and the compiled bfloat16 kernels);
-- any other x86 host: float32. Without oneDNN's packing (an AVX2 host) bfloat16 and float16
-  linears take torch's plain path, slower per token than float32 despite half the bytes.
+  (packed oneDNN linears and the compiled bfloat16 kernels), faster than float32 in prefill
+  and in decode.
+- any other x86 host: float32. There bfloat16 and float16 weights decode one sequence faster
+  (half the bytes a token) but prefill 2-4x slower, which costs more than decode saves unless
+  a request's output is a large share of its prompt.
 - off x86 nothing was measured: the checkpoint's dtype, float16 as bfloat16 (torch's CPU
-  float16 kernels are the slowest of the three wherever they were timed).
+  float16 kernels prefilled slowest of the three wherever they were timed).
 """
 
 import torch
