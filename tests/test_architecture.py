@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 GRAPH = import_graph(SRC)
 
 # Below the rest: imports nothing else of inferplane.
-LEAVES = ("inferplane.config", "inferplane.sources", "inferplane.errors")
+LEAVES = ("inferplane.config", "inferplane.sources", "inferplane.errors", "inferplane.http")
 LAYERS = (
     Rule("inferplane.config", ("inferplane.config",)),
     Rule("inferplane.sources", ("inferplane.sources",)),
@@ -37,6 +37,7 @@ LAYERS = (
             "inferplane.sources",
             "inferplane.telemetry",
             "inferplane.errors",
+            "inferplane.http",
         ),
     ),
     Rule(
@@ -47,6 +48,7 @@ LAYERS = (
             "inferplane.ledger",
             "inferplane.telemetry",
             "inferplane.errors",
+            "inferplane.http",
         ),
     ),
     # Inside the gateway: transport < admission < routing; books beside routing; the modules

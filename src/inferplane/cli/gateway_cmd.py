@@ -10,9 +10,9 @@ from inferplane.gateway.proxy import ProxyConfig
 from inferplane.gateway.routing.health import HealthConfig
 from inferplane.gateway.serve import GatewayOptions, run
 from inferplane.gateway.settings import GatewaySettings
-from inferplane.gateway.transport.backpressure import StreamLimits
 from inferplane.gateway.transport.retry import RetryConfig
 from inferplane.gateway.transport.upstream import UpstreamConfig
+from inferplane.http.backpressure import StreamLimits
 
 
 def parse_replica(text: str) -> tuple[str, str]:

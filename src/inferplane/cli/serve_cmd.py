@@ -118,7 +118,7 @@ def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
 
     Set INFERPLANE_OTLP_ENDPOINT (e.g. http://otel-collector:4318) to export trace spans."""
     # Loaded here, not at the top: the server brings torch, which no other command needs.
-    from inferplane.server.backpressure import StreamLimits  # noqa: PLC0415
+    from inferplane.http.backpressure import StreamLimits  # noqa: PLC0415
     from inferplane.server.serve import ServeOptions, run  # noqa: PLC0415
 
     try:

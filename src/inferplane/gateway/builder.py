@@ -26,8 +26,8 @@ from inferplane.gateway.books.feedback import FeedbackBook, feedback_spool
 from inferplane.gateway.books.metrics import GatewayMetrics
 from inferplane.gateway.settings import GatewaySettings
 from inferplane.gateway.state import GatewayState
-from inferplane.gateway.transport.backpressure import StreamLimits
 from inferplane.gateway.transport.coalesce import CoalescingHttpToolsProtocol
+from inferplane.http.backpressure import StreamLimits
 from inferplane.ledger.budgets import Budget
 from inferplane.ledger.spool import SpoolAppender
 from inferplane.ledger.store import UsageStore, normalise_url

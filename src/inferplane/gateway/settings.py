@@ -4,9 +4,9 @@ from dataclasses import dataclass, field
 
 from inferplane.gateway.proxy import ProxyConfig
 from inferplane.gateway.routing.health import HealthConfig
-from inferplane.gateway.transport.backpressure import StreamLimits
 from inferplane.gateway.transport.retry import RetryConfig
 from inferplane.gateway.transport.upstream import UpstreamConfig
+from inferplane.http.backpressure import StreamLimits
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Literal, get_args
@@ -31,8 +31,8 @@ from inferplane.engine.compute.embedding import AsyncEmbeddingModel, EmbeddingMo
 from inferplane.engine.core.config import DTypeName, EngineConfig, QuantName
 from inferplane.engine.core.protocol import EngineClient
 from inferplane.engine.front.async_engine import AsyncLLMEngine, LinkKind
+from inferplane.http.backpressure import REPLICA_STALL_TIMEOUT_S, StallGuardedProtocol, StreamLimits
 from inferplane.server.app import create_app
-from inferplane.server.backpressure import StallGuardedProtocol, StreamLimits
 from inferplane.server.state import ServerSettings, ServerState
 from inferplane.sources import resolve_source
 from inferplane.telemetry.gpu import PynvmlApi
@@ -40,6 +40,7 @@ from inferplane.telemetry.logging import configure_logging
 from inferplane.telemetry.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
+REPLICA_STREAMS = StreamLimits(stall_timeout_s=REPLICA_STALL_TIMEOUT_S)
 AnnounceFn = Callable[[ServerState, str], None]
 GIL_SWITCH_INTERVAL_S = 0.0005
 Task = Literal["generate", "embed", "auto"]
@@ -77,7 +78,7 @@ class ServeOptions:
     log_level: str = "info"
     log_json: bool = True
     engine_in_process: bool = False  # the engine on a thread of this process, not a child
-    streams: StreamLimits = field(default_factory=StreamLimits)  # send buffer, stall cut-off
+    streams: StreamLimits = REPLICA_STREAMS  # send buffer, stall cut-off
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -20,9 +20,10 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 class EventStream(StreamingResponse):
     """An SSE response that closes its events however the response ends: when the client
-    hangs up or is cut off for not reading (backpressure.py), Starlette cancels the writer
-    while the events wait at a `yield`, and their engine requests would be aborted only once
-    the garbage collector finalised the generator. Closing it here aborts them at once."""
+    hangs up or is cut off for not reading (inferplane.http.backpressure), Starlette cancels
+    the writer while the events wait at a `yield`, and their engine requests would be aborted
+    only once the garbage collector finalised the generator. Closing it here aborts them at
+    once."""
 
     def __init__(self, events: AsyncGenerator[bytes, None], headers: dict[str, str]) -> None:
         super().__init__(events, media_type="text/event-stream", headers=headers)

@@ -1,80 +1,25 @@
+"""The gateway's protocol (coalescing writes) keeps the shared stall cut-off and slow-reader
+grace of inferplane.http.backpressure (tested there on the plain protocol)."""
+
 import asyncio
-import contextlib
-import socket
-from collections.abc import AsyncIterator
 
-import pytest
-import uvicorn
-
-from inferplane.gateway.transport.asgi import Receive, Scope, Send
-from inferplane.gateway.transport.backpressure import StallGuardedProtocol, StreamLimits
 from inferplane.gateway.transport.coalesce import CoalescingHttpToolsProtocol
-
-LIMITS = StreamLimits(buffer_bytes=4096, stall_timeout_s=0.5)
-CHUNK = b"x" * 2048
-
-
-class Endless:
-    """An ASGI app streaming chunks until the client is gone; it records how it ended."""
-
-    def __init__(self) -> None:
-        self.gone = asyncio.Event()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        watcher = asyncio.create_task(self._watch(receive))
-        while not self.gone.is_set():
-            await send({"type": "http.response.body", "body": CHUNK, "more_body": True})
-            await asyncio.sleep(0)
-        watcher.cancel()
-
-    async def _watch(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self.gone.set()
+from inferplane.http.backpressure import StreamLimits
+from tests.http.test_backpressure import LIMITS, Endless, open_stream, serving
 
 
-@contextlib.asynccontextmanager
-async def serving(app: Endless, protocol: type[StallGuardedProtocol]) -> AsyncIterator[int]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, http=protocol, lifespan="off", log_config=None)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
-
-
-async def _open(port: int) -> socket.socket:
-    client = socket.socket()
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    client.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(client, ("127.0.0.1", port))
-    await asyncio.get_running_loop().sock_sendall(client, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
-    return client
-
-
-async def test_a_client_that_reads_nothing_is_cut_off() -> None:
+async def test_a_client_that_reads_nothing_is_cut_off_by_the_gateway() -> None:
     app = Endless()
-    protocol = CoalescingHttpToolsProtocol.with_limits(LIMITS)
-    async with serving(app, protocol) as port:
-        client = await _open(port)
+    async with serving(app, CoalescingHttpToolsProtocol.with_limits(LIMITS)) as port:
+        client = await open_stream(port)
         await asyncio.wait_for(app.gone.wait(), timeout=5)
         client.close()
 
 
-async def test_a_client_that_reads_slowly_is_kept() -> None:
+async def test_a_client_that_reads_slowly_is_kept_by_the_gateway() -> None:
     app = Endless()
-    protocol = CoalescingHttpToolsProtocol.with_limits(LIMITS)
-    async with serving(app, protocol) as port:
-        client = await _open(port)
+    async with serving(app, CoalescingHttpToolsProtocol.with_limits(LIMITS)) as port:
+        client = await open_stream(port)
         loop = asyncio.get_running_loop()
         for _ in range(20):  # 2 s: four stall timeouts, a little read in each
             await asyncio.sleep(0.1)
@@ -84,14 +29,7 @@ async def test_a_client_that_reads_slowly_is_kept() -> None:
         await asyncio.wait_for(app.gone.wait(), timeout=5)
 
 
-def test_with_limits_makes_a_subclass_and_leaves_the_base_alone() -> None:
+def test_the_gateways_protocol_takes_limits_as_a_subclass() -> None:
     protocol = CoalescingHttpToolsProtocol.with_limits(LIMITS)
-    assert issubclass(protocol, CoalescingHttpToolsProtocol)
-    assert protocol.limits == LIMITS
+    assert issubclass(protocol, CoalescingHttpToolsProtocol) and protocol.limits == LIMITS
     assert CoalescingHttpToolsProtocol.limits == StreamLimits()
-
-
-@pytest.mark.parametrize(("size", "stall"), [(512, 1.0), (4096, 0.0), (4096, -1.0)])
-def test_limits_refuse_what_cannot_work(size: int, stall: float) -> None:
-    with pytest.raises(ValueError, match=r"stream buffer|stall timeout"):
-        StreamLimits(size, stall)

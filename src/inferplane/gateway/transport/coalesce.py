@@ -5,13 +5,13 @@ uvloop each is a send() system call and a TCP segment of its own; for the gatewa
 answers the second syscall was a quarter of the process's time. Here the protocol gets a
 transport whose writes are held until the end of the current turn of the event loop and go
 out as one. Nothing waits longer than that turn: a stream's chunks still leave as they come.
-The protocol also bounds what a client may leave unread (backpressure.py).
+The protocol also bounds what a client may leave unread (inferplane.http.backpressure).
 """
 
 import asyncio
 from typing import Any
 
-from inferplane.gateway.transport.backpressure import StallGuardedProtocol
+from inferplane.http.backpressure import StallGuardedProtocol
 
 
 class CoalescingTransport:

@@ -7,7 +7,7 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from inferplane.server.backpressure import StallGuardedProtocol, StreamLimits
+from inferplane.http.backpressure import StallGuardedProtocol, StreamLimits
 
 LIMITS = StreamLimits(buffer_bytes=4096, stall_timeout_s=0.5)
 CHUNK = b"x" * 2048
@@ -51,7 +51,7 @@ async def serving(app: Endless, protocol: type[StallGuardedProtocol]) -> AsyncIt
         await task
 
 
-async def _open(port: int) -> socket.socket:
+async def open_stream(port: int) -> socket.socket:
     client = socket.socket()
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     client.setblocking(False)
@@ -64,7 +64,7 @@ async def test_a_client_that_reads_nothing_is_cut_off() -> None:
     app = Endless()
     protocol = StallGuardedProtocol.with_limits(LIMITS)
     async with serving(app, protocol) as port:
-        client = await _open(port)
+        client = await open_stream(port)
         await asyncio.wait_for(app.gone.wait(), timeout=5)
         client.close()
 
@@ -73,7 +73,7 @@ async def test_a_client_that_reads_slowly_is_kept() -> None:
     app = Endless()
     protocol = StallGuardedProtocol.with_limits(LIMITS)
     async with serving(app, protocol) as port:
-        client = await _open(port)
+        client = await open_stream(port)
         loop = asyncio.get_running_loop()
         for _ in range(20):  # 2 s: four stall timeouts, a little read in each
             await asyncio.sleep(0.1)

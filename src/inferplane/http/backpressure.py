@@ -1,16 +1,16 @@
-"""Backpressure towards clients: a bounded send buffer per connection, and a cut-off for a
-client that stops reading.
+"""Backpressure towards clients, for the model server and the gateway alike: a bounded send
+buffer per connection, and a cut-off for a client that stops reading.
 
 uvicorn stops a response's writer once the connection's unsent bytes pass the transport's high
 water mark, and waits for the client to read them. A streaming client that never reads would
-so hold its request as long as it keeps the connection open: its overload-gate slot and
-in-flight count here and, once the proxy stops reading from the replica, the replica's request.
-Here a connection's unsent bytes are bounded by `buffer_bytes` (its socket's kernel buffer,
-then the process's write buffer), and a connection whose writes stay paused for
-`stall_timeout_s` without the client taking a byte is aborted: uvicorn then reports the
-request as disconnected, the proxy closes its upstream connection, and the replica aborts the
-request in its engine. (The replica's server applies the same rule to its own clients; the
-server may not import the gateway, hence its own copy.)
+so hold its request as long as it keeps the connection open: on a replica its place in the
+engine's batch and its KV blocks, in the gateway its overload-gate slot and in-flight count
+(and, once the proxy stops reading from the replica, the replica's request). Here a
+connection's unsent bytes are bounded by `buffer_bytes` (its socket's kernel buffer, then the
+process's write buffer), and a connection whose writes stay paused for `stall_timeout_s`
+without the client taking a byte is aborted: uvicorn then reports the request as
+disconnected, which cancels its response; on a replica the response's end aborts its engine
+requests, in the gateway the proxy closes its upstream connection and the replica does so.
 """
 
 import asyncio
@@ -27,6 +27,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger(__name__)
 RESUME_AFTER = 1 << 14  # bytes a paused client takes before its response's writer resumes
+# Behind a gateway, a slow client's gateway reads from its replica in bursts, with gaps that
+# grow as the client slows; the gateway judges its own clients (10 s), and its cut-off closes
+# the replica's stream, so a replica waits longer before it judges its gateway.
+REPLICA_STALL_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,8 @@ class StreamLimits:
     # hundred bytes; the bound also caps one connection's throughput at about twice this per
     # round trip (10 MiB/s at 50 ms).
     buffer_bytes: int = 256 * 1024
-    # A connection paused this long without the client reading anything is cut off.
+    # A connection paused this long without the client reading anything is cut off (the
+    # gateway's default; a replica's is longer: REPLICA_STALL_TIMEOUT_S).
     stall_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
