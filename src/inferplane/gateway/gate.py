@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from inferplane.config.schema import Overload
-from inferplane.gateway.admission.overload import AdmissionQueue, Rates, decide, tier_rank
+from inferplane.gateway.admission.overload import (
+    AdmissionQueue,
+    Rates,
+    decide,
+    slot_room,
+    tier_rank,
+)
 from inferplane.gateway.errors import GatewayError
 from inferplane.gateway.routing.registry import ReplicaRegistry
 from inferplane.gateway.types import ReplicaSnapshot, RouteRequest
@@ -172,7 +178,7 @@ class Gate:
         """The replicas with a free slot, for the balancer to choose among (all of them when
         none has one: a retry, or a pool the gate let through)."""
         slots = self.config.slots
-        roomy = [s for s in snapshots if s.in_flight < max(1, round(slots * s.weight))]
+        roomy = [s for s in snapshots if s.in_flight < slot_room(slots, s.weight)]
         return roomy or snapshots
 
     def _slot_free(self, name: str) -> bool | None:
@@ -180,8 +186,8 @@ class Gate:
         slots = self.config.slots
         routable = False
         for replica in self.registry.members(name):
-            if replica.state == "ready":
-                if replica.in_flight < max(1, round(slots * replica.weight)):
+            if replica.routable:
+                if replica.in_flight < slot_room(slots, replica.weight):
                     return True
                 routable = True
         return False if routable else None
@@ -190,8 +196,7 @@ class Gate:
         free = 0
         for replica in self.registry.members(name):
             if replica.routable:
-                room = max(1, round(self.config.slots * replica.weight))
-                free += max(0, room - replica.in_flight)
+                free += max(0, slot_room(self.config.slots, replica.weight) - replica.in_flight)
         return free
 
     def _depth(self, name: str, pool: _Pool) -> None:

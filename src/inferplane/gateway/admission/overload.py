@@ -62,6 +62,11 @@ class Rates:
             self.s_per_work += EWMA_ALPHA * (sample - self.s_per_work)
 
 
+def slot_room(slots: int, weight: float) -> int:
+    """How many requests a replica of this weight runs at once: `slots` weighted, at least 1."""
+    return max(1, round(slots * weight))
+
+
 @dataclass(frozen=True)
 class Decision:
     outcome: Outcome
@@ -93,7 +98,7 @@ def decide(  # noqa: PLR0917 (one flat call on the hot path, no options object)
         # shut with nothing in flight to reopen it); what a replica reports queued beyond
         # them (another gateway's) still delays a newcomer.
         held = replica.in_flight
-        room = max(1, round(slots * replica.weight))
+        room = slot_room(slots, replica.weight)
         capacity += room
         weights += replica.weight
         held_all += held + max(0, replica.waiting + replica.running - held)
