@@ -45,6 +45,7 @@ from inferplane.control.actuators.local import free_port
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from machine import machine_record
 
 RESULTS = Path(__file__).parent / "results"
 TOPICS = ["the sea", "a city at night", "a lost key", "autumn", "a train", "a library",
@@ -200,11 +201,7 @@ def plot(result: dict[str, Any], chosen: list[Point], path: Path) -> None:
 
 
 def machine() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown")  # fmt: skip
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__,
-            "python": sys.version.split()[0]}  # fmt: skip
+    return machine_record(torch=torch.__version__)
 
 
 def main() -> None:

@@ -48,6 +48,7 @@ from inferplane.control.replicas import serve_args
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from machine import machine_record
 
 RESULTS = Path(__file__).parent / "results"
 MODEL = ModelSpec(source="demo:tiny", dtype="float32")
@@ -221,11 +222,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def machine() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown")  # fmt: skip
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "ray": ray.__version__,
-            "python": sys.version.split()[0]}  # fmt: skip
+    return machine_record(ray=ray.__version__)
 
 
 def main() -> None:

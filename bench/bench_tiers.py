@@ -11,7 +11,6 @@ bench/results/tiers.json and tiers.png, with the machine it ran on.
 import argparse
 import json
 import os
-import platform
 import secrets
 import signal
 import socket
@@ -27,6 +26,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from machine import machine_record
 
 RESULTS = Path(__file__).parent / "results"
 READY_TIMEOUT_S = 600.0
@@ -93,17 +93,10 @@ def one_round(model: str, dtype: str) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
     import torch  # noqa: PLC0415 (only for the record)
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(), "torch": torch.__version__,
-            "cuda": gpu}  # fmt: skip
+    return machine_record(torch=torch.__version__, cuda=gpu)
 
 
 def plot(rounds: list[dict[str, float]], path: Path) -> None:

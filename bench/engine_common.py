@@ -3,8 +3,6 @@
 
 import csv
 import json
-import os
-import platform
 import random
 import time
 from collections.abc import Sequence
@@ -14,6 +12,7 @@ from typing import Any
 
 import torch
 import transformers
+from machine import machine_record
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -29,25 +28,12 @@ class Workload:
 
 def machine_info() -> dict[str, Any]:
     """What ran the benchmark, without any path or host name."""
-    return {
-        "cpu": _cpu_model(),
-        "cores": len(os.sched_getaffinity(0)),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return machine_record(
+        torch_threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        transformers=transformers.__version__,
+        cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    )
 
 
 def memory_read_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:

@@ -5,12 +5,13 @@ The simulator is torch-free, so these benchmarks are too (engine_common.py loads
 
 import json
 import os
-import platform
 import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from machine import machine_record
 
 from inferplane.config.loader import parse_fleet
 from inferplane.config.schema import FleetConfig
@@ -40,22 +41,7 @@ def fleet(
 
 def machine_info() -> dict[str, Any]:
     """What ran the benchmark, without any path or host name."""
-    return {
-        "cpu": _cpu_model(),
-        "cores": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "load_average_before": list(os.getloadavg()),
-    }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return machine_record(load_average_before=list(os.getloadavg()))
 
 
 @dataclass
