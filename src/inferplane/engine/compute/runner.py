@@ -5,6 +5,7 @@ over the ragged batch, computes logits only for the rows that sample, and hands 
 sampler. Everything runs under `torch.inference_mode`.
 """
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +21,12 @@ from inferplane.engine.compute.loader import (
     read_model_config,
     resolve_dtype,
 )
-from inferplane.engine.compute.models.layers import Linear, PackedLinear, TransposedLinear
+from inferplane.engine.compute.models.layers import (
+    Linear,
+    PackedLinear,
+    StreamLinear,
+    TransposedLinear,
+)
 from inferplane.engine.compute.models.llama import LinearFactory, LlamaModel
 from inferplane.engine.compute.quant import Int8Linear
 from inferplane.engine.compute.sampler import Sampler
@@ -52,16 +58,20 @@ def load_model(
         )
         for name, tensor in iter_tensors(directory)
     }
-    dense = dense_linear(device, dtype)
-    make = Int8Linear.from_float if quantization == "int8" else dense
     kernels = cpu_kernels() if CpuKernels.applies(device, dtype) else None
+    dense = dense_linear(device, dtype, kernels)
+    make = Int8Linear.from_float if quantization == "int8" else dense
     return LlamaModel(
         config, weights, max_len, dtype, make_linear=make, make_head=dense, kernels=kernels
     )
 
 
-def dense_linear(device: torch.device, dtype: torch.dtype) -> LinearFactory:
+def dense_linear(
+    device: torch.device, dtype: torch.dtype, kernels: CpuKernels | None = None
+) -> LinearFactory:
     """The fastest dense layout measured for decode on this device and dtype."""
+    if kernels is not None and StreamLinear.supported(device, dtype):
+        return functools.partial(StreamLinear, kernels=kernels)
     if PackedLinear.supported(device, dtype):
         return PackedLinear
     if TransposedLinear.supported(device, dtype):

@@ -1,12 +1,19 @@
-"""Build targets the kernel tests run: on x86 the AVX-512, AVX2 and SSE2-only builds (x86-64
-levels 4, 3 and 1), each skipped where this CPU cannot run it, so an AVX-512 machine also
-tests what an AVX2 host runs; elsewhere the native build alone."""
+"""Build targets the kernel tests run: on x86 the AVX512_BF16, AVX-512, AVX2 and SSE2-only
+builds (x86-64-v4 with AVX512_BF16, then x86-64 levels 4, 3 and 1), each skipped where this CPU
+cannot run it, so an AVX512_BF16 machine also tests what AVX-512 and AVX2 hosts run; elsewhere
+the native build alone."""
 
 import pytest
 
 from inferplane.engine.compute.cpu_features import LEVEL_NAMES, OVERRIDE_ENV, host_features
 from inferplane.engine.compute.cpu_kernels import CpuKernels, cpu_kernels
-from inferplane.engine.compute.cpu_kernels.build import NATIVE, BuildTarget, x86_target
+from inferplane.engine.compute.cpu_kernels.build import (
+    NATIVE,
+    BuildTarget,
+    host_target,
+    x86_bf16_target,
+    x86_target,
+)
 
 KERNEL_LEVELS = (4, 3, 1)  # the ISAs kernels.c is written to vectorize for
 
@@ -15,7 +22,12 @@ def _target_params() -> list[object]:
     host = host_features()
     if not host.x86:
         return [pytest.param(NATIVE, id=NATIVE.name)]
-    params: list[object] = []
+    bf16 = x86_bf16_target()
+    cannot = f"this CPU has no avx512_bf16 (x86-64 level {host.x86_level})"
+    lacks_bf16 = host.x86_level < 4 or not host.has("avx512_bf16")
+    params: list[object] = [
+        pytest.param(bf16, id=bf16.name, marks=pytest.mark.skipif(lacks_bf16, reason=cannot))
+    ]
     for level in KERNEL_LEVELS:
         target = x86_target(level)
         reason = f"this CPU runs x86-64 level {host.x86_level}, not {target.name}"
@@ -42,8 +54,8 @@ def kernels(target: BuildTarget) -> CpuKernels:
 def host_at_target_level(target: BuildTarget, monkeypatch: pytest.MonkeyPatch) -> None:
     """Pretend (INFERPLANE_CPU_FEATURES) a host whose best target is `target`, so the engine
     itself picks that build, and makes every other choice such a host would make."""
-    host = host_features()
-    if target.name in LEVEL_NAMES and LEVEL_NAMES[target.name] < host.x86_level:
+    # a level's name keeps that level's flags only (x86-64-v4: no avx512_bf16)
+    if target.name in LEVEL_NAMES and host_target(host_features()) != target:
         monkeypatch.setenv(OVERRIDE_ENV, target.name)
     else:
         monkeypatch.delenv(OVERRIDE_ENV, raising=False)

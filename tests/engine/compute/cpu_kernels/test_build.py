@@ -22,6 +22,7 @@ from inferplane.engine.compute.cpu_kernels.build import (
     compiler,
     host_target,
     library_path,
+    x86_bf16_target,
     x86_target,
 )
 
@@ -40,7 +41,7 @@ def test_builds_a_loadable_library_under_the_cache(tmp_path: Path) -> None:
     build(cc, target, host_target())
     library = ctypes.CDLL(str(target))
     library.ip_isa.restype = ctypes.c_char_p
-    assert library.ip_isa().decode() in {"avx512", "avx2", "portable"}
+    assert library.ip_isa().decode() in {"avx512bf16", "avx512", "avx2", "portable"}
     assert list(target.parent.iterdir()) == [target]  # no temporary file left behind
 
 
@@ -77,6 +78,15 @@ def test_an_x86_host_builds_for_the_highest_level_it_completes(level: int, name:
     assert target.name == name
     assert ("-mavx2" in target.flags) == (level >= 3)
     assert ("-mavx512f" in target.flags) == (level == 4)
+
+
+def test_an_avx512_bf16_host_builds_the_bf16_target() -> None:
+    flags = frozenset().union(*X86_LEVELS, {"avx512_bf16"})
+    target = host_target(CpuFeatures("x86_64", "AVX512", flags))
+    assert target == x86_bf16_target()
+    assert "-mavx512bf16" in target.flags and "-mavx512f" in target.flags
+    without_avx512 = frozenset().union(*X86_LEVELS[:4], {"avx512_bf16"})
+    assert host_target(CpuFeatures("x86_64", "AVX2", without_avx512)) == x86_target(3)
 
 
 def test_other_machines_build_natively() -> None:

@@ -2,10 +2,12 @@
 
 The library is built with the system C compiler (`$CC`, else `cc`) for a target the host runs:
 on x86 the highest x86-64 level (v4 with AVX-512, v3 with AVX2, ...) that cpu_features finds
-complete, tuned for this CPU; elsewhere `-march=native`. A host told by
+complete, tuned for this CPU, plus AVX512_BF16 where the host has it (x86-64-v4-bf16: the
+streaming linear's vdpbf16ps path); elsewhere `-march=native`. A host told by
 INFERPLANE_CPU_FEATURES that it has less gets the lower level, and tests build the lower
-levels on purpose, so an AVX-512 machine also runs what an AVX2 host runs. The build is cached
-under the inferplane cache directory, keyed by the source, the compiler, the flags and the
+levels on purpose, so an AVX-512 machine also runs what an AVX2 host runs. The sources are the
+directory's .c files (one library) and the headers they include. The build is cached
+under the inferplane cache directory, keyed by the sources, the compiler, the flags and the
 CPU, so a change to any of them rebuilds it. Compiling takes well under a second. Where no
 compiler is found, or the build fails, `load_library` returns None and the engine runs the
 same ops in torch; INFERPLANE_CPU_KERNELS=0 turns the kernels off.
@@ -27,7 +29,9 @@ from inferplane.engine.compute.cpu_features import CpuFeatures, cpu_features
 from inferplane.sources.resolve import cache_dir
 
 log = logging.getLogger(__name__)
-SOURCE = Path(__file__).with_name("kernels.c")
+SOURCE_DIR = Path(__file__).parent
+SOURCES = tuple(sorted(SOURCE_DIR.glob("*.c")))
+HEADERS = tuple(sorted(SOURCE_DIR.glob("*.h")))
 DISABLE_ENV = "INFERPLANE_CPU_KERNELS"
 FLAGS = ("-O3", "-fopenmp", "-fno-math-errno", "-shared", "-fPIC")
 
@@ -61,10 +65,19 @@ def x86_target(level: int) -> BuildTarget:
     return BuildTarget(name, ("-march=x86-64", "-mtune=native", *options))
 
 
+def x86_bf16_target() -> BuildTarget:
+    """x86-64-v4 with AVX512_BF16 (Cooper Lake, Sapphire Rapids, Zen 4 and later)."""
+    return BuildTarget("x86-64-v4-bf16", (*x86_target(4).flags, "-mavx512bf16"))
+
+
 def host_target(features: CpuFeatures | None = None) -> BuildTarget:
     """The best target this host runs, as cpu_features sees it (its override included)."""
     features = features or cpu_features()
-    return x86_target(features.x86_level) if features.x86 else NATIVE
+    if not features.x86:
+        return NATIVE
+    if features.x86_level >= 4 and features.has("avx512_bf16"):
+        return x86_bf16_target()
+    return x86_target(features.x86_level)
 
 
 class KernelBuildError(RuntimeError):
@@ -80,8 +93,10 @@ def compiler() -> str | None:
 
 
 def library_path(cc: str, cache: Path, target: BuildTarget) -> Path:
-    """Where the build for this source, compiler, target and CPU lives."""
-    digest = hashlib.sha256(SOURCE.read_bytes())
+    """Where the build for these sources, compiler, target and CPU lives."""
+    digest = hashlib.sha256()
+    for source in (*SOURCES, *HEADERS):
+        digest.update(source.read_bytes())
     flags = " ".join((*FLAGS, *target.flags))
     for part in (cc, flags, _compiler_version(cc), platform.machine(), _cpu_flags()):
         digest.update(part.encode())
@@ -93,7 +108,7 @@ def build(cc: str, path: Path, target: BuildTarget) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(suffix=".so", dir=path.parent)
     os.close(handle)
-    command = [cc, *FLAGS, *target.flags, "-o", temporary, str(SOURCE)]
+    command = [cc, *FLAGS, *target.flags, "-o", temporary, *map(str, SOURCES)]
     try:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:

@@ -1,11 +1,12 @@
 /*
  * inferplane's CPU kernels for bfloat16 decode: the small per-layer ops that eager torch runs
  * as chains of tiny operators (a norm is eight of them, decode attention a dozen), each one
- * call here. The matrix products stay with oneDNN. Built at first use with the system C
- * compiler for the best x86-64 level the CPU runs (see build.py) and called through ctypes.
- * Plain C the compiler vectorizes, no intrinsics: the bfloat16 conversions are integer shifts
- * and rounding, so no path needs AVX512_BF16, and the same source builds for AVX-512, AVX2 or
- * SSE2 alone (tests run every level the machine can).
+ * call here. The matrix products of decode's few rows are linear.c's; larger ones stay with
+ * oneDNN. Built at first use with the system C compiler for the best x86-64 level the CPU
+ * runs (see build.py) and called through ctypes. This file is plain C the compiler
+ * vectorizes, no intrinsics: the bfloat16 conversions are integer shifts and rounding
+ * (common.h), so the same source builds for AVX-512, AVX2 or SSE2 alone (tests run every
+ * level the machine can).
  *
  * Every buffer is bfloat16 (raw uint16), row-major and contiguous unless a stride is given.
  * Arithmetic is float32; results are rounded to bfloat16 (nearest, ties to even) exactly where
@@ -20,27 +21,12 @@
 #include <omp.h>
 #endif
 
-typedef uint16_t bf16;
-
-static inline float bf16_to_f32(bf16 v) {
-  uint32_t u = (uint32_t)v << 16;
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
-static inline bf16 f32_to_bf16(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16)((u >> 16) | 0x40u); /* quiet NaN */
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return (bf16)(u >> 16);
-}
-
-static inline float round_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+#include "common.h"
 
 const char* ip_isa(void) {
-#if defined(__AVX512F__)
+#if defined(__AVX512BF16__)
+  return "avx512bf16";
+#elif defined(__AVX512F__)
   return "avx512";
 #elif defined(__AVX2__)
   return "avx2";

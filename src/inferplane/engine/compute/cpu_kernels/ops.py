@@ -34,6 +34,7 @@ class CpuKernels:
         self._rope_cache = _bind(
             library.ip_rope_cache, [_P, _P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _T]
         )
+        self._linear_bf16 = _bind(library.ip_linear_bf16, [_P, _P, _P, _P, _I, _I, _I, _T])
         library.ip_isa.restype = ctypes.c_char_p
         self.isa: str = library.ip_isa().decode()
 
@@ -135,6 +136,25 @@ class CpuKernels:
             scale,
             scratch.data_ptr(),
             threads,
+        )
+        return out
+
+    def linear(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """x [M, K] contiguous, weight [N, K] contiguous, bias [N] or None -> x W^T + b [M, N].
+        Reads the weight once for all M rows: for decode's few rows (see StreamLinear)."""
+        rows, n = x.shape[0], weight.shape[0]
+        out = x.new_empty(rows, n)
+        self._linear_bf16(
+            x.data_ptr(),
+            weight.data_ptr(),
+            None if bias is None else bias.data_ptr(),
+            out.data_ptr(),
+            rows,
+            n,
+            weight.shape[1],
+            _threads(),
         )
         return out
 

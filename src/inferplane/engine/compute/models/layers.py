@@ -73,6 +73,46 @@ def _onednn_packs_bf16() -> bool:
     )
 
 
+class StreamLinear(nn.Module):
+    """A bfloat16 linear on CPU for decode: inputs of a few rows (one per sequence) go through
+    the compiled weight-streaming kernel, which reads the plain weight once per step at close
+    to the memory's rate (18 GB/s on one Zen 4 thread, against 12 for oneDNN's packed layout).
+    Larger inputs (prefill, big batches) go to oneDNN's packed weight where the host packs
+    bfloat16, else to F.linear over the same plain weight. With packing, the weight is held
+    twice (plain and packed): the price of the faster path at every batch size.
+    """
+
+    def __init__(
+        self, weight: torch.Tensor, bias: torch.Tensor | None = None, *, kernels: CpuKernels
+    ) -> None:
+        super().__init__()
+        self.weight: torch.Tensor
+        self.bias: torch.Tensor | None
+        self.register_buffer("weight", weight.contiguous())
+        self.register_buffer("bias", bias)
+        self.kernels = kernels
+        packs = PackedLinear.supported(weight.device, weight.dtype)
+        self.large: nn.Module = PackedLinear(weight, bias) if packs else Linear(weight, bias)
+        self.max_rows = PACKED_STREAM_ROWS if packs else PLAIN_STREAM_ROWS
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[0] > self.max_rows:
+            out: torch.Tensor = self.large(x)
+            return out
+        return self.kernels.linear(x.contiguous(), self.weight, self.bias)
+
+    @staticmethod
+    def supported(device: torch.device, dtype: torch.dtype) -> bool:
+        return device.type == "cpu" and dtype == torch.bfloat16
+
+
+# Up to how many input rows the streaming kernel beats the alternative, measured over
+# SmolLM2-135M's 121 products on one thread (Zen 4): oneDNN's packed weight from 4 rows on
+# (0.87x at 4, 1.12x at 3, 1.5x at 1); F.linear over the plain weight from 8 rows on.
+PACKED_STREAM_ROWS = 3
+PLAIN_STREAM_ROWS = 4
+
+
 class TransposedLinear(nn.Module):
     """A float32 linear on CPU with the weight stored as [in, out]: x @ W^T then reads the
     weight in the order the BLAS kernel wants, ~1.6x faster for decode than F.linear."""
