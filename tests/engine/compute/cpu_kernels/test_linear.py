@@ -1,49 +1,65 @@
-"""The weight-streaming linear (linear.c) against F.linear, once per build target this CPU
-can run (see conftest.py), and the layer that dispatches to it by the number of rows."""
+"""The weight-streaming linear (linear.c) against F.linear in bfloat16 and float32, once per
+build target this CPU can run (see conftest.py), and the layer that dispatches to it by the
+number of rows."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from inferplane.engine.compute.cpu_kernels import CpuKernels
-from inferplane.engine.compute.models.layers import PackedLinear, StreamLinear
+from inferplane.engine.compute.models.layers import (
+    STREAM_ROWS,
+    Linear,
+    PackedLinear,
+    StreamLinear,
+)
 
-BF16 = torch.bfloat16
+BF16, F32 = torch.bfloat16, torch.float32
+CPU = torch.device("cpu")
 
 
 def _close_to_f_linear(
     got: torch.Tensor, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None
 ) -> None:
-    """Within a bfloat16 rounding step of the float32 product (both round it once; the sums
-    differ only in order)."""
-    exact = F.linear(x.float(), w.float(), None if b is None else b.float())
-    assert got.dtype == BF16 and got.shape == exact.shape
-    torch.testing.assert_close(got.float(), exact, atol=1e-2, rtol=2**-7)
+    """float32: F.linear's result to float32 rounding. bfloat16: the float32 product rounded
+    once (as oneDNN rounds it), so within a rounding step of F.linear's."""
     expected = F.linear(x, w, b)
-    assert (got.float() - expected.float()).abs().max() <= 2 * 2**-7 * expected.float().abs().max()
+    assert got.dtype == x.dtype and got.shape == expected.shape
+    if x.dtype == F32:
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
+        return
+    exact = F.linear(x.float(), w.float(), None if b is None else b.float())
+    torch.testing.assert_close(got.float(), exact, atol=1e-2, rtol=2**-7)
+    assert (got.float() - expected.float()).abs().max() <= 2**-6 * expected.float().abs().max()
 
 
+@pytest.mark.parametrize("dtype", [BF16, F32])
 @pytest.mark.parametrize("rows", [1, 2, 3, 4, 7, 8, 9, 16])
 @pytest.mark.parametrize(("n", "k"), [(96, 576), (37, 100), (5, 64), (64, 1536)])
-def test_linear_matches_f_linear(kernels: CpuKernels, rows: int, n: int, k: int) -> None:
+def test_linear_matches_f_linear(
+    kernels: CpuKernels, dtype: torch.dtype, rows: int, n: int, k: int
+) -> None:
     """Every row count up to two tiles and past, widths that are and are not a multiple of
     the vector step (100: a scalar tail), and a row count not a multiple of anything."""
     generator = torch.Generator().manual_seed(rows * 1000 + n)
-    x = torch.randn(rows, k, generator=generator).to(BF16)
-    w = torch.randn(n, k, generator=generator).to(BF16)
+    x = torch.randn(rows, k, generator=generator).to(dtype)
+    w = torch.randn(n, k, generator=generator).to(dtype)
     _close_to_f_linear(kernels.linear(x, w, None), x, w, None)
 
 
-def test_linear_adds_the_bias(kernels: CpuKernels) -> None:
+@pytest.mark.parametrize("dtype", [BF16, F32])
+def test_linear_adds_the_bias(kernels: CpuKernels, dtype: torch.dtype) -> None:
     generator = torch.Generator().manual_seed(1)
-    x, w = torch.randn(2, 64, generator=generator).to(BF16), torch.randn(48, 64).to(BF16)
-    bias = (10 * torch.randn(48, generator=generator)).to(BF16)
+    x = torch.randn(2, 64, generator=generator).to(dtype)
+    w = torch.randn(48, 64, generator=generator).to(dtype)
+    bias = (10 * torch.randn(48, generator=generator)).to(dtype)
     _close_to_f_linear(kernels.linear(x, w, bias), x, w, bias)
 
 
-def test_linear_uses_every_thread_it_is_given(kernels: CpuKernels) -> None:
+@pytest.mark.parametrize("dtype", [BF16, F32])
+def test_linear_uses_every_thread_it_is_given(kernels: CpuKernels, dtype: torch.dtype) -> None:
     """The same result with one thread and with two (rows split between them)."""
-    x, w = torch.randn(3, 256).to(BF16), torch.randn(301, 256).to(BF16)
+    x, w = torch.randn(3, 256).to(dtype), torch.randn(301, 256).to(dtype)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -55,18 +71,26 @@ def test_linear_uses_every_thread_it_is_given(kernels: CpuKernels) -> None:
     assert torch.equal(one, two)
 
 
-@pytest.mark.parametrize("rows", [1, 3, 4, 64])
+@pytest.mark.parametrize("dtype", [BF16, F32])
+@pytest.mark.parametrize("rows", [1, 3, 4, 5, 17, 64])
 def test_stream_linear_streams_few_rows_and_hands_on_the_rest(
-    kernels: CpuKernels, rows: int
+    kernels: CpuKernels, dtype: torch.dtype, rows: int
 ) -> None:
-    w, bias = torch.randn(80, 64).to(BF16), torch.randn(80).to(BF16)
+    w, bias = torch.randn(80, 64).to(dtype), torch.randn(80).to(dtype)
     layer = StreamLinear(w, bias, kernels=kernels)
-    packs = PackedLinear.supported(torch.device("cpu"), BF16)
-    assert isinstance(layer.large, PackedLinear) == packs
-    x = torch.randn(rows, 64).to(BF16)
+    packs = PackedLinear.supported(CPU, dtype)
+    assert type(layer.large) is (PackedLinear if packs else Linear)
+    assert layer.max_rows == STREAM_ROWS[dtype, packs]
+    x = torch.randn(rows, 64).to(dtype)
     got = layer(x)
     if rows <= layer.max_rows:
         assert torch.equal(got, kernels.linear(x, w, bias))
     else:
         assert torch.equal(got, layer.large(x))
     _close_to_f_linear(got, x, w, bias)
+
+
+def test_stream_linear_is_for_the_kernels_dtypes_on_cpu() -> None:
+    assert StreamLinear.supported(CPU, BF16) and StreamLinear.supported(CPU, F32)
+    assert not StreamLinear.supported(CPU, torch.float16)
+    assert not StreamLinear.supported(torch.device("cuda"), BF16)

@@ -1,4 +1,5 @@
-"""Compiled CPU kernels for bfloat16 decode, with torch as the fallback (see build.py)."""
+"""Compiled CPU kernels for decode in bfloat16 and float32, with torch as the fallback (see
+build.py)."""
 
 from inferplane.engine.compute.cpu_kernels.ops import CpuKernels, cpu_kernels
 

@@ -3,14 +3,16 @@
  * for a few rows of x (M = 1..16, one per sequence in the step). At such M the product is
  * bound by reading W, so each weight row is read from memory once for all M input rows (up to
  * M_TILE of them against the row in registers, the rest against it again from L1).
- * Accumulation is float32; each output is rounded once, as oneDNN's bfloat16 product does.
+ * Accumulation is float32; a bfloat16 output is rounded once, as oneDNN's product rounds it.
  *
  * Rows are streamed one after another, in the plain row-major layout: one sequential stream
  * is what the hardware prefetcher follows best (measured on Zen 4, one thread: 20 GB/s, where
  * four rows read side by side, or oneDNN's blocked layout, get 10-12). The plain layout also
- * lets prefill's large-M products run F.linear over the same memory, so no second copy is kept.
- * Paths: AVX512_BF16 (vdpbf16ps on pairs of bf16), AVX-512F and AVX2 (bf16 widened to f32
- * by a shift, then FMA), and plain C for the rest; the build target decides which compiles.
+ * lets large-M products (prefill) run F.linear over the same memory; only where oneDNN packs
+ * bfloat16 does the model keep its packed copy beside it (see models/layers.StreamLinear).
+ * bfloat16 weights (ip_linear_bf16): AVX512_BF16 (vdpbf16ps on pairs of bf16), AVX-512F and
+ * AVX2 (bf16 widened to f32 by a shift, then FMA), and plain C for the rest; float32 weights
+ * (ip_linear_f32): AVX-512F, AVX2 or plain C FMA. The build target decides which compiles.
  * Output rows are split over OpenMP threads, `threads` at most.
  */
 #include <stdint.h>
@@ -150,4 +152,88 @@ void ip_linear_bf16(const bf16* x, const bf16* w, const bf16* bias, bf16* out, i
                     int64_t n, int64_t k, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n > 1)
   for (int64_t row = 0; row < n; ++row) bf16_out_row(x, w, bias, out, row, m, n, k);
+}
+
+/* ---- float32 weights: the same streaming, FMA on float32 rows ------------------------- */
+
+#if defined(__AVX512F__)
+enum { F32_STEP = 32 };
+
+INLINE void f32_row(const float* x, const float* w, float* sums, const int m_rows, int64_t k) {
+  __m512 acc[M_TILE][2];
+  for (int m = 0; m < m_rows; ++m) acc[m][0] = acc[m][1] = _mm512_setzero_ps();
+  for (int64_t i = 0; i + F32_STEP <= k; i += F32_STEP) {
+    const __m512 w0 = _mm512_loadu_ps(w + i), w1 = _mm512_loadu_ps(w + i + 16);
+    for (int m = 0; m < m_rows; ++m) {
+      const float* xm = x + m * k + i;
+      acc[m][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xm), acc[m][0]);
+      acc[m][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xm + 16), acc[m][1]);
+    }
+  }
+  for (int m = 0; m < m_rows; ++m)
+    sums[m] = _mm512_reduce_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]));
+}
+#elif defined(__AVX2__)
+enum { F32_STEP = 16 };
+
+INLINE void f32_row(const float* x, const float* w, float* sums, const int m_rows, int64_t k) {
+  __m256 acc[M_TILE][2];
+  for (int m = 0; m < m_rows; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
+  for (int64_t i = 0; i + F32_STEP <= k; i += F32_STEP) {
+    const __m256 w0 = _mm256_loadu_ps(w + i), w1 = _mm256_loadu_ps(w + i + 8);
+    for (int m = 0; m < m_rows; ++m) {
+      const float* xm = x + m * k + i;
+      acc[m][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xm), acc[m][0]);
+      acc[m][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xm + 8), acc[m][1]);
+    }
+  }
+  for (int m = 0; m < m_rows; ++m) sums[m] = sum8(_mm256_add_ps(acc[m][0], acc[m][1]));
+}
+#else
+enum { F32_STEP = 16 };
+
+INLINE void f32_row(const float* x, const float* w, float* sums, const int m_rows, int64_t k) {
+  for (int m = 0; m < m_rows; ++m) {
+    float lanes[F32_STEP] = {0.f};
+    for (int64_t i = 0; i + F32_STEP <= k; i += F32_STEP)
+      for (int l = 0; l < F32_STEP; ++l) lanes[l] += w[i + l] * x[m * k + i + l];
+    float s = 0.f;
+    for (int l = 0; l < F32_STEP; ++l) s += lanes[l];
+    sums[m] = s;
+  }
+}
+#endif
+
+static void f32_tile(const float* x, const float* w, float* sums, int m_rows, int64_t k) {
+  switch (m_rows) {
+    case 1: f32_row(x, w, sums, 1, k); break;
+    case 2: f32_row(x, w, sums, 2, k); break;
+    case 3: f32_row(x, w, sums, 3, k); break;
+    case 4: f32_row(x, w, sums, 4, k); break;
+    case 5: f32_row(x, w, sums, 5, k); break;
+    case 6: f32_row(x, w, sums, 6, k); break;
+    case 7: f32_row(x, w, sums, 7, k); break;
+    default: f32_row(x, w, sums, M_TILE, k); break;
+  }
+  for (int64_t i = k - k % F32_STEP; i < k; ++i)
+    for (int m = 0; m < m_rows; ++m) sums[m] += w[i] * x[m * k + i];
+}
+
+static void f32_out_row(const float* x, const float* w, const float* bias, float* out,
+                        int64_t row, int64_t m_total, int64_t n, int64_t k) {
+  const float* wr = w + row * k;
+  const float b = bias ? bias[row] : 0.f;
+  float sums[M_TILE];
+  for (int64_t m0 = 0; m0 < m_total; m0 += M_TILE) {
+    const int64_t m_rows = m_total - m0 < M_TILE ? m_total - m0 : M_TILE;
+    f32_tile(x + m0 * k, wr, sums, (int)m_rows, k);
+    for (int64_t m = 0; m < m_rows; ++m) out[(m0 + m) * n + row] = sums[m] + b;
+  }
+}
+
+/* out [m, n] = x [m, k] . w [n, k]^T + bias [n] (bias may be NULL); all contiguous */
+void ip_linear_f32(const float* x, const float* w, const float* bias, float* out, int64_t m,
+                   int64_t n, int64_t k, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n > 1)
+  for (int64_t row = 0; row < n; ++row) f32_out_row(x, w, bias, out, row, m, n, k);
 }

@@ -1,12 +1,15 @@
-"""Typed torch-facing wrappers over the compiled kernels (kernels.c).
+"""Typed torch-facing wrappers over the compiled kernels (kernels.c, linear.c).
 
-Each wrapper takes and returns bfloat16 CPU tensors. Callers guarantee the layouts the C side
-assumes (contiguous rows; see each method); `CpuKernels.applies` tells a model whether to use
-them at all. Threads follow torch.get_num_threads(), read once per call.
+Every op takes and returns CPU tensors of one dtype, bfloat16 or float32 (each has its own
+compiled copy, picked by the input's dtype).
+Callers guarantee the layouts the C side assumes (contiguous rows; see each method);
+`CpuKernels.applies` tells a model whether to use them at all. Threads follow
+torch.get_num_threads(), read once per call.
 """
 
 import ctypes
 import functools
+from dataclasses import dataclass
 
 import torch
 
@@ -21,32 +24,56 @@ _P = ctypes.c_void_p
 _I = ctypes.c_int64
 _F = ctypes.c_float
 _T = ctypes.c_int
+DTYPES = {torch.bfloat16: "bf16", torch.float32: "f32"}  # the C suffix of each dtype's ops
+
+
+@dataclass(frozen=True)
+class _Ops:
+    """One dtype's per-layer ops, bound."""
+
+    rms_norm: ctypes._CFuncPtr  # type: ignore[name-defined]
+    add_rms_norm: ctypes._CFuncPtr  # type: ignore[name-defined]
+    silu_mul: ctypes._CFuncPtr  # type: ignore[name-defined]
+    attention: ctypes._CFuncPtr  # type: ignore[name-defined]
+    rope_cache: ctypes._CFuncPtr  # type: ignore[name-defined]
+
+    @classmethod
+    def bind(cls, library: ctypes.CDLL, suffix: str) -> "_Ops":
+        def op(name: str, argtypes: list[type]) -> ctypes._CFuncPtr:  # type: ignore[name-defined]
+            return _bind(getattr(library, f"ip_{name}_{suffix}"), argtypes)
+
+        return cls(
+            rms_norm=op("rms_norm", [_P, _P, _P, _I, _I, _F, _T]),
+            add_rms_norm=op("add_rms_norm", [_P, _P, _P, _P, _I, _I, _F, _T]),
+            silu_mul=op("silu_mul", [_P, _P, _I, _I, _T]),
+            attention=op(
+                "decode_attention", [_P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _F, _P, _T]
+            ),
+            rope_cache=op("rope_cache", [_P, _P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _T]),
+        )
 
 
 class CpuKernels:
     def __init__(self, library: ctypes.CDLL) -> None:
-        self._rms_norm = _bind(library.ip_rms_norm, [_P, _P, _P, _I, _I, _F, _T])
-        self._add_rms_norm = _bind(library.ip_add_rms_norm, [_P, _P, _P, _P, _I, _I, _F, _T])
-        self._silu_mul = _bind(library.ip_silu_mul, [_P, _P, _I, _I, _T])
-        self._attention = _bind(
-            library.ip_decode_attention, [_P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _F, _P, _T]
-        )
-        self._rope_cache = _bind(
-            library.ip_rope_cache, [_P, _P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _T]
-        )
-        self._linear_bf16 = _bind(library.ip_linear_bf16, [_P, _P, _P, _P, _I, _I, _I, _T])
+        self._ops = {dtype: _Ops.bind(library, suffix) for dtype, suffix in DTYPES.items()}
+        self._linear = {
+            dtype: _bind(getattr(library, f"ip_linear_{suffix}"), [_P, _P, _P, _P, _I, _I, _I, _T])
+            for dtype, suffix in DTYPES.items()
+        }
         library.ip_isa.restype = ctypes.c_char_p
         self.isa: str = library.ip_isa().decode()
 
     @staticmethod
     def applies(device: torch.device, dtype: torch.dtype) -> bool:
-        return device.type == "cpu" and dtype == torch.bfloat16
+        return device.type == "cpu" and dtype in DTYPES
 
     def rms_norm(self, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
         """x [T, n] contiguous -> weight * normalised x, rounded as torch rounds."""
         out = torch.empty_like(x)
         rows, n = x.shape
-        self._rms_norm(x.data_ptr(), weight.data_ptr(), out.data_ptr(), rows, n, eps, _threads())
+        self._ops[x.dtype].rms_norm(
+            x.data_ptr(), weight.data_ptr(), out.data_ptr(), rows, n, eps, _threads()
+        )
         return out
 
     def add_rms_norm(
@@ -55,7 +82,7 @@ class CpuKernels:
         """residual += x (in place), then (rms_norm(residual), residual)."""
         out = torch.empty_like(x)
         rows, n = x.shape
-        self._add_rms_norm(
+        self._ops[x.dtype].add_rms_norm(
             x.data_ptr(),
             residual.data_ptr(),
             weight.data_ptr(),
@@ -71,7 +98,9 @@ class CpuKernels:
         """gate_up [T, 2I] contiguous (gate then up) -> silu(gate) * up, [T, I]."""
         rows, width = gate_up.shape
         out = gate_up.new_empty(rows, width // 2)
-        self._silu_mul(gate_up.data_ptr(), out.data_ptr(), rows, width // 2, _threads())
+        self._ops[gate_up.dtype].silu_mul(
+            gate_up.data_ptr(), out.data_ptr(), rows, width // 2, _threads()
+        )
         return out
 
     def rope_cache(  # noqa: PLR0917 (the kernel's operands)
@@ -90,7 +119,7 @@ class CpuKernels:
         kv_heads = k_cache.shape[1]
         heads = width - 2 * kv_heads
         q = qkv.new_empty(rows, heads, dim)
-        self._rope_cache(
+        self._ops[qkv.dtype].rope_cache(
             qkv.data_ptr(),
             cos.data_ptr(),
             sin.data_ptr(),
@@ -121,7 +150,7 @@ class CpuKernels:
         kv_heads, max_len, threads = k_cache.shape[1], slots.shape[1], _threads()
         out = torch.empty_like(q)
         scratch = torch.empty(threads * heads * (2 * dim + max_len), dtype=torch.float32)
-        self._attention(
+        self._ops[q.dtype].attention(
             q.data_ptr(),
             k_cache.data_ptr(),
             v_cache.data_ptr(),
@@ -146,7 +175,7 @@ class CpuKernels:
         Reads the weight once for all M rows: for decode's few rows (see StreamLinear)."""
         rows, n = x.shape[0], weight.shape[0]
         out = x.new_empty(rows, n)
-        self._linear_bf16(
+        self._linear[x.dtype](
             x.data_ptr(),
             weight.data_ptr(),
             None if bias is None else bias.data_ptr(),

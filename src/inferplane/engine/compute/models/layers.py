@@ -74,12 +74,14 @@ def _onednn_packs_bf16() -> bool:
 
 
 class StreamLinear(nn.Module):
-    """A bfloat16 linear on CPU for decode: inputs of a few rows (one per sequence) go through
-    the compiled weight-streaming kernel, which reads the plain weight once per step at close
-    to the memory's rate (18 GB/s on one Zen 4 thread, against 12 for oneDNN's packed layout).
-    Larger inputs (prefill, big batches) go to oneDNN's packed weight where the host packs
-    bfloat16, else to F.linear over the same plain weight. With packing, the weight is held
-    twice (plain and packed): the price of the faster path at every batch size.
+    """A bfloat16 or float32 linear on CPU for decode: inputs of a few rows (one per sequence)
+    go through the compiled weight-streaming kernel, which reads the plain weight once per
+    step at close to the memory's rate (one Zen 4 thread: 18 GB/s in bfloat16, against 12 for
+    oneDNN's packed layout; 24 GB/s in float32, against 16 for TransposedLinear). Larger
+    inputs (prefill, big batches) go to oneDNN's packed weight where the host packs bfloat16,
+    else to F.linear over the same plain weight (as fast as TransposedLinear from 8 rows on).
+    With packing the weight is held twice, plain and packed: the price of the faster path at
+    every batch size.
     """
 
     def __init__(
@@ -93,7 +95,7 @@ class StreamLinear(nn.Module):
         self.kernels = kernels
         packs = PackedLinear.supported(weight.device, weight.dtype)
         self.large: nn.Module = PackedLinear(weight, bias) if packs else Linear(weight, bias)
-        self.max_rows = PACKED_STREAM_ROWS if packs else PLAIN_STREAM_ROWS
+        self.max_rows = STREAM_ROWS[weight.dtype, packs]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[0] > self.max_rows:
@@ -103,14 +105,19 @@ class StreamLinear(nn.Module):
 
     @staticmethod
     def supported(device: torch.device, dtype: torch.dtype) -> bool:
-        return device.type == "cpu" and dtype == torch.bfloat16
+        return device.type == "cpu" and (dtype, False) in STREAM_ROWS
 
 
-# Up to how many input rows the streaming kernel beats the alternative, measured over
-# SmolLM2-135M's 121 products on one thread (Zen 4): oneDNN's packed weight from 4 rows on
-# (0.87x at 4, 1.12x at 3, 1.5x at 1); F.linear over the plain weight from 8 rows on.
-PACKED_STREAM_ROWS = 3
-PLAIN_STREAM_ROWS = 4
+# Up to how many input rows the streaming kernel beats the alternative, by (dtype, whether
+# oneDNN packs), measured over SmolLM2-135M's products on one Zen 4 thread. bfloat16: oneDNN's
+# packed weight wins from 4 rows on (ours 0.87x there, 1.12x at 3, 1.5x at 1); where it cannot
+# pack (oneDNN held to AVX2) F.linear is the other side, and ours is 2.2x it even at 16 rows.
+# float32: ours 1.5x TransposedLinear at 1 row, 2.1x at 4; level with F.linear at 8.
+STREAM_ROWS = {
+    (torch.bfloat16, True): 3,
+    (torch.bfloat16, False): 16,
+    (torch.float32, False): 4,
+}
 
 
 class TransposedLinear(nn.Module):

@@ -1,0 +1,157 @@
+/*
+ * The per-layer decode ops, written once for any storage type and included by kernels.c once
+ * per dtype (no include guard on purpose). The includer defines:
+ *   T          the storage type (bf16, float)
+ *   NAME(f)    f with the dtype's suffix (ip_rms_norm -> ip_rms_norm_bf16)
+ *   LOAD(v)    T -> float;  STORE(f) float -> T, rounded as torch rounds
+ *   ROUND(f)   f rounded to T and back: where torch keeps an intermediate in the dtype
+ * Arithmetic is float32 throughout; for float32 storage LOAD, STORE and ROUND are identities.
+ */
+
+/* ---- RMSNorm, optionally after adding the residual -------------------------------------- */
+
+static void NAME(norm_row)(const T* h, const T* weight, T* out, int64_t n, float eps) {
+  float sq = 0.f;
+  for (int64_t i = 0; i < n; ++i) {
+    float v = LOAD(h[i]);
+    sq += v * v;
+  }
+  const float inv = 1.f / sqrtf(sq / (float)n + eps);
+  for (int64_t i = 0; i < n; ++i) {
+    /* torch: weight * (h * rsqrt(...)).to(dtype), each product rounded to the dtype */
+    float scaled = ROUND(LOAD(h[i]) * inv);
+    out[i] = STORE(LOAD(weight[i]) * scaled);
+  }
+}
+
+/* out[t] = rmsnorm(x[t]) * weight */
+void NAME(ip_rms_norm)(const T* x, const T* weight, T* out, int64_t rows, int64_t n, float eps,
+                 int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (rows >= 16)
+  for (int64_t t = 0; t < rows; ++t) NAME(norm_row)(x + t * n, weight, out + t * n, n, eps);
+}
+
+/* residual[t] += x[t] (rounded to the dtype, as torch adds), then out[t] = rmsnorm(residual[t]) */
+void NAME(ip_add_rms_norm)(const T* x, T* residual, const T* weight, T* out, int64_t rows,
+                     int64_t n, float eps, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (rows >= 16)
+  for (int64_t t = 0; t < rows; ++t) {
+    T* r = residual + t * n;
+    const T* a = x + t * n;
+    for (int64_t i = 0; i < n; ++i) r[i] = STORE(LOAD(r[i]) + LOAD(a[i]));
+    NAME(norm_row)(r, weight, out + t * n, n, eps);
+  }
+}
+
+/* ---- SwiGLU: out[t, i] = silu(gate_up[t, i]) * gate_up[t, inter + i] --------------------- */
+
+void NAME(ip_silu_mul)(const T* gate_up, T* out, int64_t rows, int64_t inter, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (rows >= 16)
+  for (int64_t t = 0; t < rows; ++t) {
+    const T* g = gate_up + t * 2 * inter;
+    const T* u = g + inter;
+    T* o = out + t * inter;
+    for (int64_t i = 0; i < inter; ++i) {
+      float gv = LOAD(g[i]);
+      float silu = ROUND(gv / (1.f + expf(-gv)));
+      o[i] = STORE(silu * LOAD(u[i]));
+    }
+  }
+}
+
+/* ---- rotary embedding and the KV-cache write --------------------------------------------
+ * qkv [T, heads + 2 * kv_heads, dim]: each row's queries, keys and values side by side.
+ * cos, sin [T, dim]: per-row tables, sin's first half negated (see models/layers.Rotary), so
+ * rotated[i] = x[i] * cos[i] + x[(i + dim/2) % dim] * sin[i], rounded as torch's addcmul.
+ * Rotated queries go to q_out [T, heads, dim]; rotated keys and the values go to the cache
+ * slots slot_mapping[t] of k_cache, v_cache [slots, kv_heads, dim].
+ */
+static void NAME(rotate_head)(const T* x, const T* cos, const T* sin, T* out, int64_t dim) {
+  const int64_t half = dim / 2;
+  for (int64_t i = 0; i < dim; ++i) {
+    const float cosine = ROUND(LOAD(x[i]) * LOAD(cos[i]));
+    const float partner = LOAD(x[(i + half) % dim]);
+    out[i] = STORE(cosine + partner * LOAD(sin[i]));
+  }
+}
+
+void NAME(ip_rope_cache)(const T* qkv, const T* cos, const T* sin, const int64_t* slot_mapping,
+                   T* q_out, T* k_cache, T* v_cache, int64_t rows, int64_t heads,
+                   int64_t kv_heads, int64_t dim, int threads) {
+  const int64_t width = (heads + 2 * kv_heads) * dim;
+#pragma omp parallel for num_threads(threads) schedule(static) if (rows >= 16)
+  for (int64_t t = 0; t < rows; ++t) {
+    const T* row = qkv + t * width;
+    const T* c = cos + t * dim;
+    const T* s = sin + t * dim;
+    for (int64_t h = 0; h < heads; ++h) NAME(rotate_head)(row + h * dim, c, s, q_out + (t * heads + h) * dim, dim);
+    T* k_slot = k_cache + slot_mapping[t] * kv_heads * dim;
+    T* v_slot = v_cache + slot_mapping[t] * kv_heads * dim;
+    for (int64_t h = 0; h < kv_heads; ++h) NAME(rotate_head)(row + (heads + h) * dim, c, s, k_slot + h * dim, dim);
+    memcpy(v_slot, row + (heads + kv_heads) * dim, (size_t)(kv_heads * dim) * sizeof(T));
+  }
+}
+
+/* ---- decode attention over the paged cache ----------------------------------------------
+ * q [batch, heads, dim]; k_cache, v_cache [slots, kv_heads, dim]; slots [batch, max_len] (the
+ * context's cache slots, padded); lengths [batch]; out [batch, heads, dim]. Query head h reads
+ * KV head h / (heads / kv_heads). One (sequence, KV head) pair per task: its group of query
+ * heads shares every K and V row it loads. scores is scratch of max_len floats per thread.
+ */
+/* q (float32) . k (the dtype) over dim, in 16 independent lanes the compiler vectorizes */
+static inline float NAME(dot_q_k)(const float* q, const T* k, int64_t dim) {
+  float lanes[16] = {0.f};
+  int64_t i = 0;
+  for (; i + 16 <= dim; i += 16)
+    for (int l = 0; l < 16; ++l) lanes[l] += q[i + l] * LOAD(k[i + l]);
+  float s = 0.f;
+  for (; i < dim; ++i) s += q[i] * LOAD(k[i]);
+  for (int l = 0; l < 16; ++l) s += lanes[l];
+  return s;
+}
+
+/* scratch holds group * (dim + len + dim) floats: queries, scores, accumulators */
+static void NAME(attend_group)(const T* q, const T* k_cache, const T* v_cache,
+                         const int64_t* slots, int64_t len, int64_t kv_heads, int64_t kv_head,
+                         int64_t group, int64_t dim, float scale, float* scratch, T* out) {
+  float* qf = scratch;
+  float* scores = qf + group * dim;
+  float* acc = scores + group * len;
+  for (int64_t i = 0; i < group * dim; ++i) qf[i] = LOAD(q[i]) * scale;
+  for (int64_t j = 0; j < len; ++j) {
+    const T* kr = k_cache + (slots[j] * kv_heads + kv_head) * dim;
+    for (int64_t g = 0; g < group; ++g) scores[g * len + j] = NAME(dot_q_k)(qf + g * dim, kr, dim);
+  }
+  for (int64_t g = 0; g < group; ++g) softmax_in_place(scores + g * len, len);
+  memset(acc, 0, (size_t)(group * dim) * sizeof(float));
+  for (int64_t j = 0; j < len; ++j) {
+    const T* vr = v_cache + (slots[j] * kv_heads + kv_head) * dim;
+    for (int64_t g = 0; g < group; ++g) {
+      const float p = scores[g * len + j];
+      float* a = acc + g * dim;
+      for (int64_t i = 0; i < dim; ++i) a[i] += p * LOAD(vr[i]);
+    }
+  }
+  for (int64_t i = 0; i < group * dim; ++i) out[i] = STORE(acc[i]);
+}
+
+/* scratch: threads * heads * (2 * dim + max_len) floats, owned by the caller */
+void NAME(ip_decode_attention)(const T* q, const T* k_cache, const T* v_cache,
+                         const int64_t* slots, const int64_t* lengths, T* out, int64_t batch,
+                         int64_t heads, int64_t kv_heads, int64_t dim, int64_t max_len,
+                         float scale, float* scratch, int threads) {
+  const int64_t group = heads / kv_heads;
+  const int64_t per_thread = heads * (2 * dim + max_len);
+#pragma omp parallel for num_threads(threads) schedule(static) if (batch * kv_heads > 1)
+  for (int64_t task = 0; task < batch * kv_heads; ++task) {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    const int64_t b = task / kv_heads, kv_head = task % kv_heads;
+    const int64_t head0 = kv_head * group;
+    NAME(attend_group)(q + (b * heads + head0) * dim, k_cache, v_cache, slots + b * max_len,
+                 lengths[b], kv_heads, kv_head, group, dim, scale, scratch + tid * per_thread,
+                 out + (b * heads + head0) * dim);
+  }
+}

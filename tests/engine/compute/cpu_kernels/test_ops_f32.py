@@ -1,0 +1,123 @@
+"""The per-layer kernels' float32 copies against the torch ops they replace, per build target
+(see conftest.py); then demo:tiny and SmolLM2 in float32 with the kernels on and off. float32
+sums in another order, so results agree to float32 rounding, not bit for bit."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from inferplane.engine.compute.attention import ChunkSpan, _decode_attention, build_metadata
+from inferplane.engine.compute.cpu_kernels import CpuKernels
+from inferplane.engine.compute.cpu_kernels.build import DISABLE_ENV
+from inferplane.engine.compute.loader import RopeConfig
+from inferplane.engine.compute.models.layers import RMSNorm, Rotary
+from inferplane.engine.compute.runner import TorchModelRunner
+from inferplane.engine.core.batch import StepBatch
+from inferplane.engine.core.config import EngineConfig
+from tests.engine.reference import chunk
+
+F32 = torch.float32
+CLOSE = {"atol": 2e-5, "rtol": 2e-5}
+
+
+def _randn(seed: int, *shape: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_the_kernels_apply_to_float32_on_cpu() -> None:
+    assert CpuKernels.applies(torch.device("cpu"), F32)
+    assert not CpuKernels.applies(torch.device("cpu"), torch.float16)
+    assert not CpuKernels.applies(torch.device("cuda"), F32)
+
+
+@pytest.mark.parametrize("width", [576, 100])
+def test_rms_norm(kernels: CpuKernels, width: int) -> None:
+    x, weight = _randn(0, 5, width), _randn(1, width)
+    torch.testing.assert_close(kernels.rms_norm(x, weight, 1e-6), RMSNorm(weight, 1e-6)(x), **CLOSE)
+
+
+def test_add_rms_norm_updates_the_residual_in_place(kernels: CpuKernels) -> None:
+    x, residual, weight = _randn(0, 3, 64), _randn(1, 3, 64), _randn(2, 64)
+    expected_normed, expected_sum = RMSNorm(weight, 1e-5).add_forward(x, residual.clone())
+    normed, summed = kernels.add_rms_norm(x, residual, weight, 1e-5)
+    assert summed.data_ptr() == residual.data_ptr()
+    assert torch.equal(summed, expected_sum)  # one float32 addition, as torch does it
+    torch.testing.assert_close(normed, expected_normed, **CLOSE)
+
+
+def test_silu_mul(kernels: CpuKernels) -> None:
+    gate_up = 4 * _randn(0, 4, 2 * 300)
+    gate, up = gate_up.chunk(2, dim=-1)
+    torch.testing.assert_close(kernels.silu_mul(gate_up), F.silu(gate) * up, **CLOSE)
+
+
+def test_rope_cache_rotates_and_writes_the_slots(kernels: CpuKernels) -> None:
+    heads, kv_heads, dim, rows = 9, 3, 64, 3
+    rotary = Rotary(RopeConfig(theta=10000.0), dim, 64, F32)
+    qkv = _randn(0, rows, heads + 2 * kv_heads, dim)
+    cos, sin = rotary.tables(torch.tensor([0, 7, 30]))
+    slots = torch.tensor([5, 2, 9])
+    k_cache, v_cache = torch.zeros(12, kv_heads, dim), torch.zeros(12, kv_heads, dim)
+    q = kernels.rope_cache(qkv, cos, sin, slots, k_cache, v_cache)
+    rotated = rotary.rotate(qkv[:, : heads + kv_heads], cos, sin)
+    torch.testing.assert_close(q, rotated[:, :heads], **CLOSE)
+    torch.testing.assert_close(k_cache[slots], rotated[:, heads:], **CLOSE)
+    assert torch.equal(v_cache[slots], qkv[:, heads + kv_heads :])
+    untouched = [i for i in range(12) if i not in slots.tolist()]
+    assert not k_cache[untouched].any() and not v_cache[untouched].any()
+
+
+def test_decode_attention_matches_the_torch_path(kernels: CpuKernels) -> None:
+    """Three sequences of different lengths (padding to honour), GQA 3:1 as SmolLM2 has."""
+    heads, kv_heads, dim, block = 9, 3, 64, 16
+    k_cache, v_cache = _randn(0, 8 * block, kv_heads, dim), _randn(1, 8 * block, kv_heads, dim)
+    spans = [ChunkSpan(40, 1, [3, 1, 6]), ChunkSpan(5, 1, [0]), ChunkSpan(20, 1, [7, 2])]
+    group = build_metadata(spans, block, torch.device("cpu")).decode
+    assert group is not None and group.bias is not None
+    q = _randn(2, 3, heads, dim)
+    got = kernels.decode_attention(
+        q, k_cache, v_cache, group.context_slots, group.lengths, dim**-0.5
+    )
+    torch.testing.assert_close(got, _decode_attention(q, k_cache, v_cache, group), **CLOSE)
+
+
+def _f32_runner(directory: Path) -> TorchModelRunner:
+    config = EngineConfig(model=str(directory), dtype="float32", kv_cache_bytes=16 << 20)
+    return TorchModelRunner.from_config(config)
+
+
+def _agree_with_and_without_kernels(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prefill step, then a decode step of two sequences (the kernels' decode path): the
+    same logits to float32 noise, and the same greedy tokens."""
+    with_kernels = _f32_runner(directory)
+    monkeypatch.setenv(DISABLE_ENV, "0")
+    without = _f32_runner(directory)
+    assert with_kernels.model.norm.kernels is not None and without.model.norm.kernels is None
+    prompt_a, prompt_b = list(range(3, 40)), list(range(50, 61))
+    steps = [
+        [chunk("a", prompt_a, 0, [0, 1, 2]), chunk("b", prompt_b, 0, [3])],
+        [chunk("a", [7], len(prompt_a), [0, 1, 2]), chunk("b", [9], len(prompt_b), [3])],
+    ]
+    for step in steps:
+        got = with_kernels.forward_logits(StepBatch(step))
+        expected = without.forward_logits(StepBatch(step))
+        # sums in another order, compounded over the layers (SmolLM2: 30): logits of ~10
+        torch.testing.assert_close(got, expected, atol=2e-3, rtol=1e-4)
+        assert torch.equal(got.argmax(-1), expected.argmax(-1))
+
+
+@pytest.mark.usefixtures("host_at_target_level")
+def test_demo_tiny_in_f32_agrees_with_and_without_kernels(
+    kernels: CpuKernels, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _agree_with_and_without_kernels(tiny_model_dir, monkeypatch)
+
+
+@pytest.mark.slow
+def test_smollm2_in_f32_agrees_with_and_without_kernels(
+    smollm2_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real weights, on the host's own build."""
+    _agree_with_and_without_kernels(smollm2_dir, monkeypatch)
