@@ -83,6 +83,29 @@ def test_decode_attention_matches_the_torch_path(kernels: CpuKernels) -> None:
     torch.testing.assert_close(got, _decode_attention(q, k_cache, v_cache, group), **CLOSE)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, F32])
+def test_decode_attention_is_the_same_split_over_threads(
+    kernels: CpuKernels, dtype: torch.dtype
+) -> None:
+    """One sequence on two threads: its KV heads are split between them (one sweep each)."""
+    heads, kv_heads, dim, block = 9, 3, 64, 16
+    k_cache, v_cache = _randn(0, 4 * block, kv_heads, dim), _randn(1, 4 * block, kv_heads, dim)
+    group = build_metadata([ChunkSpan(50, 1, [2, 0, 3, 1])], block, torch.device("cpu")).decode
+    assert group is not None
+    q = _randn(2, 1, heads, dim).to(dtype)
+    k_cache, v_cache = k_cache.to(dtype), v_cache.to(dtype)
+    args = (q, k_cache, v_cache, group.context_slots, group.lengths, dim**-0.5)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = kernels.decode_attention(*args)
+        torch.set_num_threads(2)
+        two = kernels.decode_attention(*args)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)
+
+
 def _f32_runner(directory: Path) -> TorchModelRunner:
     config = EngineConfig(model=str(directory), dtype="float32", kv_cache_bytes=16 << 20)
     return TorchModelRunner.from_config(config)

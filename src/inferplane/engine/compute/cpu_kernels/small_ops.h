@@ -95,8 +95,10 @@ void NAME(ip_rope_cache)(const T* qkv, const T* cos, const T* sin, const int64_t
 /* ---- decode attention over the paged cache ----------------------------------------------
  * q [batch, heads, dim]; k_cache, v_cache [slots, kv_heads, dim]; slots [batch, max_len] (the
  * context's cache slots, padded); lengths [batch]; out [batch, heads, dim]. Query head h reads
- * KV head h / (heads / kv_heads). One (sequence, KV head) pair per task: its group of query
- * heads shares every K and V row it loads. scores is scratch of max_len floats per thread.
+ * KV head h / (heads / kv_heads). A task is one sequence and a range of its KV heads: all of
+ * them where there are as many sequences as threads, so each slot's K and V rows (its KV heads
+ * side by side) are read in one sweep down the context, in address order within a block; the
+ * group of query heads of each KV head shares every row loaded.
  */
 /* q (float32) . k (the dtype) over dim, in 16 independent lanes the compiler vectorizes */
 static inline float NAME(dot_q_k)(const float* q, const T* k, int64_t dim) {
@@ -104,54 +106,67 @@ static inline float NAME(dot_q_k)(const float* q, const T* k, int64_t dim) {
   int64_t i = 0;
   for (; i + 16 <= dim; i += 16)
     for (int l = 0; l < 16; ++l) lanes[l] += q[i + l] * LOAD(k[i + l]);
-  float s = 0.f;
+  /* halve the lanes in a tree: vector adds, not a serial chain of 16 scalar ones */
+  for (int width = 8; width > 0; width /= 2)
+    for (int l = 0; l < width; ++l) lanes[l] += lanes[l + width];
+  float s = lanes[0];
   for (; i < dim; ++i) s += q[i] * LOAD(k[i]);
-  for (int l = 0; l < 16; ++l) s += lanes[l];
   return s;
 }
 
-/* scratch holds group * (dim + len + dim) floats: queries, scores, accumulators */
-static void NAME(attend_group)(const T* q, const T* k_cache, const T* v_cache,
-                         const int64_t* slots, int64_t len, int64_t kv_heads, int64_t kv_head,
-                         int64_t group, int64_t dim, float scale, float* scratch, T* out) {
+/* KV heads [kv0, kv1) of one sequence; q and out point at query head kv0 * group. scratch
+ * holds n * (dim + len + dim) floats for the n = (kv1 - kv0) * group query heads: queries,
+ * scores, accumulators. */
+static void NAME(attend_heads)(const T* q, const T* k_cache, const T* v_cache,
+                               const int64_t* slots, int64_t len, int64_t kv_heads, int64_t kv0,
+                               int64_t kv1, int64_t group, int64_t dim, float scale,
+                               float* scratch, T* out) {
+  const int64_t n = (kv1 - kv0) * group;
   float* qf = scratch;
-  float* scores = qf + group * dim;
-  float* acc = scores + group * len;
-  for (int64_t i = 0; i < group * dim; ++i) qf[i] = LOAD(q[i]) * scale;
+  float* scores = qf + n * dim;
+  float* acc = scores + n * len;
+  for (int64_t i = 0; i < n * dim; ++i) qf[i] = LOAD(q[i]) * scale;
   for (int64_t j = 0; j < len; ++j) {
-    const T* kr = k_cache + (slots[j] * kv_heads + kv_head) * dim;
-    for (int64_t g = 0; g < group; ++g) scores[g * len + j] = NAME(dot_q_k)(qf + g * dim, kr, dim);
+    const T* row = k_cache + (slots[j] * kv_heads + kv0) * dim;
+    for (int64_t h = 0; h < n; ++h)
+      scores[h * len + j] = NAME(dot_q_k)(qf + h * dim, row + (h / group) * dim, dim);
   }
-  for (int64_t g = 0; g < group; ++g) softmax_in_place(scores + g * len, len);
-  memset(acc, 0, (size_t)(group * dim) * sizeof(float));
+  for (int64_t h = 0; h < n; ++h) softmax_in_place(scores + h * len, len);
+  memset(acc, 0, (size_t)(n * dim) * sizeof(float));
   for (int64_t j = 0; j < len; ++j) {
-    const T* vr = v_cache + (slots[j] * kv_heads + kv_head) * dim;
-    for (int64_t g = 0; g < group; ++g) {
-      const float p = scores[g * len + j];
-      float* a = acc + g * dim;
+    const T* row = v_cache + (slots[j] * kv_heads + kv0) * dim;
+    for (int64_t h = 0; h < n; ++h) {
+      const float p = scores[h * len + j];
+      const T* vr = row + (h / group) * dim;
+      float* a = acc + h * dim;
       for (int64_t i = 0; i < dim; ++i) a[i] += p * LOAD(vr[i]);
     }
   }
-  for (int64_t i = 0; i < group * dim; ++i) out[i] = STORE(acc[i]);
+  for (int64_t i = 0; i < n * dim; ++i) out[i] = STORE(acc[i]);
 }
 
 /* scratch: threads * heads * (2 * dim + max_len) floats, owned by the caller */
 void NAME(ip_decode_attention)(const T* q, const T* k_cache, const T* v_cache,
-                         const int64_t* slots, const int64_t* lengths, T* out, int64_t batch,
-                         int64_t heads, int64_t kv_heads, int64_t dim, int64_t max_len,
-                         float scale, float* scratch, int threads) {
+                               const int64_t* slots, const int64_t* lengths, T* out,
+                               int64_t batch, int64_t heads, int64_t kv_heads, int64_t dim,
+                               int64_t max_len, float scale, float* scratch, int threads) {
   const int64_t group = heads / kv_heads;
   const int64_t per_thread = heads * (2 * dim + max_len);
-#pragma omp parallel for num_threads(threads) schedule(static) if (batch * kv_heads > 1)
-  for (int64_t task = 0; task < batch * kv_heads; ++task) {
+  /* split each sequence's KV heads only as far as it takes to give every thread a task */
+  int64_t parts = (threads + batch - 1) / batch;
+  parts = parts < 1 ? 1 : parts > kv_heads ? kv_heads : parts;
+  const int64_t tasks = batch * parts;
+#pragma omp parallel for num_threads(threads) schedule(static) if (tasks > 1)
+  for (int64_t task = 0; task < tasks; ++task) {
     int tid = 0;
 #ifdef _OPENMP
     tid = omp_get_thread_num();
 #endif
-    const int64_t b = task / kv_heads, kv_head = task % kv_heads;
-    const int64_t head0 = kv_head * group;
-    NAME(attend_group)(q + (b * heads + head0) * dim, k_cache, v_cache, slots + b * max_len,
-                 lengths[b], kv_heads, kv_head, group, dim, scale, scratch + tid * per_thread,
-                 out + (b * heads + head0) * dim);
+    const int64_t b = task / parts, part = task % parts;
+    const int64_t kv0 = part * kv_heads / parts, kv1 = (part + 1) * kv_heads / parts;
+    const int64_t head0 = kv0 * group;
+    NAME(attend_heads)(q + (b * heads + head0) * dim, k_cache, v_cache, slots + b * max_len,
+                       lengths[b], kv_heads, kv0, kv1, group, dim, scale,
+                       scratch + tid * per_thread, out + (b * heads + head0) * dim);
   }
 }
