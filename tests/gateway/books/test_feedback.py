@@ -1,8 +1,10 @@
 """The feedback book: bodies it takes and refuses, regenerations inside the window only, an
-abandoned stream, another key's request refused; automatic events reach the spool in one
+abandoned stream, another key's request refused; the memory bounded and out of the garbage
+collector's sight; automatic events reach the spool in one
 batched write with the rows a FeedbackRecord gives, a client's feedback at once."""
 
 import asyncio
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from inferplane.gateway.books.feedback import (
     REGENERATION_WINDOW_S,
     FeedbackBook,
     FeedbackRefused,
+    Memory,
     feedback_spool,
     parse_feedback,
 )
@@ -167,3 +170,43 @@ async def test_close_writes_what_is_waiting(tmp_path: Path) -> None:
     book.served("r1", ALICE, None, "chat", "v1", prompt_key=1, abandoned=True)
     book.close()
     assert [row[3] for rows in _spooled(tmp_path) for row in rows] == ["abandoned"]
+
+
+async def test_a_clients_row_names_the_version_and_keeps_the_note(tmp_path: Path) -> None:
+    book = _spooled_book(tmp_path, Clock())
+    user = "odd\x1fuser"  # the separator the memory joins fields with, in the one free field
+    book.served("r1", ALICE, user, "chat", "v1", prompt_key=1, abandoned=False, pool="canary")
+    book.submit(ALICE, b'{"request_id": "r1", "rating": 2, "text": "too long"}')
+    (rows,) = _spooled(tmp_path)
+    row = dict(zip(FEEDBACK_FIELDS, rows[0], strict=True))
+    assert (row["model"], row["model_version"], row["text"]) == ("chat", "v1", "too long")
+    assert (row["key"], row["team"], row["user_hash"]) == (
+        "alice",
+        "research",
+        hash_user(user, "s"),
+    )
+    book.close()
+
+
+def test_the_memory_is_bounded_and_never_tracked_by_the_garbage_collector() -> None:
+    memory = Memory(100)
+    for index in range(1_000):
+        memory.put(index, f"r{index}")
+        memory.put(f"r{index}", "fields")
+    assert memory.get(999) == "r999" and memory.get("r950") == "fields"
+    assert memory.get(0) is None  # long gone: at most 2 x 100 entries are kept
+    assert len(memory._young) + len(memory._old) <= 200
+    assert not gc.is_tracked(memory._young) and not gc.is_tracked(memory._old)
+    memory.put(999, "newer")  # the young generation's entry wins over the old one's
+    assert memory.get(999) == "newer"
+
+
+def test_feedback_on_a_forgotten_request_is_stored_with_the_id_alone(tmp_path: Path) -> None:
+    book = _spooled_book(tmp_path, Clock())
+    book.served("old", ALICE, "u", "chat", "v1", prompt_key=0, abandoned=False)
+    for index in range(book.recent.size * 2):
+        book.served(f"r{index}", ALICE, "u", "chat", "v1", prompt_key=index + 1, abandoned=False)
+    book.submit(BOB, b'{"request_id": "old", "thumbs": "up"}')  # not refused: not known now
+    rows = [row for rows in _spooled(tmp_path) for row in rows]
+    assert [(row[2], row[5], row[8]) for row in rows] == [("old", "bob", "")]
+    book.close()

@@ -16,9 +16,8 @@ usage records do), and a feedback a client sent is written at once, with any row
 
 import asyncio
 import secrets
-from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -32,6 +31,7 @@ from inferplane.telemetry import names
 Clock = Callable[[], float]
 REGENERATION_WINDOW_S = 300.0  # the same prompt again within this is a regeneration
 REMEMBERED = 20_000  # requests (and prompts) kept for feedback and regeneration look-ups
+_SEP = "\x1f"  # joins a served request's fields into the one string the memory keeps
 FLUSH_S = 0.5  # automatic events wait at most this long for their spool write
 
 
@@ -44,9 +44,9 @@ class FeedbackRefused(Exception):
 
 
 class Served(NamedTuple):
-    """What the book keeps of a served request. The book holds it as a plain tuple (built for
-    every request, and a plain tuple of strings is one the garbage collector stops tracking);
-    the user is hashed only when an event is stored."""
+    """What the book keeps of a served request, as one string (`remembered`, `recalled`): a
+    memory that holds only strings and numbers is one the garbage collector never looks at.
+    The user is hashed only when an event is stored."""
 
     key: str
     team: str
@@ -54,6 +54,43 @@ class Served(NamedTuple):
     model: str
     model_version: str
     pool: str = ""
+
+
+def remembered(fields: tuple[str, str, str, str, str, str]) -> str:
+    """Served's fields as one string; the user (the one field a client chose, which may hold
+    anything) goes last, so the separator inside it cannot shift the rest."""
+    key, team, user, model, model_version, pool = fields
+    return f"{key}{_SEP}{team}{_SEP}{model}{_SEP}{model_version}{_SEP}{pool}{_SEP}{user}"
+
+
+def recalled(text: str) -> Served:
+    key, team, model, model_version, pool, user = text.split(_SEP, 5)
+    return Served(key, team, user, model, model_version, pool)
+
+
+Atomic = TypeVar("Atomic", str, float)
+
+
+class Memory(Generic[Atomic]):
+    """The last `size` to `2 * size` entries put, in two plain dicts: puts go to the young one,
+    which becomes the old one once it holds `size` (the old one dropped). Keys are ints or
+    strings and values strings or numbers, so neither dict is ever tracked by the garbage
+    collector, and a full collection never walks them (an OrderedDict, a dict subclass, is
+    always tracked)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._young: dict[int | str, Atomic] = {}
+        self._old: dict[int | str, Atomic] = {}
+
+    def put(self, key: int | str, value: Atomic) -> None:
+        self._young[key] = value
+        if len(self._young) >= self.size:
+            self._old, self._young = self._young, {}
+
+    def get(self, key: int | str) -> Atomic | None:
+        value = self._young.get(key)
+        return self._old.get(key) if value is None else value
 
 
 class FeedbackBook:
@@ -74,8 +111,10 @@ class FeedbackBook:
         self.clock = clock
         self.wall = wall
         self.salt = salt
-        self.recent: OrderedDict[str, tuple[str, ...]] = OrderedDict()  # Served's fields
-        self._prompts: OrderedDict[int, tuple[float, str]] = OrderedDict()
+        self.recent: Memory[str] = Memory(REMEMBERED // 2)  # request id -> remembered(...)
+        # hash of key, user and body -> the last request that sent it, and when
+        self._prompts: Memory[str] = Memory(REMEMBERED // 2)
+        self._prompt_times: Memory[float] = Memory(REMEMBERED // 2)
         self._ids = secrets.token_hex(6)
         self._serial = 0
         self._children: dict[tuple[str, str, str, str], Any] = {}  # labels -> counter child
@@ -113,15 +152,20 @@ class FeedbackBook:
     ) -> None:
         """Note a request a replica answered; counts a regeneration and an abandoned stream."""
         now = self.clock()
-        fields = (key.name, key.team, user or "", model, model_version, pool)
-        _remember(self.recent, request_id, fields)
+        user = user or ""
+        fields = (key.name, key.team, user, model, model_version, pool)
+        self.recent.put(request_id, remembered(fields))
         if abandoned:
             self._automatic(request_id, fields, "abandoned")
         prompt = hash((key.name, user, prompt_key))
-        earlier = self._prompts.pop(prompt, None)
-        if earlier is not None and now - earlier[0] <= REGENERATION_WINDOW_S:
-            self._automatic(earlier[1], self.recent.get(earlier[1]) or fields, "regeneration")
-        _remember(self._prompts, prompt, (now, request_id))
+        earlier = self._prompt_times.get(prompt)
+        if earlier is not None and now - earlier <= REGENERATION_WINDOW_S:
+            earlier_id = self._prompts.get(prompt)
+            kept = None if earlier_id is None else self.recent.get(earlier_id)
+            if earlier_id is not None and kept is not None:
+                self._automatic(earlier_id, tuple(recalled(kept)), "regeneration")
+        self._prompts.put(prompt, request_id)
+        self._prompt_times.put(prompt, now)
 
     def _automatic(self, request_id: str, fields: tuple[str, ...], kind: FeedbackKind) -> None:
         """A regeneration or an abandoned stream (negative, value 1): the same row and count as
@@ -154,8 +198,8 @@ class FeedbackBook:
         """Store the feedback a client sent; the answer's body. FeedbackRefused on a bad body or
         on feedback about another key's request."""
         request_id, kind, value, text = parse_feedback(body)
-        fields = self.recent.get(request_id)
-        served = None if fields is None else Served(*fields)
+        kept = self.recent.get(request_id)
+        served = None if kept is None else recalled(kept)
         if served is not None and served.key != key.name:
             raise FeedbackRefused(403, "That request was made with another key.", None, "forbidden")
         if served is None:  # another worker served it: reports join the usage record
@@ -198,14 +242,6 @@ def _later(delay_s: float, callback: Callable[[], None]) -> asyncio.TimerHandle 
     except RuntimeError:
         return None
     return loop.call_later(delay_s, callback)
-
-
-def _remember(book: "OrderedDict[Any, Any]", key: Any, value: Any) -> None:
-    """Insert a new key (at the end); the oldest goes once the book is full. OrderedDict: a
-    plain dict's first item gets slower to find the more of its front was deleted."""
-    book[key] = value
-    if len(book) > REMEMBERED:
-        book.popitem(last=False)
 
 
 def parse_feedback(body: bytes) -> tuple[str, FeedbackKind, float, str]:
