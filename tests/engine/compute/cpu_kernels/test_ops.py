@@ -65,14 +65,6 @@ def test_add_rms_norm_updates_the_residual_in_place(
     assert torch.equal(normed, expected_normed)
 
 
-def test_silu_mul_matches_torch_bit_for_bit(
-    kernels: CpuKernels, generator: torch.Generator
-) -> None:
-    gate_up = _randn(generator, 4, 2 * 300)
-    gate, up = gate_up.chunk(2, dim=-1)
-    assert torch.equal(kernels.silu_mul(gate_up), F.silu(gate) * up)
-
-
 def test_rope_cache_rotates_and_writes_the_slots(
     kernels: CpuKernels, generator: torch.Generator
 ) -> None:

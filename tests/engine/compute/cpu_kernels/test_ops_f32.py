@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from inferplane.engine.compute.attention import ChunkSpan, _decode_attention, build_metadata
 from inferplane.engine.compute.cpu_kernels import CpuKernels
@@ -45,12 +44,6 @@ def test_add_rms_norm_updates_the_residual_in_place(kernels: CpuKernels) -> None
     assert summed.data_ptr() == residual.data_ptr()
     assert torch.equal(summed, expected_sum)  # one float32 addition, as torch does it
     torch.testing.assert_close(normed, expected_normed, **CLOSE)
-
-
-def test_silu_mul(kernels: CpuKernels) -> None:
-    gate_up = 4 * _randn(0, 4, 2 * 300)
-    gate, up = gate_up.chunk(2, dim=-1)
-    torch.testing.assert_close(kernels.silu_mul(gate_up), F.silu(gate) * up, **CLOSE)
 
 
 def test_rope_cache_rotates_and_writes_the_slots(kernels: CpuKernels) -> None:

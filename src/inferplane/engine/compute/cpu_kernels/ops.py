@@ -33,7 +33,6 @@ class _Ops:
 
     rms_norm: ctypes._CFuncPtr  # type: ignore[name-defined]
     add_rms_norm: ctypes._CFuncPtr  # type: ignore[name-defined]
-    silu_mul: ctypes._CFuncPtr  # type: ignore[name-defined]
     attention: ctypes._CFuncPtr  # type: ignore[name-defined]
     rope_cache: ctypes._CFuncPtr  # type: ignore[name-defined]
 
@@ -45,7 +44,6 @@ class _Ops:
         return cls(
             rms_norm=op("rms_norm", [_P, _P, _P, _I, _I, _F, _T]),
             add_rms_norm=op("add_rms_norm", [_P, _P, _P, _P, _I, _I, _F, _T]),
-            silu_mul=op("silu_mul", [_P, _P, _I, _I, _T]),
             attention=op(
                 "decode_attention", [_P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _F, _P, _T]
             ),
@@ -93,15 +91,6 @@ class CpuKernels:
             _threads(),
         )
         return out, residual
-
-    def silu_mul(self, gate_up: torch.Tensor) -> torch.Tensor:
-        """gate_up [T, 2I] contiguous (gate then up) -> silu(gate) * up, [T, I]."""
-        rows, width = gate_up.shape
-        out = gate_up.new_empty(rows, width // 2)
-        self._ops[gate_up.dtype].silu_mul(
-            gate_up.data_ptr(), out.data_ptr(), rows, width // 2, _threads()
-        )
-        return out
 
     def rope_cache(  # noqa: PLR0917 (the kernel's operands)
         self,

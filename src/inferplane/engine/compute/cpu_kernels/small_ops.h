@@ -43,22 +43,6 @@ void NAME(ip_add_rms_norm)(const T* x, T* residual, const T* weight, T* out, int
   }
 }
 
-/* ---- SwiGLU: out[t, i] = silu(gate_up[t, i]) * gate_up[t, inter + i] --------------------- */
-
-void NAME(ip_silu_mul)(const T* gate_up, T* out, int64_t rows, int64_t inter, int threads) {
-#pragma omp parallel for num_threads(threads) schedule(static) if (rows >= 16)
-  for (int64_t t = 0; t < rows; ++t) {
-    const T* g = gate_up + t * 2 * inter;
-    const T* u = g + inter;
-    T* o = out + t * inter;
-    for (int64_t i = 0; i < inter; ++i) {
-      float gv = LOAD(g[i]);
-      float silu = ROUND(gv / (1.f + expf(-gv)));
-      o[i] = STORE(silu * LOAD(u[i]));
-    }
-  }
-}
-
 /* ---- rotary embedding and the KV-cache write --------------------------------------------
  * qkv [T, heads + 2 * kv_heads, dim]: each row's queries, keys and values side by side.
  * cos, sin [T, dim]: per-row tables, sin's first half negated (see models/layers.Rotary), so

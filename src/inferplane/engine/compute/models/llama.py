@@ -80,22 +80,17 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(
-        self, weights: Weights, prefix: str, make: LinearFactory, kernels: CpuKernels | None = None
-    ) -> None:
+    def __init__(self, weights: Weights, prefix: str, make: LinearFactory) -> None:
         super().__init__()
-        self.kernels = kernels
         names = [f"{prefix}.mlp.gate_proj", f"{prefix}.mlp.up_proj"]
         self.gate_up = _linear(weights, names, make)
         self.down = _linear(weights, [f"{prefix}.mlp.down_proj"], make)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate_up = self.gate_up(x)
-        if self.kernels is not None:
-            out: torch.Tensor = self.down(self.kernels.silu_mul(gate_up))
-            return out
-        gate, up = gate_up.chunk(2, dim=-1)
-        out = self.down(F.silu(gate) * up)
+        # SwiGLU stays in torch, kernels or not: its vectorized exp beat the compiled loop's
+        # libm calls at every row count measured (1 row: 6 against 12 us; 512: 0.6 against 5 ms)
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        out: torch.Tensor = self.down(F.silu(gate) * up)
         return out
 
 
@@ -115,7 +110,7 @@ class DecoderLayer(nn.Module):
         self.attn = Attention(config, weights, prefix, make, kernels)
         post = weights[f"{prefix}.post_attention_layernorm.weight"]
         self.post_norm = RMSNorm(post, eps, kernels)
-        self.mlp = MLP(weights, prefix, make, kernels)
+        self.mlp = MLP(weights, prefix, make)
 
     def forward(  # noqa: PLR0917
         self,
