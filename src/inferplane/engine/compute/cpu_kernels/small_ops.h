@@ -50,13 +50,16 @@ void NAME(ip_add_rms_norm)(const T* x, T* residual, const T* weight, T* out, int
  * Rotated queries go to q_out [T, heads, dim]; rotated keys and the values go to the cache
  * slots slot_mapping[t] of k_cache, v_cache [slots, kv_heads, dim].
  */
+static inline T NAME(rotate_one)(T x, T partner, T cos, T sin) {
+  return STORE(ROUND(LOAD(x) * LOAD(cos)) + LOAD(partner) * LOAD(sin));
+}
+
+/* the two halves apart, each partner at a fixed offset: a loop the compiler vectorizes */
 static void NAME(rotate_head)(const T* x, const T* cos, const T* sin, T* out, int64_t dim) {
   const int64_t half = dim / 2;
-  for (int64_t i = 0; i < dim; ++i) {
-    const float cosine = ROUND(LOAD(x[i]) * LOAD(cos[i]));
-    const float partner = LOAD(x[(i + half) % dim]);
-    out[i] = STORE(cosine + partner * LOAD(sin[i]));
-  }
+  for (int64_t i = 0; i < half; ++i) out[i] = NAME(rotate_one)(x[i], x[i + half], cos[i], sin[i]);
+  for (int64_t i = half; i < dim; ++i)
+    out[i] = NAME(rotate_one)(x[i], x[i - half], cos[i], sin[i]);
 }
 
 void NAME(ip_rope_cache)(const T* qkv, const T* cos, const T* sin, const int64_t* slot_mapping,
