@@ -24,6 +24,7 @@ from types import FrameType
 import uvicorn
 
 from inferplane.config import load_fleet
+from inferplane.config.schema import FleetConfig
 from inferplane.gateway import builder
 from inferplane.gateway.builder import GatewaySetup
 from inferplane.gateway.settings import GatewaySettings
@@ -63,13 +64,32 @@ class GatewayOptions:
 def build_state(options: GatewayOptions, worker: int = 0) -> GatewayState:
     """Load the fleet and build one worker's state; raises ConfigError / ValueError early."""
     setup = GatewaySetup(
-        load_fleet(options.fleet),
+        worker_share(load_fleet(options.fleet), options.workers),
         Path(options.fleet).parent,
         options.settings,
         options.replica_map(),
         f"gateway-{worker}" if options.ledger else None,
     )
     return builder.build_state(setup)
+
+
+def worker_share(fleet: FleetConfig, workers: int) -> FleetConfig:
+    """The fleet as one of `workers` workers admits from it. Each worker's overload gate counts
+    only the requests it holds, and the kernel spreads connections over the workers
+    (SO_REUSEPORT), so each takes 1/workers of every replica's batch slots and of the queue:
+    all together never send a replica more than its slots, which the deadline needs (two
+    workers with the whole count each admitted twice the slots, and TTFT p99 went past it).
+    A worker the kernel gives more than its share refuses a little early instead."""
+    if workers == 1:
+        return fleet
+    overload = fleet.overload
+    share = overload.model_copy(
+        update={
+            "slots": max(1, overload.slots // workers),
+            "queue_size": overload.queue_size // workers,
+        }
+    )
+    return fleet.model_copy(update={"overload": share})
 
 
 def bind(host: str, port: int) -> socket.socket:
