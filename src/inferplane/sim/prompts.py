@@ -21,7 +21,7 @@ them.
 
 from collections.abc import Sequence
 
-from inferplane.engine.core.kv_cache import ROOT_HASH, block_hashes, hash_block
+from inferplane.engine.core.kv_cache import ROOT_HASH, block_hashes
 from inferplane.gateway.transport.prefix import prefix_hashes
 from inferplane.sim.records import RequestRecord
 
@@ -108,10 +108,11 @@ class Prompts:
 
 def _run_hashes(parent: int, token: int, blocks: int, size: int) -> tuple[int, ...]:
     block = (token,) * size  # every block of the run holds the same tokens: one tuple serves
-    found = []
+    found: list[int] = []
+    append = found.append
     for _ in range(blocks):
-        parent = hash_block(parent, block)
-        found.append(parent)
+        parent = hash((parent, block))  # hash_block(parent, block), inlined: block is a tuple
+        append(parent)
     return tuple(found)
 
 

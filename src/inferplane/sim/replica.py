@@ -186,7 +186,7 @@ class SimReplica:
             if not self.records:
                 self.events.empty(self)
             return
-        prefill, decodes, context, prefilling = _step_load(plan)
+        prefill, decodes, context, prefilling, sampled = _step_load(plan)
         now = self.loop.clock.now
         steps = 1
         if self._stretches and not prefill:
@@ -198,7 +198,7 @@ class SimReplica:
             end = stretch.ends[-1]
         else:
             duration = self.step_time.step_s(prefill, decodes, context)
-            self._sampled, self._prefilling = _sampled(plan), prefilling
+            self._sampled, self._prefilling = sampled, prefilling
             self.busy_s += duration
             end = now + duration
         self.steps += 1
@@ -229,25 +229,21 @@ class SimReplica:
         self._step()
 
 
-def _sampled(plan: SchedulerOutput) -> dict[str, int]:
-    """Chunks that reach the end of their request's known tokens sample one (the engine's rule)."""
-    return {
-        r.request_id: SAMPLED_TOKEN
-        for r, n in zip(plan.requests, plan.num_tokens, strict=True)
-        if r.num_computed_tokens + n == r.num_tokens
-    }
-
-
-def _step_load(plan: SchedulerOutput) -> tuple[int, int, float, list[Request]]:
+def _step_load(plan: SchedulerOutput) -> tuple[int, int, float, list[Request], dict[str, int]]:
     """(prompt tokens, generating sequences, their mean context, the requests computing their
-    prompt) of a step's plan."""
+    prompt, the tokens the step samples) of a step's plan, in one pass over it. A chunk that
+    reaches the end of its request's known tokens samples one (the engine's rule)."""
     prefill, decodes, context = 0, 0, 0
     prefilling = []
+    sampled: dict[str, int] = {}
     for request, n in zip(plan.requests, plan.num_tokens, strict=True):
-        if n == 1 and request.num_computed_tokens >= request.num_prompt_tokens:
+        computed = request.num_computed_tokens
+        if n == 1 and computed >= request.num_prompt_tokens:
             decodes += 1
-            context += request.num_computed_tokens
+            context += computed
         else:
             prefill += n
             prefilling.append(request)
-    return prefill, decodes, context / decodes if decodes else 0.0, prefilling
+        if computed + n == len(request.all_token_ids):
+            sampled[request.request_id] = SAMPLED_TOKEN
+    return prefill, decodes, context / decodes if decodes else 0.0, prefilling, sampled

@@ -27,9 +27,10 @@ def block_hashes(token_ids: Sequence[int], block_size: int, known: list[int]) ->
     if len(token_ids) - first < block_size:
         return known
     tokens = tuple(token_ids[first:])  # one copy; its slices are tuples hash_block takes as is
+    append = known.append
     for start in range(0, len(tokens) - block_size + 1, block_size):
-        parent = hash_block(parent, tokens[start : start + block_size])
-        known.append(parent)
+        parent = hash((parent, tokens[start : start + block_size]))  # hash_block, inlined
+        append(parent)
     return known
 
 
@@ -206,10 +207,15 @@ class BlockPool:
         to the front (reused first), so cached content lives as long as possible."""
         front: list[KVBlock] = []
         back: list[KVBlock] = []
+        to_front, to_back = front.append, back.append
         for block in reversed(blocks):  # a prefix's deeper blocks are evicted before its root
-            block.ref_count -= 1
-            if block.ref_count == 0:
-                (front if block.block_hash is None else back).append(block)
+            count = block.ref_count - 1
+            block.ref_count = count
+            if not count:
+                if block.block_hash is None:
+                    to_front(block)
+                else:
+                    to_back(block)
         self.free.extend(front, left=True)  # as appendleft / append block by block would
         self.free.extend(back)
 
@@ -299,29 +305,50 @@ class KVCacheManager:
         """Make room for `num_new_tokens` more tokens after the request's computed ones (and
         after the `computed` prefix hits, which join its table). False, changing nothing, when
         the pool has too few free blocks."""
-        rid = request.request_id
-        # the common case, first: a decode that fits the blocks the request holds
-        if not computed and request.num_computed_tokens + num_new_tokens <= self.slots.get(rid, 0):
-            return True
+        rid, size = request.request_id, self.block_size
+        if not computed:
+            return self._grow(rid, request.num_computed_tokens + num_new_tokens)
         table = self._tables.get(rid)
         have = len(table) if table is not None else 0
-        total = request.num_computed_tokens + len(computed) * self.block_size + num_new_tokens
-        need = -(-total // self.block_size) - have - len(computed)
-        if need <= 0 and not computed:
-            return True
+        total = request.num_computed_tokens + len(computed) * size + num_new_tokens
+        need = -(-total // size) - have - len(computed)
         revived = sum(1 for block in computed if block.ref_count == 0)
-        if need > self.pool.num_free - revived:
+        if need > self.pool.free.size - revived:
             return False
         if table is None:
-            table = self._tables[request.request_id] = []
-            self._ids[request.request_id] = []
-            self._num_hashed[request.request_id] = 0
+            table = self._tables[rid] = []
+            self._ids[rid] = []
+            self._num_hashed[rid] = 0
         self.pool.touch(computed)
-        new = [*computed, *self.pool.take(max(need, 0))]
+        new = [*computed, *self.pool.take(need)] if need > 0 else list(computed)
         table.extend(new)
-        self._ids[request.request_id] += [block.block_id for block in new]
-        self._num_hashed[request.request_id] += len(computed)
-        self.slots[rid] = len(table) * self.block_size
+        self._ids[rid] += [block.block_id for block in new]
+        self._num_hashed[rid] += len(computed)
+        self.slots[rid] = len(table) * size
+        return True
+
+    def _grow(self, rid: str, total: int) -> bool:
+        """allocate_slots without prefix hits: blocks for `total` tokens in all (most calls
+        are a decode stepping into a new block, so this path is kept short)."""
+        slots = self.slots
+        held = slots.get(rid, 0)
+        if total <= held:
+            return True
+        size = self.block_size
+        need = -(-(total - held) // size)  # held is whole blocks: the blocks still missing
+        pool = self.pool
+        if need > pool.free.size:
+            return False
+        new = pool.take(need)
+        table = self._tables.get(rid)
+        if table is None:
+            self._tables[rid] = new
+            self._ids[rid] = [block.block_id for block in new]
+            self._num_hashed[rid] = 0
+        else:
+            table += new
+            self._ids[rid] += [block.block_id for block in new]
+        slots[rid] = held + need * size
         return True
 
     def cache_full_blocks(self, request: Request) -> None:
@@ -332,7 +359,9 @@ class KVCacheManager:
         full = request.num_computed_tokens // self.block_size
         if full <= done or not self.pool.enable_caching:
             return
-        hashes = block_hashes(request.all_token_ids, self.block_size, request.block_hashes)
+        hashes = request.block_hashes  # extended only when it falls short: hashing is lazy
+        if len(hashes) < full:
+            hashes = block_hashes(request.all_token_ids, self.block_size, hashes)
         table, cached = self._tables[rid], self.pool.cached
         for index in range(done, full):  # pool.register, inlined: a prefill fills hundreds
             block_hash = hashes[index]

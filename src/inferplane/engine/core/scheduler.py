@@ -228,7 +228,7 @@ class Scheduler:
         finished: list[Request] = []
         cache_blocks, now = self.kv.cache_full_blocks, None
         size, max_len = self.kv.block_size, self.config.max_model_len
-        running = RequestStatus.RUNNING
+        running, token_for = RequestStatus.RUNNING, sampled.get
         for request, n in zip(out.requests, out.num_tokens, strict=True):
             if request.status is not running:
                 continue  # aborted or preempted while the step ran
@@ -236,18 +236,20 @@ class Scheduler:
             request.num_computed_tokens = computed
             if computed % size < n:  # a block boundary was crossed: a block filled up
                 cache_blocks(request)
-            token = sampled.get(request.request_id)
+            token = token_for(request.request_id)
             if token is None:
                 continue
             if request.first_token_time is None:
                 now = self.clock() if now is None else now
                 request.first_token_time = now
-            request.append_output(token)
+            outputs, all_ids = request.output_token_ids, request.all_token_ids
+            outputs.append(token)  # request.append_output, inlined: once per token
+            all_ids.append(token)
             # _check_stop's conditions, tested here first: most tokens stop nothing
             if (
                 token in request.stop_ids
-                or len(request.output_token_ids) >= request.params.max_tokens
-                or len(request.all_token_ids) >= max_len
+                or len(outputs) >= request.params.max_tokens
+                or len(all_ids) >= max_len
             ) and self._check_stop(request, token):
                 finished.append(request)
         if finished:
@@ -303,25 +305,30 @@ class Scheduler:
         size, slots, max_len = self.kv.block_size, self.kv.slots, self.config.max_model_len
         events: list[tuple[int, int, int]] = []
         start: list[int] = []
+        need, last = 0, steps + 1
         for index, request in enumerate(out.requests):
-            token = sampled.get(request.request_id)
+            rid = request.request_id
+            token = sampled.get(rid)
             if token is None or request.first_token_time is None:
-                raise ValueError(f"request {request.request_id} is not decoding")
+                raise ValueError(f"request {rid} is not decoding")
             if (
                 token in request.stop_ids
                 or len(request.output_token_ids) + steps >= request.params.max_tokens
                 or len(request.all_token_ids) + steps >= max_len
             ):
-                raise ValueError(f"request {request.request_id} stops within {steps} steps")
+                raise ValueError(f"request {rid} stops within {steps} steps")
             computed = request.num_computed_tokens
             start.append(computed)
             fills = size - computed % size  # the first round after which a block is full
-            events += [(j, 0, index) for j in range(fills, steps + 1, size)]
-            grows = slots.get(request.request_id, 0) - computed  # the first round that takes one
+            if fills < last:  # most runs are shorter than a block: most requests have no event
+                events += [(j, 0, index) for j in range(fills, last, size)]
+            grows = slots.get(rid, 0) - computed  # the first round that takes one
             if grows < 1:
-                raise ValueError(f"request {request.request_id} holds no slot for its step")
-            events += [(j, 1, index) for j in range(grows, steps + 1, size)]
-        need = sum(kind for _, kind, _ in events)
+                raise ValueError(f"request {rid} holds no slot for its step")
+            if grows < last:
+                taken = range(grows, last, size)
+                events += [(j, 1, index) for j in taken]
+                need += len(taken)
         if need > self.kv.pool.num_free:
             raise ValueError(f"a decode run of {steps} steps needs {need} free KV blocks")
         return events, start
