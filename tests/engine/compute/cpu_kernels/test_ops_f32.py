@@ -18,7 +18,10 @@ from inferplane.engine.core.config import EngineConfig
 from tests.engine.reference import chunk
 
 F32 = torch.float32
-CLOSE = {"atol": 2e-5, "rtol": 2e-5}
+
+
+def _close(got: torch.Tensor, expected: torch.Tensor) -> None:
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=2e-5)
 
 
 def _randn(seed: int, *shape: int) -> torch.Tensor:
@@ -34,7 +37,7 @@ def test_the_kernels_apply_to_float32_on_cpu() -> None:
 @pytest.mark.parametrize("width", [576, 100])
 def test_rms_norm(kernels: CpuKernels, width: int) -> None:
     x, weight = _randn(0, 5, width), _randn(1, width)
-    torch.testing.assert_close(kernels.rms_norm(x, weight, 1e-6), RMSNorm(weight, 1e-6)(x), **CLOSE)
+    _close(kernels.rms_norm(x, weight, 1e-6), RMSNorm(weight, 1e-6)(x))
 
 
 def test_add_rms_norm_updates_the_residual_in_place(kernels: CpuKernels) -> None:
@@ -43,7 +46,7 @@ def test_add_rms_norm_updates_the_residual_in_place(kernels: CpuKernels) -> None
     normed, summed = kernels.add_rms_norm(x, residual, weight, 1e-5)
     assert summed.data_ptr() == residual.data_ptr()
     assert torch.equal(summed, expected_sum)  # one float32 addition, as torch does it
-    torch.testing.assert_close(normed, expected_normed, **CLOSE)
+    _close(normed, expected_normed)
 
 
 def test_rope_cache_rotates_and_writes_the_slots(kernels: CpuKernels) -> None:
@@ -55,8 +58,8 @@ def test_rope_cache_rotates_and_writes_the_slots(kernels: CpuKernels) -> None:
     k_cache, v_cache = torch.zeros(12, kv_heads, dim), torch.zeros(12, kv_heads, dim)
     q = kernels.rope_cache(qkv, cos, sin, slots, k_cache, v_cache)
     rotated = rotary.rotate(qkv[:, : heads + kv_heads], cos, sin)
-    torch.testing.assert_close(q, rotated[:, :heads], **CLOSE)
-    torch.testing.assert_close(k_cache[slots], rotated[:, heads:], **CLOSE)
+    _close(q, rotated[:, :heads])
+    _close(k_cache[slots], rotated[:, heads:])
     assert torch.equal(v_cache[slots], qkv[:, heads + kv_heads :])
     untouched = [i for i in range(12) if i not in slots.tolist()]
     assert not k_cache[untouched].any() and not v_cache[untouched].any()
@@ -73,7 +76,7 @@ def test_decode_attention_matches_the_torch_path(kernels: CpuKernels) -> None:
     got = kernels.decode_attention(
         q, k_cache, v_cache, group.context_slots, group.lengths, dim**-0.5
     )
-    torch.testing.assert_close(got, _decode_attention(q, k_cache, v_cache, group), **CLOSE)
+    _close(got, _decode_attention(q, k_cache, v_cache, group))
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, F32])
