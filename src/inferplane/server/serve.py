@@ -13,7 +13,6 @@ its supervisor restarts it; the requests in flight get an error at once.
 """
 
 import asyncio
-import gc
 import json
 import logging
 import signal
@@ -32,6 +31,7 @@ from inferplane.engine.core.config import DTypeName, EngineConfig, QuantName
 from inferplane.engine.core.protocol import EngineClient
 from inferplane.engine.front.async_engine import AsyncLLMEngine, LinkKind
 from inferplane.http.backpressure import REPLICA_STALL_TIMEOUT_S, StallGuardedProtocol, StreamLimits
+from inferplane.http.collector import settle_heap
 from inferplane.server.app import create_app
 from inferplane.server.state import ServerSettings, ServerState
 from inferplane.sources import resolve_source
@@ -266,8 +266,7 @@ def _serve(
         _exit_when_engine_dies(state, holder[0])
         # What was loaded lives as long as the process: out of the collector's sight, a full
         # collection no longer walks every module's objects between two tokens of a stream.
-        gc.collect()
-        gc.freeze()
+        settle_heap()
         for _ in range(200):  # the socket binds right after startup: wait at most 10 s
             if holder[0].started:
                 break
