@@ -4,7 +4,8 @@
  * dozen), each one call here (small_ops.h, once per dtype: ip_*_bf16 and ip_*_f32). The
  * matrix products of decode's few rows are linear.c's; larger ones stay with oneDNN. Built at
  * first use with the system C compiler for the best x86-64 level the CPU runs (see build.py)
- * and called through ctypes. These ops are plain C the compiler vectorizes, no intrinsics: the
+ * and called through ctypes. These ops are plain C the compiler vectorizes, the softmax's exp
+ * aside (AVX-512 intrinsics where the target has them: GCC leaves a plain-C exp scalar): the
  * bfloat16 conversions are integer shifts and rounding (common.h), so the same source builds
  * for AVX-512, AVX2 or SSE2 alone (tests run every level the machine can).
  *
@@ -22,6 +23,10 @@
 #include <omp.h>
 #endif
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "common.h"
 
 const char* ip_isa(void) {
@@ -36,15 +41,50 @@ const char* ip_isa(void) {
 #endif
 }
 
+#if defined(__AVX512F__)
+/* e^x for 16 lanes to about 1 ulp (Cephes' expf: x = n ln2 + r, a polynomial in r, times
+ * 2^n). Inputs here are <= 0 (scores less their maximum); below -87 the result is 0 where expf
+ * gives a subnormal, a difference softmax cannot see. libm's expf was a call per score. */
+static inline __m512 exp16(__m512 x) {
+  x = _mm512_max_ps(_mm512_set1_ps(-87.f), x); /* NaN stays NaN: max returns operand 2 */
+  const __m512 n = _mm512_roundscale_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f),
+                                                        _mm512_set1_ps(0.5f)),
+                                        _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.f)));
+  const __m512i bits = _mm512_slli_epi32(
+      _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+#endif
+
 static void softmax_in_place(float* s, int64_t len) {
   float top = -INFINITY, total = 0.f;
   for (int64_t j = 0; j < len; ++j) top = s[j] > top ? s[j] : top;
-  for (int64_t j = 0; j < len; ++j) {
+  int64_t j = 0;
+#if defined(__AVX512F__)
+  const __m512 shift = _mm512_set1_ps(top);
+  __m512 sums = _mm512_setzero_ps();
+  for (; j + 16 <= len; j += 16) {
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), shift));
+    _mm512_storeu_ps(s + j, e);
+    sums = _mm512_add_ps(sums, e);
+  }
+  total = _mm512_reduce_add_ps(sums);
+#endif
+  for (; j < len; ++j) {
     s[j] = expf(s[j] - top);
     total += s[j];
   }
   const float inv = 1.f / total;
-  for (int64_t j = 0; j < len; ++j) s[j] *= inv;
+  for (j = 0; j < len; ++j) s[j] *= inv;
 }
 
 static inline float f32_same(float f) { return f; }

@@ -47,7 +47,8 @@ INLINE void bf16_row(const bf16* x, const bf16* w, float* sums, const int m_rows
       acc[m][1] = _mm512_dpbf16_ps(acc[m][1], w1, (__m512bh)_mm512_loadu_si512(xm + 32));
     }
   }
-  for (int m = 0; m < m_rows; ++m) sums[m] = _mm512_reduce_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]));
+  for (int m = 0; m < m_rows; ++m)
+    sums[m] = _mm512_reduce_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]));
 }
 #elif defined(__AVX512F__)
 enum { BF16_STEP = 32 };
@@ -68,7 +69,8 @@ INLINE void bf16_row(const bf16* x, const bf16* w, float* sums, const int m_rows
       acc[m][1] = _mm512_fmadd_ps(w1, widen16(xm + 16), acc[m][1]);
     }
   }
-  for (int m = 0; m < m_rows; ++m) sums[m] = _mm512_reduce_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]));
+  for (int m = 0; m < m_rows; ++m)
+    sums[m] = _mm512_reduce_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]));
 }
 #elif defined(__AVX2__)
 enum { BF16_STEP = 16 };
