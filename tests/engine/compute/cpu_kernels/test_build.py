@@ -13,15 +13,18 @@ from inferplane.engine.compute.cpu_features import (
     CpuFeatures,
     host_features,
 )
-from inferplane.engine.compute.cpu_kernels import cpu_kernels
+from inferplane.engine.compute.cpu_kernels import cpu_kernels, ops
 from inferplane.engine.compute.cpu_kernels.build import (
     DISABLE_ENV,
     NATIVE,
+    BuildTarget,
     KernelBuildError,
     build,
     compiler,
     host_target,
+    host_targets,
     library_path,
+    load_library,
     x86_bf16_target,
     x86_target,
 )
@@ -87,6 +90,28 @@ def test_an_avx512_bf16_host_builds_the_bf16_target() -> None:
     assert "-mavx512bf16" in target.flags and "-mavx512f" in target.flags
     without_avx512 = frozenset().union(*X86_LEVELS[:4], {"avx512_bf16"})
     assert host_target(CpuFeatures("x86_64", "AVX2", without_avx512)) == x86_target(3)
+
+
+def test_a_compiler_without_avx512_bf16_falls_back_to_the_level_below(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    flags = frozenset().union(*X86_LEVELS, {"avx512_bf16"})
+    features = CpuFeatures("x86_64", "AVX512", flags)
+    assert host_targets(features) == [x86_bf16_target(), x86_target(4)]
+    avx2 = CpuFeatures("x86_64", "AVX2", frozenset().union(*X86_LEVELS[:4]))
+    assert host_targets(avx2) == [x86_target(3)]
+    if not host_features().has("avx512_bf16") or host_features().x86_level < 4:
+        pytest.skip(f"this CPU has no avx512_bf16 (x86-64 level {host_features().x86_level})")
+
+    def old_compiler(target: BuildTarget) -> ctypes.CDLL | None:
+        return None if "-mavx512bf16" in target.flags else load_library(target)
+
+    monkeypatch.delenv(OVERRIDE_ENV, raising=False)
+    monkeypatch.setattr(ops, "load_library", old_compiler)
+    kernels = cpu_kernels()
+    if kernels is None:
+        pytest.skip("no C compiler on this machine")
+    assert kernels.isa == "avx512"
 
 
 def test_other_machines_build_natively() -> None:

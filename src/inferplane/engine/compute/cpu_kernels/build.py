@@ -3,7 +3,8 @@
 The library is built with the system C compiler (`$CC`, else `cc`) for a target the host runs:
 on x86 the highest x86-64 level (v4 with AVX-512, v3 with AVX2, ...) that cpu_features finds
 complete, tuned for this CPU, plus AVX512_BF16 where the host has it (x86-64-v4-bf16: the
-streaming linear's vdpbf16ps path); elsewhere `-march=native`. A host told by
+streaming linear's vdpbf16ps path; a compiler that cannot build it gets x86-64-v4 instead);
+elsewhere `-march=native`. A host told by
 INFERPLANE_CPU_FEATURES that it has less gets the lower level, and tests build the lower
 levels on purpose, so an AVX-512 machine also runs what an AVX2 host runs. The sources are the
 directory's .c files (one library) and the headers they include. The build is cached
@@ -78,6 +79,14 @@ def host_target(features: CpuFeatures | None = None) -> BuildTarget:
     if features.x86_level >= 4 and features.has("avx512_bf16"):
         return x86_bf16_target()
     return x86_target(features.x86_level)
+
+
+def host_targets(features: CpuFeatures | None = None) -> list[BuildTarget]:
+    """host_target, then what to build where that fails: the plain x86-64 level below the
+    AVX512_BF16 target, for a compiler too old to know -mavx512bf16 (GCC < 10, clang < 9)."""
+    features = features or cpu_features()
+    best = host_target(features)
+    return [best, x86_target(features.x86_level)] if best == x86_bf16_target() else [best]
 
 
 class KernelBuildError(RuntimeError):

@@ -16,7 +16,7 @@ import torch
 from inferplane.engine.compute.cpu_kernels.build import (
     BuildTarget,
     enabled,
-    host_target,
+    host_targets,
     load_library,
 )
 
@@ -179,11 +179,14 @@ class CpuKernels:
 
 def cpu_kernels(target: BuildTarget | None = None) -> CpuKernels | None:
     """The kernels for this machine (built for `target`, else for the best target the host
-    runs), or None where they are off or cannot be built."""
+    runs that the compiler builds), or None where they are off or cannot be built."""
     if not enabled():
         return None
-    library = load_library(target or host_target())
-    return None if library is None else _wrap(library)
+    for candidate in [target] if target is not None else host_targets():
+        library = load_library(candidate)
+        if library is not None:
+            return _wrap(library)
+    return None
 
 
 @functools.cache  # one wrapper per library, which load_library itself builds once
