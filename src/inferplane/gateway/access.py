@@ -13,6 +13,7 @@ from pathlib import Path
 from inferplane.config.schema import FleetConfig
 from inferplane.gateway.admission.auth import ApiKey, KeyStore, bearer_token
 from inferplane.gateway.admission.limits import RateLimiter
+from inferplane.gateway.admission.limits_zone import ZoneView
 from inferplane.gateway.admission.refusal import Refusal, model_not_found
 from inferplane.gateway.errors import GatewayError
 from inferplane.gateway.routing.rules import RouteDecision, Router
@@ -50,11 +51,14 @@ class Access:
         self.models = frozenset(router.models)
 
     @classmethod
-    def from_fleet(cls, fleet: FleetConfig, base_dir: Path, clock: Clock) -> "Access":
-        """Rules from the fleet; keys from auth.keys_file (relative to `base_dir`), or dev mode."""
+    def from_fleet(
+        cls, fleet: FleetConfig, base_dir: Path, clock: Clock, zone: ZoneView | None = None
+    ) -> "Access":
+        """Rules from the fleet; keys from auth.keys_file (relative to `base_dir`), or dev mode;
+        rate-limit buckets in `zone` when the gateway's workers share one."""
         keys_file = fleet.auth.keys_file
         path = None if keys_file is None else base_dir / Path(keys_file).expanduser()
-        return cls(Router(fleet), KeyStore.from_file(path), RateLimiter(clock))
+        return cls(Router(fleet), KeyStore.from_file(path), RateLimiter(clock, zone))
 
     def authenticate(self, headers: Mapping[str, str]) -> ApiKey:
         """The caller's key (dev mode: the anonymous admin); GatewayError 401 otherwise."""

@@ -20,6 +20,7 @@ import uvicorn
 from inferplane.config.schema import FleetConfig
 from inferplane.gateway.access import Access
 from inferplane.gateway.admission.auth import load_keys
+from inferplane.gateway.admission.limits_zone import LimitsZone
 from inferplane.gateway.app import GatewayApp
 from inferplane.gateway.books.accounting import Accountant
 from inferplane.gateway.books.feedback import FeedbackBook, feedback_spool
@@ -49,11 +50,13 @@ class GatewaySetup:
     settings: GatewaySettings = field(default_factory=GatewaySettings)
     replicas: dict[str, list[str]] = field(default_factory=dict)  # managed pool -> URLs
     spool_name: str | None = None  # None: no usage records (the ledger off)
+    limits_zone: LimitsZone | None = None  # rate-limit buckets the workers share
 
 
 def build_state(setup: GatewaySetup) -> GatewayState:
     """One process's state: access, metrics and books over the fleet's pools."""
-    access = Access.from_fleet(setup.fleet, setup.base_dir, time.monotonic)
+    zone = None if setup.limits_zone is None else setup.limits_zone.attach()
+    access = Access.from_fleet(setup.fleet, setup.base_dir, time.monotonic, zone)
     metrics = GatewayMetrics()
     accountant, store = build_accounting(setup.fleet, setup.base_dir, metrics, setup.spool_name)
     return GatewayState(

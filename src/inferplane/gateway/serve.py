@@ -25,6 +25,7 @@ import uvicorn
 from inferplane.config import load_fleet
 from inferplane.config.schema import FleetConfig
 from inferplane.gateway import builder
+from inferplane.gateway.admission.limits_zone import LimitsZone
 from inferplane.gateway.builder import GatewaySetup
 from inferplane.gateway.settings import GatewaySettings
 from inferplane.gateway.state import GatewayState
@@ -61,14 +62,18 @@ class GatewayOptions:
         return grouped
 
 
-def build_state(options: GatewayOptions, worker: int = 0) -> GatewayState:
-    """Load the fleet and build one worker's state; raises ConfigError / ValueError early."""
+def build_state(
+    options: GatewayOptions, worker: int = 0, zone: LimitsZone | None = None
+) -> GatewayState:
+    """Load the fleet and build one worker's state; raises ConfigError / ValueError early.
+    `zone`: the rate-limit buckets the workers share (None with one worker)."""
     setup = GatewaySetup(
         worker_share(load_fleet(options.fleet), options.workers),
         Path(options.fleet).parent,
         options.settings,
         options.replica_map(),
         f"gateway-{worker}" if options.ledger else None,
+        zone,
     )
     return builder.build_state(setup)
 
@@ -103,13 +108,13 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_worker(options: GatewayOptions, worker: int = 0) -> None:
+def serve_worker(options: GatewayOptions, worker: int = 0, zone: LimitsZone | None = None) -> None:
     """One worker: its own state, socket and event loop, until SIGTERM or Ctrl-C."""
     configure_logging(json=True, level=options.log_level)
     if options.settings.access_log:  # access and route lines are INFO, whatever the level
         for name in ("inferplane.gateway.access", "inferplane.gateway.route"):
             logging.getLogger(name).setLevel(logging.INFO)
-    state = build_state(options, worker)
+    state = build_state(options, worker, zone)
     app = builder.build_app(state)
     config = builder.uvicorn_config(app, options.log_level, options.settings.streams)
     settle_heap()  # what was built so far lives as long as the process
@@ -138,8 +143,9 @@ def _serve(options: GatewayOptions) -> None:
         serve_worker(options)
         return
     context = multiprocessing.get_context("spawn")
+    zone = LimitsZone.create(context)  # a key's limits hold across the workers together
     workers = [
-        context.Process(target=serve_worker, args=(options, index), name=f"gateway-{index}")
+        context.Process(target=serve_worker, args=(options, index, zone), name=f"gateway-{index}")
         for index in range(options.workers)
     ]
     for worker in workers:

@@ -1,0 +1,55 @@
+"""The rate-limit zone: two real worker processes share one key's buckets, so the key gets its
+limit once, not once per worker; a full table falls back to buckets per worker."""
+
+import multiprocessing
+import time
+from multiprocessing.queues import Queue
+from typing import Any
+
+from inferplane.gateway.admission.auth import ApiKey, hash_key
+from inferplane.gateway.admission.limits import RateLimiter
+from inferplane.gateway.admission.limits_zone import LimitsZone, stable_hash
+
+ALICE = ApiKey(name="alice", key_hash=hash_key("a"), requests_per_minute=30, tokens_per_minute=600)
+
+
+def _worker(zone: LimitsZone | None, go: Any, results: "Queue[int]") -> None:
+    limiter = RateLimiter(time.monotonic, None if zone is None else zone.attach())
+    go.wait()
+    results.put(sum(limiter.admit(ALICE, 5).allowed for _ in range(200)))
+
+
+def _admitted_by_two_workers(shared: bool) -> list[int]:
+    context = multiprocessing.get_context("spawn")
+    zone = LimitsZone.create(context) if shared else None
+    go, results = context.Event(), context.Queue()
+    workers = [context.Process(target=_worker, args=(zone, go, results)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    go.set()
+    counts = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    return counts
+
+
+def test_two_workers_share_a_keys_limit() -> None:
+    counts = _admitted_by_two_workers(shared=True)
+    assert 30 <= sum(counts) <= 32  # 30 a minute: the burst, and a refill while they ran
+
+
+def test_without_the_zone_each_worker_would_let_the_limit_through() -> None:
+    assert sum(_admitted_by_two_workers(shared=False)) >= 60
+
+
+def test_a_full_zone_leaves_further_keys_with_buckets_of_their_own() -> None:
+    zone = LimitsZone.create(multiprocessing.get_context("spawn"), slots=2)
+    limiter = RateLimiter(time.monotonic, zone.attach())
+    bob = ApiKey(name="bob", key_hash=hash_key("b"), requests_per_minute=2)
+    assert limiter.admit(ALICE, 5).allowed  # takes both slots (requests and tokens)
+    assert [limiter.admit(bob, 0).allowed for _ in range(3)] == [True, True, False]
+
+
+def test_the_hash_is_stable_and_never_zero() -> None:
+    assert stable_hash("alice", "requests") == stable_hash("alice", "requests") != 0
+    assert stable_hash("alice", "requests") != stable_hash("alice", "tokens")
