@@ -1,13 +1,15 @@
-"""The weight-streaming linear (linear.c) against F.linear in bfloat16 and float32, once per
-build target this CPU can run (see conftest.py), and the layer that dispatches to it by the
-number of rows."""
+"""The weight-streaming linear (linear.c) against F.linear in bfloat16 and float32, and the
+float32 column linear for decode batches (linear_cols.c), once per build target this CPU can
+run (see conftest.py), and the layer that dispatches to them by the number of rows."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from inferplane.engine.compute.cpu_kernels import CpuKernels
+from inferplane.engine.compute.cpu_kernels.ops import COLS_MAX_ROWS
 from inferplane.engine.compute.models.layers import (
+    COLS_ROWS,
     STREAM_ROWS,
     Linear,
     PackedLinear,
@@ -81,13 +83,48 @@ def test_stream_linear_streams_few_rows_and_hands_on_the_rest(
     packs = PackedLinear.supported(CPU, dtype)
     assert type(layer.large) is (PackedLinear if packs else Linear)
     assert layer.max_rows == STREAM_ROWS[dtype, packs]
+    assert layer.max_cols_rows == COLS_ROWS.get(dtype, 0)
     x = torch.randn(rows, 64).to(dtype)
     got = layer(x)
     if rows <= layer.max_rows:
         assert torch.equal(got, kernels.linear(x, w, bias))
+    elif rows <= layer.max_cols_rows:
+        assert torch.equal(got, kernels.linear_cols(x, w, bias))
     else:
         assert torch.equal(got, layer.large(x))
     _close_to_f_linear(got, x, w, bias)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 5, 8, 15, 16])
+@pytest.mark.parametrize(("n", "k"), [(96, 576), (37, 100), (5, 64), (64, 1536), (1, 3)])
+def test_linear_cols_matches_f_linear(kernels: CpuKernels, rows: int, n: int, k: int) -> None:
+    """float32 decode batches: row counts that fill the 16 lanes and that do not, weight row
+    counts that are and are not a multiple of the 8 read side by side, odd widths."""
+    generator = torch.Generator().manual_seed(rows * 1000 + n)
+    x = torch.randn(rows, k, generator=generator)
+    w = torch.randn(n, k, generator=generator)
+    bias = torch.randn(n, generator=generator)
+    _close_to_f_linear(kernels.linear_cols(x, w, None), x, w, None)
+    _close_to_f_linear(kernels.linear_cols(x, w, bias), x, w, bias)
+
+
+def test_linear_cols_refuses_more_rows_than_lanes(kernels: CpuKernels) -> None:
+    x, w = torch.randn(COLS_MAX_ROWS + 1, 32), torch.randn(8, 32)
+    with pytest.raises(ValueError, match="1 to 16"):
+        kernels.linear_cols(x, w, None)
+
+
+def test_linear_cols_uses_every_thread_it_is_given(kernels: CpuKernels) -> None:
+    x, w = torch.randn(16, 256), torch.randn(301, 256)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = kernels.linear_cols(x, w, None)
+        torch.set_num_threads(2)
+        two = kernels.linear_cols(x, w, None)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)
 
 
 def test_stream_linear_is_for_the_kernels_dtypes_on_cpu() -> None:

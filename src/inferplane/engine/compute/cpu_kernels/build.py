@@ -1,5 +1,5 @@
-"""Compile the kernel sources (kernels.c, linear.c) once per machine and target, and load them
-with ctypes.
+"""Compile the kernel sources (kernels.c, linear.c, linear_cols.c) once per machine and target,
+and load them with ctypes.
 
 The library is built with the system C compiler (`$CC`, else `cc`) for a target the host runs:
 on x86 the highest x86-64 level (v4 with AVX-512, v3 with AVX2, ...) that cpu_features finds

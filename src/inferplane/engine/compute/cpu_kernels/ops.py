@@ -1,4 +1,4 @@
-"""Typed torch-facing wrappers over the compiled kernels (kernels.c, linear.c).
+"""Typed torch-facing wrappers over the compiled kernels (kernels.c, linear.c, linear_cols.c).
 
 Every op takes and returns CPU tensors of one dtype, bfloat16 or float32 (each has its own
 compiled copy, picked by the input's dtype).
@@ -25,6 +25,7 @@ _I = ctypes.c_int64
 _F = ctypes.c_float
 _T = ctypes.c_int
 DTYPES = {torch.bfloat16: "bf16", torch.float32: "f32"}  # the C suffix of each dtype's ops
+COLS_MAX_ROWS = 16  # linear_cols.c: the input rows across one 16-lane vector
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class CpuKernels:
             dtype: _bind(getattr(library, f"ip_linear_{suffix}"), [_P, _P, _P, _P, _I, _I, _I, _T])
             for dtype, suffix in DTYPES.items()
         }
+        self._linear_cols = _bind(library.ip_linear_cols_f32, [_P, _P, _P, _P, _I, _I, _I, _T])
+        self._linear_cols.restype = ctypes.c_int
         library.ip_isa.restype = ctypes.c_char_p
         self.isa: str = library.ip_isa().decode()
 
@@ -174,6 +177,27 @@ class CpuKernels:
             weight.shape[1],
             _threads(),
         )
+        return out
+
+    def linear_cols(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """linear() for float32 decode batches of up to COLS_MAX_ROWS rows: the input rows lie
+        across the vector lanes (linear_cols.c), so no lane sums and one weight read."""
+        rows, n = x.shape[0], weight.shape[0]
+        out = x.new_empty(rows, n)
+        failed = self._linear_cols(
+            x.data_ptr(),
+            weight.data_ptr(),
+            None if bias is None else bias.data_ptr(),
+            out.data_ptr(),
+            rows,
+            n,
+            weight.shape[1],
+            _threads(),
+        )
+        if failed:
+            raise ValueError(f"linear_cols takes 1 to {COLS_MAX_ROWS} float32 rows, got {rows}")
         return out
 
 

@@ -12,6 +12,7 @@ from torch import nn
 
 from inferplane.engine.compute.cpu_features import cpu_features
 from inferplane.engine.compute.cpu_kernels import CpuKernels
+from inferplane.engine.compute.cpu_kernels.ops import COLS_MAX_ROWS
 from inferplane.engine.compute.loader import RopeConfig
 
 
@@ -96,12 +97,16 @@ class StreamLinear(nn.Module):
         packs = PackedLinear.supported(weight.device, weight.dtype)
         self.large: nn.Module = PackedLinear(weight, bias) if packs else Linear(weight, bias)
         self.max_rows = STREAM_ROWS[weight.dtype, packs]
+        self.max_cols_rows = COLS_ROWS.get(weight.dtype, 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 2 or x.shape[0] > self.max_rows:
-            out: torch.Tensor = self.large(x)
-            return out
-        return self.kernels.linear(x.contiguous(), self.weight, self.bias)
+        rows = x.shape[0]
+        if x.dim() == 2 and rows <= self.max_rows:
+            return self.kernels.linear(x.contiguous(), self.weight, self.bias)
+        if x.dim() == 2 and rows <= self.max_cols_rows:
+            return self.kernels.linear_cols(x.contiguous(), self.weight, self.bias)
+        out: torch.Tensor = self.large(x)
+        return out
 
     @staticmethod
     def supported(device: torch.device, dtype: torch.dtype) -> bool:
@@ -118,6 +123,11 @@ STREAM_ROWS = {
     (torch.bfloat16, False): 16,
     (torch.float32, False): 4,
 }
+
+# Past STREAM_ROWS, up to how many rows the column kernel (linear_cols.c: the rows across the
+# vector lanes) takes over, by dtype. float32 over SmolLM2-135M's 121 products at 16 rows on
+# one Zen 4 thread: 1.6x F.linear (67 against 109 ms).
+COLS_ROWS = {torch.float32: COLS_MAX_ROWS}
 
 
 class TransposedLinear(nn.Module):

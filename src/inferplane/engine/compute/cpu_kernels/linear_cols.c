@@ -1,0 +1,114 @@
+/*
+ * The column linear for a decode batch: out[M, N] = x[M, K] W[N, K]^T (+ bias) for M up to 16
+ * input rows (one per sequence in the step), float32.
+ *
+ * linear.c takes one dot product per (input row, weight row) and sums its vector's lanes at
+ * the end: past a few input rows those lane sums and the input rows' reloads cost more than
+ * the products. Here the 16 input rows lie across the vector lanes instead: x is transposed
+ * once into xt[K][16] (zero past M), and each weight value, broadcast, multiplies one column
+ * of xt, so one FMA makes 16 products that all belong to different outputs and no lane sum
+ * is needed; an output column (16 rows) is one register. COLS weight rows go side by side,
+ * so each xt column loaded serves COLS FMAs, with two accumulators each (even and odd k)
+ * where the vectors are 16 lanes wide. The COLS rows of a group lie end to end in memory, so
+ * the AVX-512 loop prefetches the next group's block one cache line per step: one sequential
+ * stream for the prefetcher instead of COLS interleaved ones (SmolLM2's 121 products at 16 rows,
+ * one Zen 4 thread: 60 against 67 ms). Weight rows are split over OpenMP threads.
+ * AVX-512F, AVX2 (16 lanes as two registers) or plain C; the build target decides.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+enum { LANES = 16, COLS = 8 };
+
+#define INLINE static inline __attribute__((always_inline))
+
+#if defined(__AVX512F__)
+/* dst[j][0..15] = sum_i xt[i][0..15] * w[j][i] for the first `cols` weight rows */
+INLINE void f32_cols(const float* xt, const float* w, int64_t k, float* dst, const int cols) {
+  const char* next = (const char*)(w + cols * k);  /* the next group's rows, read after these */
+  __m512 acc[COLS][2];
+  for (int j = 0; j < cols; ++j) acc[j][0] = acc[j][1] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 2 <= k; i += 2) {
+    _mm_prefetch(next + i * cols * (int64_t)sizeof(float), _MM_HINT_T0);
+    const __m512 x0 = _mm512_load_ps(xt + i * LANES), x1 = _mm512_load_ps(xt + (i + 1) * LANES);
+    for (int j = 0; j < cols; ++j) {
+      acc[j][0] = _mm512_fmadd_ps(x0, _mm512_set1_ps(w[j * k + i]), acc[j][0]);
+      acc[j][1] = _mm512_fmadd_ps(x1, _mm512_set1_ps(w[j * k + i + 1]), acc[j][1]);
+    }
+  }
+  for (; i < k; ++i) {
+    const __m512 x0 = _mm512_load_ps(xt + i * LANES);
+    for (int j = 0; j < cols; ++j)
+      acc[j][0] = _mm512_fmadd_ps(x0, _mm512_set1_ps(w[j * k + i]), acc[j][0]);
+  }
+  for (int j = 0; j < cols; ++j)
+    _mm512_store_ps(dst + j * LANES, _mm512_add_ps(acc[j][0], acc[j][1]));
+}
+#elif defined(__AVX2__)
+/* the two halves of the 16 lanes are the two accumulators of each weight row */
+INLINE void f32_cols(const float* xt, const float* w, int64_t k, float* dst, const int cols) {
+  __m256 acc[COLS][2];
+  for (int j = 0; j < cols; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < k; ++i) {
+    const __m256 lo = _mm256_load_ps(xt + i * LANES), hi = _mm256_load_ps(xt + i * LANES + 8);
+    for (int j = 0; j < cols; ++j) {
+      const __m256 wv = _mm256_broadcast_ss(w + j * k + i);
+      acc[j][0] = _mm256_fmadd_ps(lo, wv, acc[j][0]);
+      acc[j][1] = _mm256_fmadd_ps(hi, wv, acc[j][1]);
+    }
+  }
+  for (int j = 0; j < cols; ++j) {
+    _mm256_store_ps(dst + j * LANES, acc[j][0]);
+    _mm256_store_ps(dst + j * LANES + 8, acc[j][1]);
+  }
+}
+#else
+INLINE void f32_cols(const float* xt, const float* w, int64_t k, float* dst, const int cols) {
+  for (int j = 0; j < cols; ++j) {
+    float lanes[LANES] = {0.f};
+    for (int64_t i = 0; i < k; ++i)
+      for (int l = 0; l < LANES; ++l) lanes[l] += xt[i * LANES + l] * w[j * k + i];
+    memcpy(dst + j * LANES, lanes, sizeof lanes);
+  }
+}
+#endif
+
+/* Weight rows [row, row + cols) against every input row, written into out's columns. */
+static void f32_col_group(const float* xt, const float* w, const float* bias, float* out,
+                          int64_t row, int cols, int64_t m, int64_t n, int64_t k) {
+  _Alignas(64) float dst[COLS * LANES];
+  if (cols == COLS)
+    f32_cols(xt, w + row * k, k, dst, COLS);
+  else
+    for (int j = 0; j < cols; ++j) f32_cols(xt, w + (row + j) * k, k, dst + j * LANES, 1);
+  for (int j = 0; j < cols; ++j) {
+    const float b = bias ? bias[row + j] : 0.f;
+    for (int64_t r = 0; r < m; ++r) out[r * n + row + j] = dst[j * LANES + r] + b;
+  }
+}
+
+/* out [m, n] = x [m, k] . w [n, k]^T + bias [n] (bias may be NULL), m <= 16; all contiguous.
+ * Returns 0, or -1 when m is out of range or the transposed input cannot be allocated. */
+int ip_linear_cols_f32(const float* x, const float* w, const float* bias, float* out, int64_t m,
+                       int64_t n, int64_t k, int threads) {
+  if (m < 1 || m > LANES) return -1;
+  float* xt = aligned_alloc(64, (size_t)k * LANES * sizeof(float));
+  if (!xt) return -1;
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t r = 0; r < LANES; ++r) xt[i * LANES + r] = r < m ? x[r * k + i] : 0.f;
+  const int64_t groups = (n + COLS - 1) / COLS;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && groups > 1)
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t row = g * COLS;
+    const int cols = n - row < COLS ? (int)(n - row) : COLS;
+    f32_col_group(xt, w, bias, out, row, cols, m, n, k);
+  }
+  free(xt);
+  return 0;
+}
