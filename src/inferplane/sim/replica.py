@@ -97,6 +97,7 @@ class SimReplica:
         self._turn = 0  # numbers the pending end-of-step event; an older one is stale
         self._killed = False
         self._stretches = stretches  # off: one event per step (the tests compare both)
+        self._params: dict[int, SamplingParams] = {}  # by max_tokens
 
     @property
     def max_model_len(self) -> int:
@@ -124,7 +125,11 @@ class SimReplica:
         self.settle()
         self._cut()
         rid = str(record.index)
-        params = SamplingParams(max_tokens=record.max_tokens, ignore_eos=True)
+        params = self._params.get(record.max_tokens)
+        if params is None:  # frozen, so requests of one length share one
+            params = self._params[record.max_tokens] = SamplingParams(
+                max_tokens=record.max_tokens, ignore_eos=True
+            )
         runs = self.prompts.runs(record)
         tokens = self.prompts.token_ids(runs)
         request = Request(rid, tokens, params, arrival_time=self.loop.clock.now)

@@ -50,10 +50,13 @@ def stretch_steps(scheduler: Scheduler, plan: SchedulerOutput, max_model_len: in
     if scheduler.num_waiting and len(running) < scheduler.config.max_num_seqs:
         return 1  # a waiting request is admitted as soon as blocks allow
     steps = max_model_len
-    for request in plan.requests:
-        left = min(request.params.max_tokens - len(request.output_token_ids),
-                   max_model_len - len(request.all_token_ids))  # fmt: skip
-        steps = min(steps, left)
+    for request in plan.requests:  # comparisons, not min(): this runs per request per step
+        left = request.params.max_tokens - len(request.output_token_ids)
+        left_in_context = max_model_len - len(request.all_token_ids)
+        if left_in_context < left:  # noqa: PLR1730
+            left = left_in_context
+        if left < steps:  # noqa: PLR1730
+            steps = left
     return max(1, min(steps, _steps_with_free_blocks(scheduler.kv, plan, steps)))
 
 
@@ -61,6 +64,8 @@ def _steps_with_free_blocks(kv: KVCacheManager, plan: SchedulerOutput, steps: in
     """The most steps (up to `steps`) whose new KV blocks the free queue holds: beyond that
     the scheduler would preempt."""
     size, free = kv.block_size, kv.pool.num_free
+    if len(plan.requests) * ((steps - 1) // size + 1) <= free:
+        return steps  # the most any request can take in `steps` steps fits: no need to count
     computed = [r.num_computed_tokens for r in plan.requests]
 
     def need(count: int) -> int:  # blocks taken by steps 2..count (step 1 has its slots)

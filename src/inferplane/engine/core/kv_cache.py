@@ -9,10 +9,12 @@ from the front of the queue: least recently freed first).
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from inferplane.engine.core.request import Request
 
 ROOT_HASH = 0x1F2E3D4C  # parent of a request's first block
+_BLOCK_ID = attrgetter("block_id")
 
 
 def hash_block(parent_hash: int, token_ids: Sequence[int]) -> int:
@@ -96,14 +98,13 @@ class FreeBlockQueue:
         if count > self.size:
             raise IndexError(f"{count} blocks asked for, {self.size} free")
         taken: list[KVBlock] = []
+        keep = taken.append
         block = self._head.next
         for _ in range(count):
             if block is None:  # unreachable: size counts the linked blocks
                 raise RuntimeError("free queue links are broken")
-            following = block.next
-            block.prev = block.next = None
-            taken.append(block)
-            block = following
+            keep(block)
+            block.prev, block.next, block = None, None, block.next
         if block is None:  # unreachable: the tail sentinel ends the list
             raise RuntimeError("free queue links are broken")
         self._head.next, block.prev = block, self._head
@@ -184,15 +185,16 @@ class BlockPool:
     def take(self, count: int) -> list[KVBlock]:
         """Take `count` free blocks for new data, evicting the cached content they held."""
         taken = self.free.popleft_many(count)
-        cached = self.cached
+        cached, evicted = self.cached, 0
         for block in taken:
             block_hash = block.block_hash
             if block_hash is not None:  # evicted: forget it (unless a duplicate holds the hash)
                 if cached.get(block_hash) is block:
                     del cached[block_hash]
                 block.block_hash = None
-                self.evictions += 1
+                evicted += 1
             block.ref_count = 1
+        self.evictions += evicted
         return taken
 
     def touch(self, blocks: Sequence[KVBlock]) -> None:
@@ -288,8 +290,9 @@ class KVCacheManager:
         hashes = block_hashes(request.all_token_ids, size, request.block_hashes)
         limit = (request.num_tokens - 1) // size
         hits: list[KVBlock] = []
+        lookup = self.pool.cached.get  # pool.lookup, bound once: a long prompt asks per block
         for block_hash in hashes[:limit]:
-            block = self.pool.lookup(block_hash)
+            block = lookup(block_hash)
             if block is None:
                 break
             hits.append(block)
@@ -343,11 +346,11 @@ class KVCacheManager:
         table = self._tables.get(rid)
         if table is None:
             self._tables[rid] = new
-            self._ids[rid] = [block.block_id for block in new]
+            self._ids[rid] = list(map(_BLOCK_ID, new))
             self._num_hashed[rid] = 0
         else:
             table += new
-            self._ids[rid] += [block.block_id for block in new]
+            self._ids[rid] += map(_BLOCK_ID, new)
         slots[rid] = held + need * size
         return True
 

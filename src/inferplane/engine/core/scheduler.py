@@ -271,19 +271,21 @@ class Scheduler:
         changing nothing, when the plan or the scheduler's state does not allow it."""
         self._check_decode_run(out, steps)
         events, start = self._decode_events(out, sampled, steps)
-        for request in out.requests:
+        requests = out.requests
+        for request, computed in zip(requests, start, strict=True):
             tokens = [sampled[request.request_id]] * steps
             request.output_token_ids += tokens  # append_output, `steps` times
             request.all_token_ids += tokens
+            request.num_computed_tokens = computed + steps
         kv = self.kv
-        for step, kind, index in sorted(events):
-            request = out.requests[index]
-            request.num_computed_tokens = start[index] + step
+        events.sort()
+        for step, kind, index in events:  # each at the round it happens in, then back
+            request, computed = requests[index], start[index]
+            request.num_computed_tokens = computed + step
             if kind == 0:
                 kv.cache_full_blocks(request)
             elif not kv.allocate_slots(request, 1):  # unreachable: the free blocks were counted
                 raise RuntimeError("the free blocks ran out inside a decode run")
-        for request, computed in zip(out.requests, start, strict=True):
             request.num_computed_tokens = computed + steps
         return SchedulerOutput(list(self.running), [1] * len(self.running))
 
