@@ -25,6 +25,7 @@ until that meets the target and utilisation stays at or under a cap (0.8 by defa
 keeps headroom for bursts the Poisson assumption does not see.
 """
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -120,14 +121,22 @@ class Replica:
         one = latency + 2 * (tp - 1) / tp * message / self.gpu.interconnect_bytes_s
         return 2 * shape.num_layers * one
 
-    def decode_step_s(self, batch: int, context: float) -> float:
+    @functools.cached_property
+    def _decode_terms(self) -> tuple[float, float, float, int, float, float]:
+        """What decode_step_s needs of the replica, worked out once: the simulator asks for
+        steps by the million."""
         kv_token = kv_bytes_per_token(
             self.model.shape, self.model.precision.kv_bytes, self.tensor_parallel
         )
-        moved = self._weights_per_gpu() + batch * context * kv_token
-        per_token = self._dense_flops_per_token() + 4 * self._attention_width() * context
+        return (kv_token, self._weights_per_gpu(), self._dense_flops_per_token(),
+                self._attention_width(), self._bandwidth, self._compute)  # fmt: skip
+
+    def decode_step_s(self, batch: int, context: float) -> float:
+        kv_token, weights, dense, width, bandwidth, compute = self._decode_terms
+        moved = weights + batch * context * kv_token
+        per_token = dense + 4 * width * context
         flops = batch * per_token / self.tensor_parallel
-        roofline = max(moved / self._bandwidth, flops / self._compute)
+        roofline = max(moved / bandwidth, flops / compute)
         return roofline + self.allreduce_s(batch) + self.assumptions.step_overhead_s
 
     def prefill_s(self, tokens: int) -> float:
