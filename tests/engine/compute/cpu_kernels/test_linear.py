@@ -74,7 +74,7 @@ def test_linear_uses_every_thread_it_is_given(kernels: CpuKernels, dtype: torch.
 
 
 @pytest.mark.parametrize("dtype", [BF16, F32])
-@pytest.mark.parametrize("rows", [1, 3, 4, 5, 17, 64])
+@pytest.mark.parametrize("rows", [1, 3, 4, 5, 8, 16, 17, 64])
 def test_stream_linear_streams_few_rows_and_hands_on_the_rest(
     kernels: CpuKernels, dtype: torch.dtype, rows: int
 ) -> None:
@@ -83,7 +83,7 @@ def test_stream_linear_streams_few_rows_and_hands_on_the_rest(
     packs = PackedLinear.supported(CPU, dtype)
     assert type(layer.large) is (PackedLinear if packs else Linear)
     assert layer.max_rows == STREAM_ROWS[dtype, packs]
-    assert layer.max_cols_rows == COLS_ROWS.get(dtype, 0)
+    assert layer.max_cols_rows == COLS_ROWS.get((dtype, kernels.isa), 0)
     x = torch.randn(rows, 64).to(dtype)
     got = layer(x)
     if rows <= layer.max_rows:

@@ -97,7 +97,7 @@ class StreamLinear(nn.Module):
         packs = PackedLinear.supported(weight.device, weight.dtype)
         self.large: nn.Module = PackedLinear(weight, bias) if packs else Linear(weight, bias)
         self.max_rows = STREAM_ROWS[weight.dtype, packs]
-        self.max_cols_rows = COLS_ROWS.get(weight.dtype, 0)
+        self.max_cols_rows = COLS_ROWS.get((weight.dtype, kernels.isa), 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.shape[0]
@@ -124,10 +124,17 @@ STREAM_ROWS = {
     (torch.float32, False): 4,
 }
 
-# Past STREAM_ROWS, up to how many rows the column kernel (linear_cols.c: the rows across the
-# vector lanes) takes over, by dtype. float32 over SmolLM2-135M's 121 products at 16 rows on
-# one Zen 4 thread: 1.6x F.linear (67 against 109 ms).
-COLS_ROWS = {torch.float32: COLS_MAX_ROWS}
+# Past STREAM_ROWS, up to how many rows the float32 column kernel (linear_cols.c: the rows
+# across the vector lanes) takes over, by (dtype, the kernels' ISA), where it was measured
+# faster than F.linear: SmolLM2-135M's 121 products on one Zen 4 thread, AVX-512 build,
+# 58-67 ms at 6 to 16 rows against F.linear's 80-104 (best of 5); at 4 rows and fewer the
+# streaming kernel leads. Built for AVX2 it lost to F.linear at 16 rows (MKL held to AVX2:
+# 122 against 103 ms), and in bfloat16 a vdpbf16ps version only drew level with oneDNN's
+# packed weight at 16 rows (36 against 34 ms) and lost below: neither is used.
+COLS_ROWS = {
+    (torch.float32, "avx512bf16"): COLS_MAX_ROWS,
+    (torch.float32, "avx512"): COLS_MAX_ROWS,
+}
 
 
 class TransposedLinear(nn.Module):
