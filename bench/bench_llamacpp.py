@@ -335,12 +335,11 @@ def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     rows = result["batch1"]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    # a concurrent-only run (--skip batch1) draws its one panel
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4)) if rows else plt.subplots(1, 1, squeeze=False)
+    axes = axes.ravel()
     names = [row["precision"] for row in rows]
-    for ax, key, unit, title in (
-        (axes[0], "decode_median", "tokens/s", "batch-1 decode (ratio: ours / llama.cpp)"),
-        (axes[1], "ttft_median_s", "seconds", "TTFT, 512-token prompt (ratio: theirs / ours)"),
-    ):
+    for ax, key, unit, title in _batch1_panels(axes) if rows else ():
         ratio_key = "decode_ratio" if key == "decode_median" else "ttft_ratio"
         x = range(len(rows))
         for offset, side, color in ((-0.2, "llamacpp", "#dd8452"), (0.2, "inferplane", "#4c72b0")):
@@ -354,14 +353,15 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.set_title(title, fontsize=9)
     conc = result.get("concurrent")
     if conc:
-        bars = axes[2].bar(
+        axis = axes[-1]
+        bars = axis.bar(
             ["llama-server", "inferplane serve"],
             [conc["median"]["llamacpp"], conc["median"]["inferplane"]],
             color=["#dd8452", "#4c72b0"],
         )
-        axes[2].bar_label(bars, fmt="%.1f")
-        axes[2].set_ylabel("output tokens/s")
-        axes[2].set_title(
+        axis.bar_label(bars, fmt="%.1f")
+        axis.set_ylabel("output tokens/s")
+        axis.set_title(
             f"{conc['clients']} concurrent, {conc['precision']}: {conc['ratio']:.2f}x (goal 1.5x)",
             fontsize=9,
         )
@@ -374,6 +374,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _batch1_panels(axes: Any) -> tuple[tuple[Any, str, str, str], ...]:
+    return (
+        (axes[0], "decode_median", "tokens/s", "batch-1 decode (ratio: ours / llama.cpp)"),
+        (axes[1], "ttft_median_s", "seconds", "TTFT, 512-token prompt (ratio: theirs / ours)"),
+    )
 
 
 def main() -> None:
@@ -413,8 +420,7 @@ def main() -> None:
         "concurrent": conc,
     }
     common.write_json(args.name, result)
-    if batch:
-        plot(result, common.RESULTS / f"{args.name}.png")
+    plot(result, common.RESULTS / f"{args.name}.png")
     print(json.dumps({"load_average": result["load_average"], "concurrent": conc}, indent=1))
 
 
