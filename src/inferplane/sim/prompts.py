@@ -60,6 +60,9 @@ class Prompts:
         return found
 
     def token_ids(self, runs: Sequence[Run]) -> list[int]:
+        if len(runs) == 1:  # an unshared prompt: one run, one list
+            token, count = runs[0]
+            return [token] * count
         tokens: list[int] = []
         for token, count in runs:
             tokens += [token] * count

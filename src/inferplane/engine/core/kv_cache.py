@@ -277,8 +277,19 @@ class KVCacheManager:
         return 1.0 - self.pool.num_free / self.pool.num_blocks
 
     def block_ids(self, request_id: str) -> list[int]:
-        """The request's block table as block ids (the runner's view). Do not mutate."""
-        return self._ids.get(request_id, [])
+        """The request's block table as block ids (the runner's view). Do not mutate.
+
+        Tables only grow until freed, so the ids are brought up to date here, when asked for,
+        not each time a table grows: the simulator never asks."""
+        table = self._tables.get(request_id)
+        if table is None:
+            return []
+        ids = self._ids.get(request_id)
+        if ids is None:
+            ids = self._ids[request_id] = []
+        if len(ids) < len(table):
+            ids += map(_BLOCK_ID, table[len(ids) :])
+        return ids
 
     def get_computed_blocks(self, request: Request) -> tuple[list[KVBlock], int]:
         """The longest run of cached full blocks at the start of the request's tokens, and the
@@ -320,12 +331,10 @@ class KVCacheManager:
             return False
         if table is None:
             table = self._tables[rid] = []
-            self._ids[rid] = []
             self._num_hashed[rid] = 0
         self.pool.touch(computed)
         new = [*computed, *self.pool.take(need)] if need > 0 else list(computed)
         table.extend(new)
-        self._ids[rid] += [block.block_id for block in new]
         self._num_hashed[rid] += len(computed)
         self.slots[rid] = len(table) * size
         return True
@@ -346,11 +355,9 @@ class KVCacheManager:
         table = self._tables.get(rid)
         if table is None:
             self._tables[rid] = new
-            self._ids[rid] = list(map(_BLOCK_ID, new))
             self._num_hashed[rid] = 0
         else:
             table += new
-            self._ids[rid] += map(_BLOCK_ID, new)
         slots[rid] = held + need * size
         return True
 
