@@ -228,3 +228,22 @@ def test_extend_links_a_run_as_appends_would() -> None:
     at_once.extend([])
     assert at_once.block_ids() == expected == [4, 3, 2, 0, 1, 5, 6, 7]
     assert len(at_once) == 8 and [b.block_id for b in at_once.popleft_many(8)] == expected
+
+
+def test_block_ids_follow_the_table_as_it_grows_between_reads() -> None:
+    kv = KVCacheManager(num_blocks=16, block_size=BS)
+    first = make("a", list(range(9)))
+    assert admit(kv, first)
+    ids = kv.block_ids("a")
+    assert len(ids) == 3
+    for _ in range(8):  # decodes: two more blocks taken before the next read
+        first.append_output(1)
+        assert kv.allocate_slots(first, 1)
+        first.num_computed_tokens += 1
+    assert kv.block_ids("a") is ids  # the same list, brought up to date
+    assert ids == [block.block_id for block in kv._tables["a"]] and len(ids) == 5
+    second = make("b", list(range(9)))  # shares the first two blocks, then one of its own
+    assert admit(kv, second)
+    assert kv.block_ids("b")[:2] == ids[:2] and len(kv.block_ids("b")) == 3
+    kv.free("a")
+    assert kv.block_ids("a") == []
