@@ -49,9 +49,25 @@ BODY = {
 PROBES, PROBE_AFTER_S, PROBE_GAP_S = 40, 0.5, 0.05  # one client's requests during a burst
 
 
-def start(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+def start(command: list[str], log: Path, cpus: set[int] | None = None) -> subprocess.Popen[bytes]:
+    """A process, held to `cpus` when given (its children inherit the set)."""
     with log.open("wb") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    if cpus:
+        os.sched_setaffinity(process.pid, cpus)
+    return process
+
+
+def placement(pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """(the gateway's CPUs, everything else's) with --pin: the gateway gets the last CPU to
+    itself, the replicas and this client the rest, so a burst's refusals wait only on the
+    gateway's own work; without --pin all share every CPU."""
+    if not pin:
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--pin needs at least 2 CPUs")
+    return {cpus[-1]}, set(cpus[:-1])
 
 
 def wait_ok(url: str, timeout_s: float = 300.0) -> None:
@@ -236,7 +252,11 @@ def main() -> None:
     parser.add_argument("--max-num-seqs", type=int, default=64)
     parser.add_argument("--gateway-workers", type=int, default=1)
     parser.add_argument("--name", default="overload", help="results file name")
+    parser.add_argument("--pin", action="store_true", help="the gateway on a CPU of its own")
     args = parser.parse_args()
+    gateway_cpus, other_cpus = placement(args.pin)
+    if other_cpus:
+        os.sched_setaffinity(0, other_cpus)  # this client, and the replicas it starts
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the gateway inherits it
     folder = Path(tempfile.mkdtemp(prefix="bench-overload-"))
@@ -257,7 +277,7 @@ def main() -> None:
     gateway = start(
         [sys.executable, "-m", "inferplane", "gateway", str(fleet), "--port", str(ports[2]),
          "--workers", str(args.gateway_workers), "--no-ledger"],
-        folder / "gw.log",
+        folder / "gw.log", gateway_cpus,
     )  # fmt: skip
     rows = []
     try:
@@ -286,7 +306,8 @@ def main() -> None:
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(),
                "python": platform.python_version()}  # fmt: skip
     report = {"deadline_s": args.deadline, "max_num_seqs": args.max_num_seqs,
-              "gateway_workers": args.gateway_workers, "body": BODY, "machine": machine,
+              "gateway_workers": args.gateway_workers, "gateway_pinned": args.pin,
+              "body": BODY, "machine": machine,
               "levels": rows}  # fmt: skip
     (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
     plot(rows, args.deadline, RESULTS / f"{args.name}.png")
