@@ -79,6 +79,31 @@ def test_decode_attention_matches_the_torch_path(kernels: CpuKernels) -> None:
     _close(got, _decode_attention(q, k_cache, v_cache, group))
 
 
+@pytest.mark.parametrize("dim", [64, 20])
+def test_decode_attention_over_a_batch_of_sixteen(kernels: CpuKernels, dim: int) -> None:
+    """A decode batch as 16 clients make it: contexts of 1 to 130 positions (whole blocks of
+    8 positions and the ones left over), and a head width that is not a multiple of 8 (the
+    kernel's one-position-at-a-time path alone)."""
+    heads, kv_heads, block = 9, 3, 16
+    lengths = [1, 7, 8, 9, 15, 16, 17, 33, 64, 65, 71, 100, 127, 128, 129, 130]
+    blocks = 4 + sum(-(-n // block) for n in lengths)
+    k_cache = _randn(0, blocks * block, kv_heads, dim)
+    v_cache = _randn(1, blocks * block, kv_heads, dim)
+    order = torch.randperm(blocks, generator=torch.Generator().manual_seed(3)).tolist()
+    spans, used = [], 0
+    for n in lengths:
+        count = -(-n // block)
+        spans.append(ChunkSpan(n - 1, 1, order[used : used + count]))
+        used += count
+    group = build_metadata(spans, block, torch.device("cpu")).decode
+    assert group is not None
+    q = _randn(2, len(lengths), heads, dim)
+    got = kernels.decode_attention(
+        q, k_cache, v_cache, group.context_slots, group.lengths, dim**-0.5
+    )
+    _close(got, _decode_attention(q, k_cache, v_cache, group))
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, F32])
 def test_decode_attention_is_the_same_split_over_threads(
     kernels: CpuKernels, dtype: torch.dtype

@@ -4,8 +4,9 @@
  * dozen), each one call here (small_ops.h, once per dtype: ip_*_bf16 and ip_*_f32). The
  * matrix products of decode's few rows are linear.c's; larger ones stay with oneDNN. Built at
  * first use with the system C compiler for the best x86-64 level the CPU runs (see build.py)
- * and called through ctypes. These ops are plain C the compiler vectorizes, the softmax's exp
- * aside (AVX-512 intrinsics where the target has them: GCC leaves a plain-C exp scalar): the
+ * and called through ctypes. These ops are plain C the compiler vectorizes, two things aside:
+ * the softmax's exp (AVX-512 intrinsics where the target has them: GCC leaves a plain-C exp
+ * scalar) and decode attention's blocks of 8 positions (AVX2 and up, see small_ops.h): the
  * bfloat16 conversions are integer shifts and rounding (common.h), so the same source builds
  * for AVX-512, AVX2 or SSE2 alone (tests run every level the machine can).
  *
@@ -23,7 +24,7 @@
 #include <omp.h>
 #endif
 
-#if defined(__AVX512F__)
+#if defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -86,6 +87,16 @@ static void softmax_in_place(float* s, int64_t len) {
   const float inv = 1.f / total;
   for (j = 0; j < len; ++j) s[j] *= inv;
 }
+
+#if defined(__AVX2__)
+/* The lane sums of v[0..7], in order: eight dot products finished in six horizontal adds,
+ * where one at a time each took three shuffles and three adds of its own. */
+static inline __m256 sum8x8(const __m256 v[8]) {
+  const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+  const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+}
+#endif
 
 static inline float f32_same(float f) { return f; }
 

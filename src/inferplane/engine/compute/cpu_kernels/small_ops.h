@@ -85,7 +85,11 @@ void NAME(ip_rope_cache)(const T* qkv, const T* cos, const T* sin, const int64_t
  * KV head h / (heads / kv_heads). A task is one sequence and a range of its KV heads: all of
  * them where there are as many sequences as threads, so each slot's K and V rows (its KV heads
  * side by side) are read in one sweep down the context, in address order within a block; the
- * group of query heads of each KV head shares every row loaded.
+ * group of query heads of each KV head shares every row loaded. Where the target has AVX2 the
+ * context goes in blocks of 8 positions: 8 scores share one finishing sum (sum8x8), and the
+ * value sums are loaded and stored once per block (one Zen 4 thread, 16 sequences of 64-128
+ * positions, cache-resident: 2.0x; with each layer's cache cold, as in a step, 1.03x in
+ * float32 and 1.14x in bfloat16, the reads of the cache then the limit).
  */
 /* q (float32) . k (the dtype) over dim, in 16 independent lanes the compiler vectorizes */
 static inline float NAME(dot_q_k)(const float* q, const T* k, int64_t dim) {
@@ -101,6 +105,70 @@ static inline float NAME(dot_q_k)(const float* q, const T* k, int64_t dim) {
   return s;
 }
 
+#if defined(__AVX2__)
+enum { NAME(BLOCK) = 8 }; /* context positions per block of the vector path */
+
+static inline __m256 NAME(load8)(const T* p) {
+  if (sizeof(T) == sizeof(float)) return _mm256_loadu_ps((const float*)(const void*)p);
+  const __m128i raw = _mm_loadu_si128((const __m128i*)(const void*)p);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+}
+
+/* scores[0..7] = q . k of the 8 positions whose key rows are rows[0..7] (dim % 8 == 0): the
+ * query's 8-lane pieces meet the 8 rows side by side, 8 independent sums, then sum8x8. */
+static inline void NAME(scores8)(const float* q, const T* const rows[8], int64_t dim,
+                                 float* scores) {
+  __m256 acc[8];
+  for (int p = 0; p < 8; ++p) acc[p] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < dim; i += 8) {
+    const __m256 qv = _mm256_loadu_ps(q + i);
+    for (int p = 0; p < 8; ++p) acc[p] = _mm256_fmadd_ps(qv, NAME(load8)(rows[p] + i), acc[p]);
+  }
+  _mm256_storeu_ps(scores, sum8x8(acc));
+}
+
+/* acc[0..dim) += sum over the 8 positions of probs[p] * their value rows (dim % 8 == 0):
+ * each 8-lane piece of acc is loaded and stored once per 8 positions, not once per position */
+static inline void NAME(values8)(const float* probs, const T* const rows[8], int64_t dim,
+                                 float* acc) {
+  for (int64_t i = 0; i < dim; i += 8) {
+    __m256 a = _mm256_loadu_ps(acc + i);
+    for (int p = 0; p < 8; ++p)
+      a = _mm256_fmadd_ps(_mm256_set1_ps(probs[p]), NAME(load8)(rows[p] + i), a);
+    _mm256_storeu_ps(acc + i, a);
+  }
+}
+#endif
+
+/* Positions [0, done) of the context in blocks of 8 where the vector path applies (AVX2 and
+ * up, dim % 8 == 0): scores for every head (cache = k) or the value sums (cache = v, scores
+ * already softmaxed). Returns `done`; the caller takes the rest one position at a time. */
+static int64_t NAME(blocks)(const float* qf, const T* cache, const int64_t* slots, int64_t len,
+                            int64_t kv_heads, int64_t kv0, int64_t n, int64_t group, int64_t dim,
+                            float* scores, float* acc, int is_value) {
+#if defined(__AVX2__)
+  if (dim % 8) return 0;
+  const int64_t done = len - len % NAME(BLOCK);
+  for (int64_t j = 0; j < done; j += NAME(BLOCK)) {
+    const T* base[NAME(BLOCK)];
+    for (int p = 0; p < NAME(BLOCK); ++p) base[p] = cache + (slots[j + p] * kv_heads + kv0) * dim;
+    for (int64_t h = 0; h < n; ++h) {
+      const T* rows[NAME(BLOCK)];
+      for (int p = 0; p < NAME(BLOCK); ++p) rows[p] = base[p] + (h / group) * dim;
+      if (is_value)
+        NAME(values8)(scores + h * len + j, rows, dim, acc + h * dim);
+      else
+        NAME(scores8)(qf + h * dim, rows, dim, scores + h * len + j);
+    }
+  }
+  return done;
+#else
+  (void)qf, (void)cache, (void)slots, (void)len, (void)kv_heads, (void)kv0, (void)n;
+  (void)group, (void)dim, (void)scores, (void)acc, (void)is_value;
+  return 0;
+#endif
+}
+
 /* KV heads [kv0, kv1) of one sequence; q and out point at query head kv0 * group. scratch
  * holds n * (dim + len + dim) floats for the n = (kv1 - kv0) * group query heads: queries,
  * scores, accumulators. */
@@ -113,14 +181,17 @@ static void NAME(attend_heads)(const T* q, const T* k_cache, const T* v_cache,
   float* scores = qf + n * dim;
   float* acc = scores + n * len;
   for (int64_t i = 0; i < n * dim; ++i) qf[i] = LOAD(q[i]) * scale;
-  for (int64_t j = 0; j < len; ++j) {
+  const int64_t blocked =
+      NAME(blocks)(qf, k_cache, slots, len, kv_heads, kv0, n, group, dim, scores, acc, 0);
+  for (int64_t j = blocked; j < len; ++j) {
     const T* row = k_cache + (slots[j] * kv_heads + kv0) * dim;
     for (int64_t h = 0; h < n; ++h)
       scores[h * len + j] = NAME(dot_q_k)(qf + h * dim, row + (h / group) * dim, dim);
   }
   for (int64_t h = 0; h < n; ++h) softmax_in_place(scores + h * len, len);
   memset(acc, 0, (size_t)(n * dim) * sizeof(float));
-  for (int64_t j = 0; j < len; ++j) {
+  NAME(blocks)(qf, v_cache, slots, len, kv_heads, kv0, n, group, dim, scores, acc, 1);
+  for (int64_t j = blocked; j < len; ++j) {
     const T* row = v_cache + (slots[j] * kv_heads + kv0) * dim;
     for (int64_t h = 0; h < n; ++h) {
       const float p = scores[h * len + j];
