@@ -20,7 +20,7 @@ import uvicorn
 from inferplane.config.schema import FleetConfig
 from inferplane.gateway.access import Access
 from inferplane.gateway.admission.auth import load_keys
-from inferplane.gateway.admission.limits_zone import LimitsZone
+from inferplane.gateway.admission.limits_zone import LimitsZone, ZoneView
 from inferplane.gateway.app import GatewayApp
 from inferplane.gateway.books.accounting import Accountant
 from inferplane.gateway.books.feedback import FeedbackBook, feedback_spool
@@ -58,7 +58,9 @@ def build_state(setup: GatewaySetup) -> GatewayState:
     zone = None if setup.limits_zone is None else setup.limits_zone.attach()
     access = Access.from_fleet(setup.fleet, setup.base_dir, time.monotonic, zone)
     metrics = GatewayMetrics()
-    accountant, store = build_accounting(setup.fleet, setup.base_dir, metrics, setup.spool_name)
+    accountant, store = build_accounting(
+        setup.fleet, setup.base_dir, metrics, setup.spool_name, zone
+    )
     return GatewayState(
         setup.fleet,
         setup.settings,
@@ -109,11 +111,16 @@ def uvicorn_config(
 
 
 def build_accounting(
-    fleet: FleetConfig, base_dir: Path, metrics: GatewayMetrics, spool_name: str | None
+    fleet: FleetConfig,
+    base_dir: Path,
+    metrics: GatewayMetrics,
+    spool_name: str | None,
+    zone: ZoneView | None = None,
 ) -> tuple[Accountant, UsageStore | None]:
-    """One process's books: key budgets from the keys file (enforced either way), and with a
-    `spool_name` the usage records spooled for the ledger writer, plus the ledger's store
-    (read once at start for the budgets' spend so far)."""
+    """One process's books: key budgets from the keys file (enforced either way; their
+    tallies in `zone` when the workers share one), and with a `spool_name` the usage records
+    spooled for the ledger writer, plus the ledger's store (read once at start for the
+    budgets' spend so far)."""
     spool = SpoolAppender(spool_dir(fleet), spool_name) if spool_name else None
     accountant = Accountant(
         fleet,
@@ -123,6 +130,7 @@ def build_accounting(
         time.monotonic,
         time.time,
         os.environ.get(SALT_ENV, ""),
+        zone,
     )
     return accountant, UsageStore(fleet.ledger.url) if spool_name else None
 

@@ -8,11 +8,15 @@ flight when the limit was reached. Time comes from an injected clock.
 
 import math
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from inferplane.ledger.usage import MICRO
+
+if TYPE_CHECKING:  # memoryview takes no subscript at run time before Python 3.14
+    Cells = list[float] | memoryview[float]
 
 Clock = Callable[[], float]
 Scope = Literal["key", "team"]
@@ -102,11 +106,52 @@ class Decision:
         return headers
 
 
-@dataclass
+class SharedCells(Protocol):
+    """Numbers several processes share (the gateway's workers): `cells` at the offset `slot`
+    gives for a name and kind, read and written holding `lock`."""
+
+    @property
+    def lock(self) -> AbstractContextManager[Any]: ...
+
+    @property
+    def cells(self) -> "Cells": ...
+
+    def slot(self, name: str, kind: str) -> int | None: ...
+
+
 class _Tally:
-    period_start: float
-    spent_micro: int = 0
-    reserved_micro: int = 0
+    """An account's period start, spend and reservations (micro-dollars), as three numbers at
+    `at` in `cells`: a list of its own, or cells the gateway's workers share."""
+
+    __slots__ = ("at", "cells")
+
+    def __init__(self, cells: "Cells", at: int = 0) -> None:
+        self.cells = cells
+        self.at = at
+
+    def restart(self, period_start: float) -> None:
+        """A new period starts at zero."""
+        self.cells[self.at], self.cells[self.at + 1], self.cells[self.at + 2] = period_start, 0, 0
+
+    @property
+    def period_start(self) -> float:
+        return self.cells[self.at]
+
+    @property
+    def spent_micro(self) -> int:
+        return int(self.cells[self.at + 1])
+
+    @spent_micro.setter
+    def spent_micro(self, value: int) -> None:
+        self.cells[self.at + 1] = value
+
+    @property
+    def reserved_micro(self) -> int:
+        return int(self.cells[self.at + 2])
+
+    @reserved_micro.setter
+    def reserved_micro(self, value: int) -> None:
+        self.cells[self.at + 2] = value
 
     @property
     def used_micro(self) -> int:
@@ -120,13 +165,19 @@ class _Reservation:
 
 
 class BudgetBook:
-    """Spend and reservations per budget for the current period; not thread-safe (one loop)."""
+    """Spend and reservations per budget for the current period: this process's own, or in
+    cells the gateway's workers share (`shared`), so that a budget holds for the gateway as a
+    whole. Not thread-safe within a process (one event loop)."""
 
-    def __init__(self, budgets: Iterable[Budget], clock: Clock) -> None:
+    def __init__(
+        self, budgets: Iterable[Budget], clock: Clock, shared: SharedCells | None = None
+    ) -> None:
         self._budgets: dict[tuple[Scope, str], list[Budget]] = {}
         for budget in budgets:
             self._budgets.setdefault((budget.scope, budget.name), []).append(budget)
         self._clock = clock
+        self._shared = shared
+        self._lock: AbstractContextManager[Any] = shared.lock if shared else nullcontext()
         self._tallies: dict[Account, _Tally] = {}
         self._in_flight: dict[str, _Reservation] = {}
 
@@ -134,16 +185,24 @@ class BudgetBook:
         return [*self._budgets.get(("key", key), []), *self._budgets.get(("team", team), [])]
 
     def seed(self, budget: Budget, spent_micro: int) -> None:
-        """Start the current period from what the ledger says was spent in it already."""
-        self._tally(budget).spent_micro = spent_micro
+        """Start the current period from what the ledger says was spent in it already (shared
+        cells may know of more: spend another worker settled that the ledger has not yet)."""
+        with self._lock:
+            tally = self._tally(budget)
+            tally.spent_micro = max(tally.spent_micro, spent_micro)
 
     def used_micro(self, budget: Budget) -> int:
         """Spent plus reserved by requests in flight, this period."""
-        return self._tally(budget).used_micro
+        with self._lock:
+            return self._tally(budget).used_micro
 
     def admit(self, request_id: str, key: str, team: str, estimate_micro: int = 0) -> Decision:
         """May this request run? If so, its estimate is reserved until settle()."""
         budgets = self.budgets_for(key, team)
+        with self._lock:
+            return self._admit(request_id, budgets, estimate_micro)
+
+    def _admit(self, request_id: str, budgets: list[Budget], estimate_micro: int) -> Decision:
         exceeded = [e for b in budgets if (e := self._exceeded(b)) is not None]
         if exceeded:
             return Decision(False, exceeded=max(exceeded, key=lambda e: e.retry_after_s))
@@ -161,11 +220,12 @@ class BudgetBook:
         reservation = self._in_flight.pop(request_id, None)
         if reservation is None:
             return
-        for account, period_start in reservation.accounts:
-            tally = self._tallies.get(account)
-            if tally is not None and tally.period_start == period_start:
-                tally.reserved_micro -= reservation.estimate_micro
-                tally.spent_micro += cost_micro
+        with self._lock:
+            for account, period_start in reservation.accounts:
+                tally = self._tallies.get(account)
+                if tally is not None and tally.period_start == period_start:
+                    tally.reserved_micro -= reservation.estimate_micro
+                    tally.spent_micro += cost_micro
 
     def in_flight(self) -> int:
         return len(self._in_flight)
@@ -173,9 +233,22 @@ class BudgetBook:
     def _tally(self, budget: Budget) -> _Tally:
         start, _ = period_bounds(budget.period, self._clock())
         tally = self._tallies.get(budget.account)
-        if tally is None or tally.period_start != start:
-            tally = self._tallies[budget.account] = _Tally(start)  # a new period starts at zero
+        if tally is None:
+            tally = self._tallies[budget.account] = self._new_tally(budget)
+        if tally.period_start != start:
+            tally.restart(start)  # a new period (or a new account) starts at zero
         return tally
+
+    def _new_tally(self, budget: Budget) -> _Tally:
+        shared = self._shared
+        at = (
+            None
+            if shared is None
+            else shared.slot(budget.name, f"budget:{budget.scope}:{budget.period}")
+        )
+        if shared is not None and at is not None:
+            return _Tally(shared.cells, at)
+        return _Tally([-1.0, 0.0, 0.0])
 
     def _exceeded(self, budget: Budget) -> BudgetExceeded | None:
         used = self._tally(budget).used_micro

@@ -1,5 +1,6 @@
 """The rate-limit zone: two real worker processes share one key's buckets, so the key gets its
-limit once, not once per worker; a full table falls back to buckets per worker."""
+limit once, not once per worker, and one budget's tally, so it is spent once; a full table
+falls back to buckets per worker."""
 
 import multiprocessing
 import time
@@ -9,6 +10,7 @@ from typing import Any
 from inferplane.gateway.admission.auth import ApiKey, hash_key
 from inferplane.gateway.admission.limits import RateLimiter
 from inferplane.gateway.admission.limits_zone import LimitsZone, stable_hash
+from inferplane.ledger.budgets import Budget, BudgetBook
 
 ALICE = ApiKey(name="alice", key_hash=hash_key("a"), requests_per_minute=30, tokens_per_minute=600)
 
@@ -53,3 +55,37 @@ def test_a_full_zone_leaves_further_keys_with_buckets_of_their_own() -> None:
 def test_the_hash_is_stable_and_never_zero() -> None:
     assert stable_hash("alice", "requests") == stable_hash("alice", "requests") != 0
     assert stable_hash("alice", "requests") != stable_hash("alice", "tokens")
+
+
+BUDGET = Budget(scope="team", name="t", period="day", hard_usd=1.0)
+TENTH_USD = 100_000  # micro-dollars
+
+
+def _spender(zone: LimitsZone | None, go: Any, results: "Queue[int]") -> None:
+    book = BudgetBook([BUDGET], time.time, None if zone is None else zone.attach())
+    go.wait()
+    admitted = 0
+    for index in range(30):
+        if book.admit(f"r{index}", "alice", "t", TENTH_USD).allowed:
+            book.settle(f"r{index}", TENTH_USD)
+            admitted += 1
+    results.put(admitted)
+
+
+def _spent_by_two_workers(shared: bool) -> int:
+    context = multiprocessing.get_context("spawn")
+    zone = LimitsZone.create(context) if shared else None
+    go, results = context.Event(), context.Queue()
+    workers = [context.Process(target=_spender, args=(zone, go, results)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    go.set()
+    total: int = sum(results.get(timeout=60) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=30)
+    return total
+
+
+def test_two_workers_spend_a_budget_once() -> None:
+    assert _spent_by_two_workers(shared=True) == 10  # $1 in tenths, whoever spends them
+    assert _spent_by_two_workers(shared=False) == 20  # each worker on its own: twice over

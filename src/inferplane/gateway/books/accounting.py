@@ -20,7 +20,7 @@ from inferplane.config.schema import FleetConfig, PoolSpec
 from inferplane.gateway.admission.auth import ApiKey
 from inferplane.gateway.books.gpu_time import ReplicaTimeline, Share
 from inferplane.gateway.books.tap import Usage
-from inferplane.ledger.budgets import Budget, BudgetBook, Decision, period_bounds
+from inferplane.ledger.budgets import Budget, BudgetBook, Decision, SharedCells, period_bounds
 from inferplane.ledger.metrics import CostMetrics
 from inferplane.ledger.pricing import PriceCatalog, catalog_for
 from inferplane.ledger.spans import RequestSpan
@@ -86,12 +86,13 @@ class Accountant:
         clock: Clock,
         wall: Clock,
         salt: str = "",
+        shared: SharedCells | None = None,
     ) -> None:
         catalog = catalog_for(fleet.pricing)
         provider = fleet.pricing.provider
         self.prices = {name: pool_price(p, catalog, provider) for name, p in fleet.pools.items()}
         self.budgets = list(budgets)
-        self.book = BudgetBook(self.budgets, wall)
+        self.book = BudgetBook(self.budgets, wall, shared)  # shared: the workers' tallies
         self._budgeted = {(b.scope, b.name) for b in self.budgets}
         self._books = spool is not None or bool(self.budgets)
         self.metrics = metrics
