@@ -1,14 +1,15 @@
-"""The rate-limit buckets every worker of one gateway shares, as nginx's limit_req zone does.
+"""The numbers every worker of one gateway shares, as nginx's limit_req zone does: each key's
+rate-limit buckets (admission/limits.py) and each budget's tally (ledger/budgets.py).
 
-With `--workers N` the kernel spreads connections over N processes; buckets of their own
-would let a key through N times its limits. The zone is two arrays in shared memory, made by
-the parent before it starts the workers and handed to each: a table of slots, each a key's
-stable hash (0 for a free slot) and its bucket's three numbers (per minute, level, stamp),
-behind one lock that every admission of a limited key holds for its few reads and writes.
-A key finds its slot by linear probing from its hash, once per process; a full table (more
-than ZONE_SLOTS limited key and kind pairs) leaves the rest with buckets per worker, said in
-the log. The buckets' clock is the host's monotonic clock, the same in every worker.
-"""
+With `--workers N` the kernel spreads connections over N processes; numbers of their own would
+let a key through N times its limits and spend a budget N times over. The zone is two arrays in
+shared memory, made by the parent before it starts the workers and handed to each: a table of
+slots, each a stable hash of a name and kind (0 for a free slot) and three numbers (a bucket's
+per minute, level and stamp; a tally's period start, spend and reservations), behind one lock
+that every admission of a limited key or budgeted request holds for its few reads and writes.
+A name finds its slot by linear probing from its hash, once per process; a full table (more
+than ZONE_SLOTS names and kinds) leaves the rest per worker, said in the log. The buckets'
+clock is the host's monotonic clock, the same in every worker."""
 
 import hashlib
 import logging
@@ -79,7 +80,7 @@ class ZoneView:
                 self.cells[CELLS * index] = -1.0  # no limit yet: the first bucket sets it
                 return CELLS * index
         if not self._warned:
-            log.warning("rate-limit zone full (%d slots): further keys limited per worker", size)
+            log.warning("limits zone full (%d slots): further keys and budgets per worker", size)
             self._warned = True
         return None
 
