@@ -20,7 +20,6 @@ a regeneration of the one before: the worst case for it.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -148,10 +147,7 @@ def main() -> None:
     began = time.monotonic()
     result = run(args, scratch)
     result["wall_s"] = round(time.monotonic() - began)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    loads.emit(result, args.out)
 
 
 if __name__ == "__main__":

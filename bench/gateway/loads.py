@@ -128,3 +128,11 @@ def streaming(url: str, streams: int, max_s: float) -> dict[str, Any]:
 
 def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def emit(result: dict[str, Any], out: Path | None) -> None:
+    """Print a benchmark's JSON, and write it to `out` as well when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        out.write_text(text + "\n")

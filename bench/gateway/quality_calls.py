@@ -14,8 +14,8 @@ of each, and their share of the CPU microseconds a whole request costs the gatew
 """
 
 import argparse
-import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,9 @@ from inferplane.gateway.admission.auth import ApiKey, hash_key
 from inferplane.gateway.books.drift import DriftSampler
 from inferplane.gateway.books.feedback import FeedbackBook
 from inferplane.gateway.books.quality import QualityBook
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import loads
 
 REQUESTS = 200_000
 ROUND = 20_000
@@ -66,10 +69,7 @@ def main() -> None:
         result[name] = {"us_per_request": rounds, "median_us": round(median, 3)}
         if args.request_us:
             result[name]["share_of_request"] = round(median / args.request_us, 4)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    loads.emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -116,10 +116,7 @@ def main() -> None:
     args.wrk_cpus = set(cpus[:-1]) if pinned else None
     rows = run(args, targets.scratch_dir("refusals"))
     result = {"pinned": pinned, "seconds": args.seconds, "rows": rows}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    loads.emit(result, args.out)
 
 
 if __name__ == "__main__":

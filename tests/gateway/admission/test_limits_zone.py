@@ -4,6 +4,7 @@ falls back to buckets per worker."""
 
 import multiprocessing
 import time
+from collections.abc import Callable
 from multiprocessing.queues import Queue
 from typing import Any
 
@@ -21,11 +22,12 @@ def _worker(zone: LimitsZone | None, go: Any, results: "Queue[int]") -> None:
     results.put(sum(limiter.admit(ALICE, 5).allowed for _ in range(200)))
 
 
-def _admitted_by_two_workers(shared: bool) -> list[int]:
+def _two_workers(target: Callable[..., None], shared: bool) -> list[int]:
+    """What `target` counted in each of two spawned processes, given the zone or none."""
     context = multiprocessing.get_context("spawn")
     zone = LimitsZone.create(context) if shared else None
     go, results = context.Event(), context.Queue()
-    workers = [context.Process(target=_worker, args=(zone, go, results)) for _ in range(2)]
+    workers = [context.Process(target=target, args=(zone, go, results)) for _ in range(2)]
     for worker in workers:
         worker.start()
     go.set()
@@ -36,12 +38,12 @@ def _admitted_by_two_workers(shared: bool) -> list[int]:
 
 
 def test_two_workers_share_a_keys_limit() -> None:
-    counts = _admitted_by_two_workers(shared=True)
+    counts = _two_workers(_worker, shared=True)
     assert 30 <= sum(counts) <= 32  # 30 a minute: the burst, and a refill while they ran
 
 
 def test_without_the_zone_each_worker_would_let_the_limit_through() -> None:
-    assert sum(_admitted_by_two_workers(shared=False)) >= 60
+    assert sum(_two_workers(_worker, shared=False)) >= 60
 
 
 def test_a_full_zone_leaves_further_keys_with_buckets_of_their_own() -> None:
@@ -72,20 +74,6 @@ def _spender(zone: LimitsZone | None, go: Any, results: "Queue[int]") -> None:
     results.put(admitted)
 
 
-def _spent_by_two_workers(shared: bool) -> int:
-    context = multiprocessing.get_context("spawn")
-    zone = LimitsZone.create(context) if shared else None
-    go, results = context.Event(), context.Queue()
-    workers = [context.Process(target=_spender, args=(zone, go, results)) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    go.set()
-    total: int = sum(results.get(timeout=60) for _ in workers)
-    for worker in workers:
-        worker.join(timeout=30)
-    return total
-
-
 def test_two_workers_spend_a_budget_once() -> None:
-    assert _spent_by_two_workers(shared=True) == 10  # $1 in tenths, whoever spends them
-    assert _spent_by_two_workers(shared=False) == 20  # each worker on its own: twice over
+    assert sum(_two_workers(_spender, shared=True)) == 10  # $1 in tenths, whoever spends them
+    assert sum(_two_workers(_spender, shared=False)) == 20  # each worker on its own: twice over
