@@ -10,9 +10,11 @@
  * is needed; an output column (16 rows) is one register. COLS weight rows go side by side,
  * so each xt column loaded serves COLS FMAs, with two accumulators each (even and odd k)
  * where the vectors are 16 lanes wide. The COLS rows of a group lie end to end in memory, so
- * the AVX-512 loop prefetches the next group's block one cache line per step: one sequential
- * stream for the prefetcher instead of COLS interleaved ones (SmolLM2's 121 products at 16 rows,
- * one Zen 4 thread: 60 against 67 ms). Weight rows are split over OpenMP threads.
+ * the AVX-512 loop prefetches the next group's block one cache line per step, into L2 (T1):
+ * one sequential stream instead of COLS interleaved ones, and L1 left to xt, which a block of
+ * weights fetched into it would evict (SmolLM2's 121 products at 16 rows, one Zen 4 thread,
+ * interleaved: 54 ms with the L2 hint against 64 with T0, which did no better than no prefetch
+ * at all). Weight rows are split over OpenMP threads.
  * AVX-512F, AVX2 (16 lanes as two registers) or plain C; the build target decides.
  */
 #include <stdint.h>
@@ -35,7 +37,7 @@ INLINE void f32_cols(const float* xt, const float* w, int64_t k, float* dst, con
   for (int j = 0; j < cols; ++j) acc[j][0] = acc[j][1] = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 2 <= k; i += 2) {
-    _mm_prefetch(next + i * cols * (int64_t)sizeof(float), _MM_HINT_T0);
+    _mm_prefetch(next + i * cols * (int64_t)sizeof(float), _MM_HINT_T1);
     const __m512 x0 = _mm512_load_ps(xt + i * LANES), x1 = _mm512_load_ps(xt + (i + 1) * LANES);
     for (int j = 0; j < cols; ++j) {
       acc[j][0] = _mm512_fmadd_ps(x0, _mm512_set1_ps(w[j * k + i]), acc[j][0]);
