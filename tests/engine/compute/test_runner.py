@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from inferplane.engine.compute.runner import TorchModelRunner
+from inferplane.engine.compute.runner import TorchModelRunner, packed_copy_fits
 from inferplane.engine.core.batch import StepBatch
 from inferplane.engine.core.config import EngineConfig
 from tests.engine.reference import chunk, fp32_runner, hf_logits, hf_model
@@ -135,3 +135,10 @@ def test_cuda_bfloat16_follows_cpu_float32(tiny_model_dir: Path, runner: TorchMo
     cuda.sleep()
     cuda.wake()
     assert cuda.execute(batch)[0].token_id == runner.execute(batch)[0].token_id
+
+
+def test_a_packed_copy_is_held_only_where_half_the_memory_left_takes_it() -> None:
+    gib = 1 << 30
+    assert packed_copy_fits(2 * gib, available=8 * gib)
+    assert not packed_copy_fits(16 * gib, available=24 * gib)  # an 8B model in bfloat16
+    assert packed_copy_fits(1)  # this host's own reading: one byte fits

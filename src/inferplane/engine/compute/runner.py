@@ -6,6 +6,7 @@ sampler. Everything runs under `torch.inference_mode`.
 """
 
 import functools
+import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 
 from inferplane.engine.compute.attention import ChunkSpan, build_metadata
 from inferplane.engine.compute.cpu_kernels import CpuKernels, cpu_kernels
+from inferplane.engine.compute.host_memory import available_bytes
 from inferplane.engine.compute.loader import (
     ModelConfig,
     iter_tensors,
@@ -34,6 +36,7 @@ from inferplane.engine.core.batch import SampledToken, SequenceChunk, StepBatch
 from inferplane.engine.core.config import EngineConfig
 from inferplane.sources import resolve_source
 
+log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 
@@ -59,7 +62,8 @@ def load_model(
         for name, tensor in iter_tensors(directory)
     }
     kernels = cpu_kernels() if CpuKernels.applies(device, dtype) else None
-    dense = dense_linear(device, dtype, kernels)
+    pack = packed_copy_fits(sum(t.numel() * t.element_size() for t in weights.values()))
+    dense = dense_linear(device, dtype, kernels, pack)
     make = Int8Linear.from_float if quantization == "int8" else dense
     return LlamaModel(
         config, weights, max_len, dtype, make_linear=make, make_head=dense, kernels=kernels
@@ -67,16 +71,33 @@ def load_model(
 
 
 def dense_linear(
-    device: torch.device, dtype: torch.dtype, kernels: CpuKernels | None = None
+    device: torch.device, dtype: torch.dtype, kernels: CpuKernels | None = None, pack: bool = True
 ) -> LinearFactory:
-    """The fastest dense layout measured for decode on this device and dtype."""
+    """The fastest dense layout measured for decode on this device and dtype (`pack`: whether
+    the streaming layout may also hold a packed copy of each weight for large inputs)."""
     if kernels is not None and StreamLinear.supported(device, dtype):
-        return functools.partial(StreamLinear, kernels=kernels)
+        return functools.partial(StreamLinear, kernels=kernels, pack=pack)
     if PackedLinear.supported(device, dtype):
         return PackedLinear
     if TransposedLinear.supported(device, dtype):
         return TransposedLinear
     return Linear
+
+
+def packed_copy_fits(weight_bytes: int, available: int | None = None) -> bool:
+    """Whether a second, packed copy of the weights (StreamLinear's for prefill in bfloat16)
+    may be held: at most half of the memory still available (the host's, or what the
+    container's limit leaves). Without it prefill runs on the plain weight, slower, but a
+    model that fits once is not pushed out of memory by its own copy."""
+    room = available_bytes() if available is None else available
+    fits = room is None or weight_bytes <= room // 2
+    if not fits:
+        log.info(
+            "weights held once: a packed copy (%d MiB) would take over half of the %d MiB left",
+            weight_bytes >> 20,
+            (room or 0) >> 20,
+        )
+    return fits
 
 
 def kv_block_bytes(config: ModelConfig, block_size: int, dtype: torch.dtype) -> int:

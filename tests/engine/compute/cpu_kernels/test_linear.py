@@ -131,3 +131,15 @@ def test_stream_linear_is_for_the_kernels_dtypes_on_cpu() -> None:
     assert StreamLinear.supported(CPU, BF16) and StreamLinear.supported(CPU, F32)
     assert not StreamLinear.supported(CPU, torch.float16)
     assert not StreamLinear.supported(torch.device("cuda"), BF16)
+
+
+@pytest.mark.parametrize("rows", [1, 16, 64])
+def test_stream_linear_without_a_packed_copy_holds_the_weight_once(
+    kernels: CpuKernels, rows: int
+) -> None:
+    w, bias = torch.randn(80, 64).to(BF16), torch.randn(80).to(BF16)
+    layer = StreamLinear(w, bias, kernels=kernels, pack=False)
+    assert type(layer.large) is Linear and layer.large.weight is layer.weight
+    assert layer.max_rows == STREAM_ROWS[BF16, False]
+    x = torch.randn(rows, 64).to(BF16)
+    _close_to_f_linear(layer(x), x, w, bias)

@@ -82,11 +82,16 @@ class StreamLinear(nn.Module):
     inputs (prefill, big batches) go to oneDNN's packed weight where the host packs bfloat16,
     else to F.linear over the same plain weight (as fast as TransposedLinear from 8 rows on).
     With packing the weight is held twice, plain and packed: the price of the faster path at
-    every batch size.
+    every batch size, which `pack=False` declines (the loader does where memory is short).
     """
 
     def __init__(
-        self, weight: torch.Tensor, bias: torch.Tensor | None = None, *, kernels: CpuKernels
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        *,
+        kernels: CpuKernels,
+        pack: bool = True,
     ) -> None:
         super().__init__()
         self.weight: torch.Tensor
@@ -94,7 +99,7 @@ class StreamLinear(nn.Module):
         self.register_buffer("weight", weight.contiguous())
         self.register_buffer("bias", bias)
         self.kernels = kernels
-        packs = PackedLinear.supported(weight.device, weight.dtype)
+        packs = pack and PackedLinear.supported(weight.device, weight.dtype)
         self.large: nn.Module = PackedLinear(weight, bias) if packs else Linear(weight, bias)
         self.max_rows = STREAM_ROWS[weight.dtype, packs]
         self.max_cols_rows = COLS_ROWS.get((weight.dtype, kernels.isa), 0)
