@@ -2,6 +2,8 @@
 float32 column linear for decode batches (linear_cols.c), once per build target this CPU can
 run (see conftest.py), and the layer that dispatches to them by the number of rows."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -143,3 +145,10 @@ def test_stream_linear_without_a_packed_copy_holds_the_weight_once(
     assert layer.max_rows == STREAM_ROWS[BF16, False]
     x = torch.randn(rows, 64).to(BF16)
     _close_to_f_linear(layer(x), x, w, bias)
+
+
+def test_a_deep_copy_shares_the_kernels(kernels: CpuKernels) -> None:
+    layer = StreamLinear(torch.randn(8, 16).to(BF16), kernels=kernels)
+    copied = copy.deepcopy(layer)  # as a test's perturbed model copy does
+    assert copied.kernels is kernels and copied.weight is not layer.weight
+    assert torch.equal(copied.weight, layer.weight)

@@ -64,6 +64,11 @@ class CpuKernels:
         library.ip_isa.restype = ctypes.c_char_p
         self.isa: str = library.ip_isa().decode()
 
+    def __deepcopy__(self, memo: dict[int, object]) -> "CpuKernels":
+        """The same object: the loaded library's functions hold no state, and ctypes cannot
+        copy them (a model's deep copy shares its kernels)."""
+        return self
+
     @staticmethod
     def applies(device: torch.device, dtype: torch.dtype) -> bool:
         return device.type == "cpu" and dtype in DTYPES
