@@ -9,6 +9,7 @@ torch.get_num_threads(), read once per call.
 
 import ctypes
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -170,18 +171,7 @@ class CpuKernels:
     ) -> torch.Tensor:
         """x [M, K] contiguous, weight [N, K] contiguous, bias [N] or None -> x W^T + b [M, N].
         Reads the weight once for all M rows: for decode's few rows (see StreamLinear)."""
-        rows, n = x.shape[0], weight.shape[0]
-        out = x.new_empty(rows, n)
-        self._linear[x.dtype](
-            x.data_ptr(),
-            weight.data_ptr(),
-            None if bias is None else bias.data_ptr(),
-            out.data_ptr(),
-            rows,
-            n,
-            weight.shape[1],
-            _threads(),
-        )
+        out, _ = _run_linear(self._linear[x.dtype], x, weight, bias)
         return out
 
     def linear_cols(
@@ -189,21 +179,36 @@ class CpuKernels:
     ) -> torch.Tensor:
         """linear() for float32 decode batches of up to COLS_MAX_ROWS rows: the input rows lie
         across the vector lanes (linear_cols.c), so no lane sums and one weight read."""
-        rows, n = x.shape[0], weight.shape[0]
-        out = x.new_empty(rows, n)
-        failed = self._linear_cols(
-            x.data_ptr(),
-            weight.data_ptr(),
-            None if bias is None else bias.data_ptr(),
-            out.data_ptr(),
-            rows,
-            n,
-            weight.shape[1],
-            _threads(),
-        )
+        out, failed = _run_linear(self._linear_cols, x, weight, bias)
         if failed:
+            rows = x.shape[0]
             raise ValueError(f"linear_cols takes 1 to {COLS_MAX_ROWS} float32 rows, got {rows}")
         return out
+
+
+def _run_linear(
+    function: Callable[..., int | None],
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+) -> tuple[torch.Tensor, int]:
+    """Call a compiled linear (x [M, K], weight [N, K], bias [N] or None) into a new [M, N]
+    output; the output and what the function returned."""
+    rows, n = x.shape[0], weight.shape[0]
+    out = x.new_empty(rows, n)
+    bias_pointer = None if bias is None else bias.data_ptr()
+    threads = _threads()
+    returned = function(
+        x.data_ptr(),
+        weight.data_ptr(),
+        bias_pointer,
+        out.data_ptr(),
+        rows,
+        n,
+        weight.shape[1],
+        threads,
+    )
+    return out, int(returned or 0)
 
 
 def cpu_kernels(target: BuildTarget | None = None) -> CpuKernels | None:
