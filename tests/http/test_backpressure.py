@@ -60,18 +60,18 @@ async def open_stream(port: int) -> socket.socket:
     return client
 
 
-async def test_a_client_that_reads_nothing_is_cut_off() -> None:
+async def assert_a_silent_reader_is_cut_off(protocol: type[StallGuardedProtocol]) -> None:
+    """A client that reads nothing loses its stream (the app sees it gone)."""
     app = Endless()
-    protocol = StallGuardedProtocol.with_limits(LIMITS)
     async with serving(app, protocol) as port:
         client = await open_stream(port)
         await asyncio.wait_for(app.gone.wait(), timeout=5)
         client.close()
 
 
-async def test_a_client_that_reads_slowly_is_kept() -> None:
+async def assert_a_slow_reader_is_kept(protocol: type[StallGuardedProtocol]) -> None:
+    """A client that takes a little in every stall timeout keeps its stream until it leaves."""
     app = Endless()
-    protocol = StallGuardedProtocol.with_limits(LIMITS)
     async with serving(app, protocol) as port:
         client = await open_stream(port)
         loop = asyncio.get_running_loop()
@@ -81,6 +81,14 @@ async def test_a_client_that_reads_slowly_is_kept() -> None:
         assert not app.gone.is_set()
         client.close()
         await asyncio.wait_for(app.gone.wait(), timeout=5)
+
+
+async def test_a_client_that_reads_nothing_is_cut_off() -> None:
+    await assert_a_silent_reader_is_cut_off(StallGuardedProtocol.with_limits(LIMITS))
+
+
+async def test_a_client_that_reads_slowly_is_kept() -> None:
+    await assert_a_slow_reader_is_kept(StallGuardedProtocol.with_limits(LIMITS))
 
 
 def test_with_limits_makes_a_subclass_and_leaves_the_base_alone() -> None:
