@@ -43,6 +43,16 @@ def chunk(
     return SequenceChunk(request_id, list(ids), start, list(blocks), sample, params)
 
 
+def prefill_then_decode() -> list[list[SequenceChunk]]:
+    """Two steps over two sequences of 37 and 11 prompt tokens: both prefills at once, then a
+    decode of each (blocks 0-2 and 3), as a kernels-on / kernels-off comparison runs them."""
+    prompt_a, prompt_b = list(range(3, 40)), list(range(50, 61))
+    return [
+        [chunk("a", prompt_a, 0, [0, 1, 2]), chunk("b", prompt_b, 0, [3])],
+        [chunk("a", [7], len(prompt_a), [0, 1, 2]), chunk("b", [9], len(prompt_b), [3])],
+    ]
+
+
 def prefill_logits(
     runner: TorchModelRunner, ids: Sequence[int], blocks: Sequence[int]
 ) -> torch.Tensor:

@@ -17,7 +17,7 @@ from inferplane.engine.compute.models.layers import RMSNorm, Rotary
 from inferplane.engine.compute.runner import TorchModelRunner
 from inferplane.engine.core.batch import StepBatch
 from inferplane.engine.core.config import EngineConfig
-from tests.engine.reference import chunk
+from tests.engine.reference import prefill_then_decode
 
 BF16 = torch.bfloat16
 ULP = 2**-7  # one bfloat16 step at magnitude 1
@@ -124,12 +124,7 @@ def test_the_model_in_bf16_agrees_with_and_without_kernels(
     without = _bf16_runner(tiny_model_dir)
     assert with_kernels.model.norm.kernels is kernels
     assert without.model.norm.kernels is None
-    prompt_a, prompt_b = list(range(3, 40)), list(range(50, 61))
-    steps = [
-        [chunk("a", prompt_a, 0, [0, 1, 2]), chunk("b", prompt_b, 0, [3])],
-        [chunk("a", [7], len(prompt_a), [0, 1, 2]), chunk("b", [9], len(prompt_b), [3])],
-    ]
-    for step in steps:
+    for step in prefill_then_decode():
         got = with_kernels.forward_logits(StepBatch(step))
         expected = without.forward_logits(StepBatch(step))
         cosine = F.cosine_similarity(got, expected, dim=-1)

@@ -15,7 +15,7 @@ from inferplane.engine.compute.models.layers import RMSNorm, Rotary
 from inferplane.engine.compute.runner import TorchModelRunner
 from inferplane.engine.core.batch import StepBatch
 from inferplane.engine.core.config import EngineConfig
-from tests.engine.reference import chunk
+from tests.engine.reference import prefill_then_decode
 
 F32 = torch.float32
 
@@ -139,12 +139,7 @@ def _agree_with_and_without_kernels(directory: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv(DISABLE_ENV, "0")
     without = _f32_runner(directory)
     assert with_kernels.model.norm.kernels is not None and without.model.norm.kernels is None
-    prompt_a, prompt_b = list(range(3, 40)), list(range(50, 61))
-    steps = [
-        [chunk("a", prompt_a, 0, [0, 1, 2]), chunk("b", prompt_b, 0, [3])],
-        [chunk("a", [7], len(prompt_a), [0, 1, 2]), chunk("b", [9], len(prompt_b), [3])],
-    ]
-    for step in steps:
+    for step in prefill_then_decode():
         got = with_kernels.forward_logits(StepBatch(step))
         expected = without.forward_logits(StepBatch(step))
         # sums in another order, compounded over the layers (SmolLM2: 30): logits of ~10
