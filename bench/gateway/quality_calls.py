@@ -1,13 +1,13 @@
 """The gateway's quality path, timed in process: what one request adds on the request path.
 
-Per request the gateway hashes the body (regenerations), notes the answer in the feedback book
-(its memory of recent requests and prompts) and the quality book (confidence per pool), and
-counts the request for the drift sampler (every Nth body is kept for the background scorer).
-This runs exactly those calls on the real books, over 200,000 requests in rounds of 20,000:
-each with a body of its own (the common case), and all with one body (every request a
-regeneration, whose row waits for the spool in memory). The median microseconds per request
-of each, and their share of the CPU microseconds a whole request costs the gateway
-(`--request-us`, from ab.py's `median_cpu_us_per_request`).
+Per request the gateway takes the body's digest (the ledger writer finds regenerations from
+it), notes the answer in the feedback book (its memory of recent requests) and the quality book
+(confidence per pool), and counts the request for the drift sampler (every Nth body is kept for
+the background scorer). This runs exactly those calls on the real books, over 200,000 requests
+in rounds of 20,000: each with a body of its own (the common case), and all with one body (a
+client sending the same request over and over). The median microseconds per request of each,
+and their share of the CPU microseconds a whole request costs the gateway (`--request-us`, from
+ab.py's `median_cpu_us_per_request`).
 
     python bench/gateway/quality_calls.py --request-us 150 \
         --out bench/results/gateway_quality_calls.json
@@ -26,6 +26,7 @@ from inferplane.gateway.admission.auth import ApiKey, hash_key
 from inferplane.gateway.books.drift import DriftSampler
 from inferplane.gateway.books.feedback import FeedbackBook
 from inferplane.gateway.books.quality import QualityBook
+from inferplane.ledger.regenerations import prompt_digest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loads
@@ -39,14 +40,14 @@ BODY = b'{"model":"bench-model","messages":[{"role":"user","content":"Say hello 
 def one_round(bodies: list[bytes], first: int) -> float:
     """Microseconds per request of the quality calls for bodies[first:first + ROUND]."""
     registry = CollectorRegistry()
-    feedback = FeedbackBook(registry, None, time.monotonic, time.time)
+    feedback = FeedbackBook(registry, None, time.time)
     quality = QualityBook(registry)
     drift = DriftSampler(registry, None)
     ids = [f"chatcmpl-{index}" for index in range(first, first + ROUND)]
     began = time.perf_counter()
     for request_id, body in zip(ids, bodies[first : first + ROUND], strict=True):
-        prompt_key = hash(body)
-        feedback.served(request_id, KEY, None, "bench-model", "v1", prompt_key, False, "bench")
+        prompt_digest(body)
+        feedback.served(request_id, KEY, None, "bench-model", "v1", False, "bench")
         quality.answered("bench-model", "v1", "bench", None)
         drift.sample("bench-model", "v1", body)
     return (time.perf_counter() - began) / ROUND * 1e6

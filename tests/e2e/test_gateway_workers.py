@@ -1,13 +1,18 @@
 """`inferplane gateway --workers 2` as one gateway: a key's rate limit holds across both worker
-processes (each new connection may land on either), and so does a replica's slot count."""
+processes (each new connection may land on either), and so does a replica's slot count; a
+request sent again is a regeneration whichever worker took either try."""
 
 import asyncio
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from inferplane.gateway.admission.auth import hash_key
+from inferplane.ledger.feedback import FeedbackRecord
+from inferplane.ledger.store import UsageStore
 from tests.e2e.gateway_process import GatewayProcess
 from tests.gateway.upstreams import Behaviour, fake_replica
 
@@ -17,11 +22,10 @@ PER_MINUTE = 6
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
 
 
-def _fleet(folder: Path, replica: str) -> Path:
+def _fleet(folder: Path, replica: str, per_minute: int | None = PER_MINUTE) -> Path:
+    limit = "" if per_minute is None else f", requests_per_minute: {per_minute}"
     (folder / "keys.yaml").write_text(
-        "keys:\n"
-        f'  - {{name: limited, key_hash: "{hash_key(SECRET)}", team: t,'
-        f" requests_per_minute: {PER_MINUTE}}}\n"
+        f'keys:\n  - {{name: limited, key_hash: "{hash_key(SECRET)}", team: t{limit}}}\n'
     )
     fleet = folder / "fleet.yaml"
     fleet.write_text(
@@ -29,17 +33,18 @@ def _fleet(folder: Path, replica: str) -> Path:
         f"pools: {{main: {{model: chat, endpoints: [{replica}]}}}}\n"
         "routes: [{name: default, pool: main}]\n"
         "auth: {keys_file: keys.yaml}\n"
+        f"ledger: {{url: 'sqlite:///{folder / 'ledger.db'}'}}\n"
     )
     return fleet
 
 
-async def _statuses(url: str, count: int) -> list[int]:
+async def _statuses(url: str, count: int, body: dict[str, Any] = CHAT) -> list[int]:
     """Requests one after another, each on a new connection (the kernel picks its worker)."""
     statuses = []
     headers = {"Authorization": f"Bearer {SECRET}", "Connection": "close"}
     for _ in range(count):
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-            response = await client.post("/v1/chat/completions", json=CHAT, headers=headers)
+            response = await client.post("/v1/chat/completions", json=body, headers=headers)
             statuses.append(response.status_code)
     return statuses
 
@@ -56,3 +61,31 @@ async def test_a_keys_rate_limit_holds_across_two_workers(tmp_path: Path) -> Non
             await asyncio.to_thread(gateway.stop)
     assert set(statuses) <= {200, 429}, gateway.log()
     assert PER_MINUTE <= statuses.count(200) <= PER_MINUTE + 1  # + a refill while it ran
+
+
+def _regenerations(url: str, count: int) -> list[FeedbackRecord]:
+    deadline = time.monotonic() + 20
+    while True:
+        with UsageStore(url) as store:
+            rows = [row for row in store.feedback() if row.kind == "regeneration"]
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+async def test_a_regeneration_is_found_whichever_worker_served_each_try(tmp_path: Path) -> None:
+    tries = 6  # on new connections: some pairs of tries are split over the two workers
+    async with fake_replica(Behaviour()) as replica:
+        fleet = _fleet(tmp_path, replica, per_minute=None)
+        gateway = GatewayProcess(fleet, ["--workers", "2", "--ledger"], tmp_path / "gateway.log")
+        try:
+            await asyncio.to_thread(gateway.wait_up)
+            await asyncio.sleep(2)  # the second worker listens too
+            statuses = await _statuses(gateway.url, tries, {**CHAT, "user": "u-1"})
+            url = f"sqlite:///{tmp_path / 'ledger.db'}"
+            rows = await asyncio.to_thread(_regenerations, url, tries - 1)
+        finally:
+            await asyncio.to_thread(gateway.stop)
+    assert statuses == [200] * tries, gateway.log()
+    assert len(rows) == tries - 1 and len({row.request_id for row in rows}) == tries - 1
+    assert {(row.key, row.model) for row in rows} == {("limited", "chat")}

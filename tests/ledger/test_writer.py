@@ -10,6 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from inferplane.ledger.regeneration_counts import RegenerationEcho
+from inferplane.ledger.regenerations import prompt_digest
 from inferplane.ledger.spool import SpoolAppender, encode, segments
 from inferplane.ledger.store import UsageStore
 from inferplane.ledger.writer import LedgerWriter, WriterConfig
@@ -129,7 +131,7 @@ APPENDER = textwrap.dedent(
     spool.open()
     for batch in range(100_000):
         spool.append([(1.0, f"r{batch}-{i}", "m", "p", "p-0", "L4", 0.1, 12, "request", "k",
-                       "t", "", "", 1, 0, 1, None, 0.1, "ok", None, None) for i in range(10)])
+                       "t", "", "", 1, 0, 1, None, 0.1, "ok", None, None, None) for i in range(10)])
         print((batch + 1) * 10, flush=True)
     """
 )
@@ -148,4 +150,26 @@ def test_sigkill_of_the_gateway_loses_no_appended_record(store_url: str, tmp_pat
     writer.drain()
     assert writer.store.count() >= reported[-1] == 3000
     assert segments(tmp_path) == []  # the dead process's segments are final
+    writer.store.close()
+
+
+def test_regenerations_across_workers_segments_are_stored_and_counted(
+    store_url: str, tmp_path: Path, make_record: RecordFactory
+) -> None:
+    digest = prompt_digest(b'{"model": "chat"}')
+    echo = RegenerationEcho(tmp_path)
+    for worker, (request_id, start) in enumerate((("first", 100.0), ("again", 130.0))):
+        spool = SpoolAppender(tmp_path, f"gateway-{worker}")
+        spool.open()
+        record = make_record(request_id, time=start, user_hash="u1", prompt_hash=digest)
+        spool.append([record.to_row(), make_record(f"{request_id}-other", time=start).to_row()])
+        spool.close()
+    writer = _writer(store_url, tmp_path)
+    writer.drain()
+    (event,) = writer.store.feedback()
+    assert (event.feedback_id, event.request_id, event.kind) == (
+        "first:regeneration:again", "first", "regeneration",
+    )  # fmt: skip
+    assert echo.news() == [(("chat-small", "", "chat-primary"), 1)]
+    writer.close()
     writer.store.close()

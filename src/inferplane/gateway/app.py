@@ -37,6 +37,7 @@ from inferplane.gateway.transport.asgi import (
 from inferplane.gateway.transport.request import ParsedRequest, parse_request
 from inferplane.gateway.types import RequestTask
 from inferplane.ledger.budgets import Decision
+from inferplane.ledger.regenerations import prompt_digest
 from inferplane.telemetry.tracing import RequestAttributes, record
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ class GatewayApp:
         try:
             request.key = state.access.authenticate(headers)
             body = await read_body(receive, state.settings.max_body_bytes)
-            request.prompt_key = hash(body)  # the same body again soon: a regeneration
+            request.body = body  # its digest goes in the usage record (regenerations)
             parsed = request.parsed = parse_request(body, task, headers, state.wants_prefix)
             if parsed.model in state.access.models:
                 request.model = parsed.model
@@ -232,13 +233,13 @@ class GatewayApp:
             ttft_s=call.ttft_s,
             status=request.status,
             usage=usage,
+            prompt_hash=prompt_digest(request.body),
         )
         state.accountant.finish(done)
         abandoned = parsed.stream and request.status == CLIENT_CLOSED
         state.feedback.served(
-            request.id, key, parsed.user, request.model, done.model_version,
-            request.prompt_key, abandoned, call.pool,
-        )  # fmt: skip
+            request.id, key, parsed.user, request.model, done.model_version, abandoned, call.pool
+        )
         state.quality.answered(request.model, done.model_version, call.pool, request.usage())
         if parsed.task != "embedding":
             state.drift.sample(request.model, done.model_version, call.body)
@@ -304,12 +305,12 @@ class _Request:
 
     __slots__ = (
         "_usage",
+        "body",
         "call",
         "id",
         "key",
         "model",
         "parsed",
-        "prompt_key",
         "started",
         "status",
         "tap",
@@ -324,7 +325,7 @@ class _Request:
         self.call: Call | None = None
         self.model = UNKNOWN
         self.status = 0
-        self.prompt_key = 0
+        self.body = b""
         self._usage: Usage | bool | None = False  # False: not read from the answer yet
 
     def usage(self) -> Usage | None:

@@ -30,6 +30,7 @@ from inferplane.gateway.state import GatewayState
 from inferplane.gateway.transport.coalesce import CoalescingHttpToolsProtocol
 from inferplane.http.backpressure import StreamLimits
 from inferplane.ledger.budgets import Budget
+from inferplane.ledger.regeneration_counts import RegenerationEcho
 from inferplane.ledger.spool import SpoolAppender
 from inferplane.ledger.store import UsageStore, normalise_url
 from inferplane.ledger.writer_process import WriterProcess, catch_up
@@ -51,6 +52,7 @@ class GatewaySetup:
     replicas: dict[str, list[str]] = field(default_factory=dict)  # managed pool -> URLs
     spool_name: str | None = None  # None: no usage records (the ledger off)
     limits_zone: LimitsZone | None = None  # rate-limit buckets the workers share
+    counts_regenerations: bool = True  # with the ledger on: count those its writer finds
 
 
 def build_state(setup: GatewaySetup) -> GatewayState:
@@ -70,7 +72,14 @@ def build_state(setup: GatewaySetup) -> GatewayState:
         store=store,
         metrics=metrics,
         feedback=build_feedback(setup.fleet, metrics, setup.spool_name),
+        regenerations=_regeneration_echo(setup),
     )
+
+
+def _regeneration_echo(setup: GatewaySetup) -> RegenerationEcho | None:
+    if setup.spool_name is None or not setup.counts_regenerations:
+        return None
+    return RegenerationEcho(spool_dir(setup.fleet))
 
 
 def build_feedback(
@@ -79,7 +88,7 @@ def build_feedback(
     """One process's feedback book; with a `spool_name` its events go to the ledger too."""
     spool = feedback_spool(spool_dir(fleet), spool_name) if spool_name else None
     salt = os.environ.get(SALT_ENV, "")
-    return FeedbackBook(metrics.registry, spool, time.monotonic, time.time, salt)
+    return FeedbackBook(metrics.registry, spool, time.time, salt)
 
 
 def build_app(state: GatewayState) -> ASGIApp:

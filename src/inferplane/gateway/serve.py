@@ -74,6 +74,7 @@ def build_state(
         options.replica_map(),
         f"gateway-{worker}" if options.ledger else None,
         zone,
+        counts_regenerations=worker == 0,  # the writer's totals, counted by one worker
     )
     return builder.build_state(setup)
 

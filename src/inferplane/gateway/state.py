@@ -29,6 +29,7 @@ from inferplane.gateway.routing.registry import Replica, ReplicaRegistry
 from inferplane.gateway.settings import GatewaySettings
 from inferplane.gateway.transport.retry import RetryBudget
 from inferplane.gateway.transport.upstream import Upstream
+from inferplane.ledger.regeneration_counts import RegenerationEcho
 from inferplane.ledger.store import UsageStore
 from inferplane.telemetry.sla import PoolSlaCollector, pool_slas
 from inferplane.telemetry.tracing import Tracing, setup_tracing
@@ -50,6 +51,7 @@ class GatewayState:
         tracing: Tracing | None = None,
         metrics: GatewayMetrics | None = None,
         feedback: FeedbackBook | None = None,
+        regenerations: RegenerationEcho | None = None,
     ) -> None:
         self.fleet = fleet
         self.access = access or Access.from_fleet(fleet, Path.cwd(), clock)
@@ -62,8 +64,9 @@ class GatewayState:
             fleet, (), self.metrics.cost, None, clock, time.time
         )
         self.quality = QualityBook(self.metrics.registry)
-        self.feedback = feedback or FeedbackBook(self.metrics.registry, None, clock, time.time)
+        self.feedback = feedback or FeedbackBook(self.metrics.registry, None, time.time)
         self.feedback.on_negative = self.quality.negative
+        self.regenerations = regenerations  # what the ledger writer found, counted here
         self._store = store  # the ledger's store, read once at start for budgets' spend
         self.registry = ReplicaRegistry({name: pool.model for name, pool in fleet.pools.items()})
         embedder = fleet_embedder(fleet, self.registry)
@@ -133,6 +136,14 @@ class GatewayState:
         while True:
             await asyncio.sleep(SWEEP_S)
             self.accountant.sweep()
+            self.count_regenerations()
+
+    def count_regenerations(self) -> None:
+        """Count the regenerations the ledger writer found since the last sweep."""
+        if self.regenerations is None:
+            return
+        for (model, version, pool), count in self.regenerations.news():
+            self.feedback.regenerated(model, version, pool, count)
 
     async def stop(self) -> None:
         for task in (self._health_task, self._sweep_task):

@@ -40,6 +40,8 @@ class UsageRecord:
     # The completion's confidence as the replica measured it (None: not reported).
     mean_logprob: float | None = None
     low_confidence_share: float | None = None
+    # A digest of the request's body (ledger/regenerations.py); None: not recorded.
+    prompt_hash: str | None = None
 
     def __post_init__(self) -> None:
         if not self.request_id:

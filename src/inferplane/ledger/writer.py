@@ -5,7 +5,8 @@ that is all: the SQL, and the GIL it would hold, stay out of the request path's 
 writer tails every segment in the spool folder: it reads the complete lines past its place,
 fsyncs the segment (a power cut then loses at most what was not yet synced), inserts the rows
 in batches (the driver's executemany of plain rows, idempotent by request id) and deletes a
-final segment once all of it is stored.
+final segment once all of it is stored. Reading every worker's usage rows, it is also where
+regenerations are found (ledger/regenerations.py) and stored as feedback.
 
 Nothing is lost when either process is killed: a record is in its segment before the gateway
 moves on, and the writer keeps its place in memory only, so a restarted writer reads every
@@ -23,6 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from inferplane.ledger.feedback import FEEDBACK_FIELDS
+from inferplane.ledger.regeneration_counts import RegenerationCounts
+from inferplane.ledger.regenerations import Regeneration, RegenerationFinder
 from inferplane.ledger.spool import Columns, Row, decode, is_final, segments
 from inferplane.ledger.store import UsageStore
 
@@ -67,6 +71,8 @@ class LedgerWriter:
         self.config = config
         self.stats = WriterStats()
         self._tails: dict[Path, _Tail] = {}
+        self.regenerations = RegenerationFinder()
+        self.regeneration_counts = RegenerationCounts(config.spool_dir)
 
     def drain(self) -> int:
         """Store what every segment holds now; remove the final ones. Returns rows stored."""
@@ -117,6 +123,7 @@ class LedgerWriter:
         for line in lines.splitlines():
             for columns, rows in self._parse(line):
                 batches.setdefault(columns, []).extend(rows)
+        found = self._find_regenerations(batches)
         with contextlib.suppress(OSError):
             os.fsync(file.fileno())
         size = self.config.batch_size
@@ -126,7 +133,20 @@ class LedgerWriter:
                 self.store.write_rows(columns, rows[start : start + size])
             stored += len(rows)
         self.stats.written += stored
+        if self.regeneration_counts.add(found):  # stored: the gateway may count them now
+            self.regeneration_counts.save()
         return stored
+
+    def _find_regenerations(self, batches: dict[Columns, list[Row]]) -> list[Regeneration]:
+        """Regenerations among the batches' usage rows, added to the batches as feedback."""
+        found = [
+            event
+            for columns, rows in batches.items()
+            for event in self.regenerations.find(columns, rows)
+        ]
+        if found:
+            batches.setdefault(FEEDBACK_FIELDS, []).extend(event.row for event in found)
+        return found
 
     def _parse(self, line: bytes) -> list[tuple[Columns, list[Row]]]:
         try:

@@ -1,7 +1,7 @@
-"""The feedback book: bodies it takes and refuses, regenerations inside the window only, an
-abandoned stream, another key's request refused; the memory bounded and out of the garbage
-collector's sight; automatic events reach the spool in one
-batched write with the rows a FeedbackRecord gives, a client's feedback at once."""
+"""The feedback book: bodies it takes and refuses, an abandoned stream, the regenerations the
+ledger writer found counted for the metric and the pool, another key's request refused; the
+memory bounded and out of the garbage collector's sight; abandoned streams reach the spool in
+one batched write with the rows a FeedbackRecord gives, a client's feedback at once."""
 
 import asyncio
 import gc
@@ -14,7 +14,6 @@ from prometheus_client import CollectorRegistry
 from inferplane.gateway.admission.auth import ApiKey, hash_key
 from inferplane.gateway.books.feedback import (
     FLUSH_S,
-    REGENERATION_WINDOW_S,
     FeedbackBook,
     FeedbackRefused,
     Memory,
@@ -29,17 +28,9 @@ ALICE = ApiKey(name="alice", key_hash=hash_key("a-secret"), team="research")
 BOB = ApiKey(name="bob", key_hash=hash_key("b-secret"), team="ops")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _book(clock: Clock) -> tuple[FeedbackBook, CollectorRegistry]:
+def _book() -> tuple[FeedbackBook, CollectorRegistry]:
     registry = CollectorRegistry()
-    return FeedbackBook(registry, None, clock, lambda: 1_000.0 + clock.now), registry
+    return FeedbackBook(registry, None, lambda: 1_000.0), registry
 
 
 def _count(registry: CollectorRegistry, kind: str) -> float:
@@ -74,23 +65,20 @@ def test_good_bodies() -> None:
     )
 
 
-def test_regenerations_within_the_window_and_abandoned_streams_are_counted() -> None:
-    clock = Clock()
-    book, registry = _book(clock)
-    book.served("r1", ALICE, "u", "chat", "v1", prompt_key=7, abandoned=False)
-    clock.now = 10.0
-    book.served("r2", ALICE, "u", "chat", "v1", prompt_key=7, abandoned=True)
-    assert _count(registry, "regeneration") == 1 and _count(registry, "abandoned") == 1
-    book.served("r3", BOB, "u", "chat", "v1", prompt_key=7, abandoned=False)  # another key
-    book.served("r4", ALICE, "other", "chat", "v1", prompt_key=7, abandoned=False)  # user
-    clock.now = 10.0 + REGENERATION_WINDOW_S + 1
-    book.served("r5", ALICE, "u", "chat", "v1", prompt_key=7, abandoned=False)  # too late
-    assert _count(registry, "regeneration") == 1
+def test_abandoned_streams_and_the_writers_regenerations_are_counted() -> None:
+    book, registry = _book()
+    told: list[tuple[str, int]] = []
+    book.on_negative = lambda pool, count: told.append((pool, count))
+    book.served("r1", ALICE, "u", "chat", "v1", abandoned=False)
+    book.served("r2", ALICE, "u", "chat", "v1", abandoned=True, pool="main")
+    book.regenerated("chat", "v1", "canary", 3)
+    assert _count(registry, "abandoned") == 1 and _count(registry, "regeneration") == 3
+    assert told == [("main", 1), ("canary", 3)]
 
 
 def test_feedback_on_another_keys_request_is_403() -> None:
-    book, registry = _book(Clock())
-    book.served("r1", ALICE, None, "chat", "v1", prompt_key=1, abandoned=False)
+    book, registry = _book()
+    book.served("r1", ALICE, None, "chat", "v1", abandoned=False)
     with pytest.raises(FeedbackRefused) as refused:
         book.submit(BOB, b'{"request_id": "r1", "thumbs": "down"}')
     assert refused.value.status == 403
@@ -109,31 +97,28 @@ def _spooled(folder: Path) -> list[list[Any]]:
     return lines
 
 
-def _spooled_book(folder: Path, clock: Clock) -> FeedbackBook:
+def _spooled_book(folder: Path) -> FeedbackBook:
     spool = feedback_spool(folder, "w0")
-    book = FeedbackBook(CollectorRegistry(), spool, clock, lambda: 1_000.0, salt="s")
+    book = FeedbackBook(CollectorRegistry(), spool, lambda: 1_000.0, salt="s")
     book.open()
     return book
 
 
-async def test_automatic_events_are_written_together_within_the_flush_interval(
+async def test_abandoned_streams_are_written_together_within_the_flush_interval(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
-    book = _spooled_book(tmp_path, clock)
-    for index in range(4):  # the same body again: r1..r3 are each regenerated once
-        book.served(f"r{index}", ALICE, "u", "chat", "v1", prompt_key=7, abandoned=index == 3)
+    book = _spooled_book(tmp_path)
+    for index in range(3):
+        book.served(f"r{index}", ALICE, "u", "chat", "v1", abandoned=index != 1)
     assert _spooled(tmp_path) == []  # nothing written on the request path
     await asyncio.sleep(FLUSH_S + 0.2)
     (rows,) = _spooled(tmp_path)
-    kinds = [(row[2], row[3]) for row in rows]
-    assert kinds == [("r0", "regeneration"), ("r1", "regeneration"), ("r3", "abandoned"),
-                     ("r2", "regeneration")]  # fmt: skip
+    assert [(row[2], row[3]) for row in rows] == [("r0", "abandoned"), ("r2", "abandoned")]
     record = FeedbackRecord(
         feedback_id=rows[0][0],
         time=1_000.0,
         request_id="r0",
-        kind="regeneration",
+        kind="abandoned",
         value=1.0,
         key="alice",
         team="research",
@@ -142,15 +127,15 @@ async def test_automatic_events_are_written_together_within_the_flush_interval(
         model_version="v1",
     )
     assert tuple(rows[0]) == record.to_row()
-    assert len({row[0] for row in rows}) == 4  # ids are unique
+    assert len({row[0] for row in rows}) == 2  # ids are unique
     book.close()
 
 
 async def test_a_clients_feedback_is_written_at_once_with_the_waiting_rows(
     tmp_path: Path,
 ) -> None:
-    book = _spooled_book(tmp_path, Clock())
-    book.served("r1", ALICE, "u", "chat", "v1", prompt_key=1, abandoned=True)
+    book = _spooled_book(tmp_path)
+    book.served("r1", ALICE, "u", "chat", "v1", abandoned=True)
     book.submit(ALICE, b'{"request_id": "r1", "rating": 1}')
     (rows,) = _spooled(tmp_path)
     assert [row[3] for row in rows] == ["abandoned", "rating"]
@@ -159,23 +144,23 @@ async def test_a_clients_feedback_is_written_at_once_with_the_waiting_rows(
 
 
 def test_without_an_event_loop_events_are_written_at_once(tmp_path: Path) -> None:
-    book = _spooled_book(tmp_path, Clock())
-    book.served("r1", ALICE, None, "chat", "v1", prompt_key=1, abandoned=True)
+    book = _spooled_book(tmp_path)
+    book.served("r1", ALICE, None, "chat", "v1", abandoned=True)
     assert [row[3] for rows in _spooled(tmp_path) for row in rows] == ["abandoned"]
     book.close()
 
 
 async def test_close_writes_what_is_waiting(tmp_path: Path) -> None:
-    book = _spooled_book(tmp_path, Clock())
-    book.served("r1", ALICE, None, "chat", "v1", prompt_key=1, abandoned=True)
+    book = _spooled_book(tmp_path)
+    book.served("r1", ALICE, None, "chat", "v1", abandoned=True)
     book.close()
     assert [row[3] for rows in _spooled(tmp_path) for row in rows] == ["abandoned"]
 
 
 async def test_a_clients_row_names_the_version_and_keeps_the_note(tmp_path: Path) -> None:
-    book = _spooled_book(tmp_path, Clock())
+    book = _spooled_book(tmp_path)
     user = "odd\x1fuser"  # the separator the memory joins fields with, in the one free field
-    book.served("r1", ALICE, user, "chat", "v1", prompt_key=1, abandoned=False, pool="canary")
+    book.served("r1", ALICE, user, "chat", "v1", abandoned=False, pool="canary")
     book.submit(ALICE, b'{"request_id": "r1", "rating": 2, "text": "too long"}')
     (rows,) = _spooled(tmp_path)
     row = dict(zip(FEEDBACK_FIELDS, rows[0], strict=True))
@@ -202,10 +187,10 @@ def test_the_memory_is_bounded_and_never_tracked_by_the_garbage_collector() -> N
 
 
 def test_feedback_on_a_forgotten_request_is_stored_with_the_id_alone(tmp_path: Path) -> None:
-    book = _spooled_book(tmp_path, Clock())
-    book.served("old", ALICE, "u", "chat", "v1", prompt_key=0, abandoned=False)
+    book = _spooled_book(tmp_path)
+    book.served("old", ALICE, "u", "chat", "v1", abandoned=False)
     for index in range(book.recent.size * 2):
-        book.served(f"r{index}", ALICE, "u", "chat", "v1", prompt_key=index + 1, abandoned=False)
+        book.served(f"r{index}", ALICE, "u", "chat", "v1", abandoned=False)
     book.submit(BOB, b'{"request_id": "old", "thumbs": "up"}')  # not refused: not known now
     rows = [row for rows in _spooled(tmp_path) for row in rows]
     assert [(row[2], row[5], row[8]) for row in rows] == [("old", "bob", "")]

@@ -49,6 +49,7 @@ class Finished(NamedTuple):
     ttft_s: float | None
     status: int
     usage: Usage
+    prompt_hash: str | None = None  # the body's digest (regenerations are found from it)
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,7 @@ class Accountant:
             _status(done.status, usage),
             usage.mean_logprob,
             usage.low_confidence_share,
+            done.prompt_hash,
         )
 
 

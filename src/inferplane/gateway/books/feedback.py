@@ -1,17 +1,22 @@
 """The gateway's feedback book: `POST /v1/feedback` (a rating 1..5 or a thumb, an optional
-note, about a request id), and the feedback users give without saying it: a regeneration (the
-same prompt sent again soon by the same key and user) and an abandoned stream (the client gone
-before the end). Each event becomes a FeedbackRecord on the spool (the ledger writer stores it
-beside the usage records) and a count per model and version.
+note, about a request id), and the feedback users give without saying it: an abandoned stream
+(the client gone before the end) and a regeneration (the same prompt sent again soon by the
+same key and user). Each event becomes a FeedbackRecord on the spool (the ledger writer stores
+it beside the usage records) and a count per model and version.
 
 The book remembers the last requests it served (bounded), so feedback names the model version
 that answered; feedback about a request another worker served is stored with the request id
-alone and reports join it to the usage record. Regenerations are seen per gateway worker.
+alone and reports join it to the usage record.
 
-Automatic events come from the request path, one per request at worst (a client that sends
-the same body over and over regenerates on every request), so they cost a counter increment
-and a tuple there: their rows reach the spool in one write within FLUSH_S (as the accountant's
-usage records do), and a feedback a client sent is written at once, with any rows waiting.
+Regenerations are not looked for here: the ledger writer finds them among the usage records
+of every worker (ledger/regenerations.py), so a retry that reaches another worker counts too
+and the request path remembers no prompts. The writer's totals come back through the spool
+folder (ledger/regeneration_counts.py) and `regenerated` counts them here, for the metric and
+the rollout gates.
+
+An abandoned stream costs a counter increment and a tuple on the request path: its row reaches
+the spool in one write within FLUSH_S (as the accountant's usage records do), and a feedback a
+client sent is written at once, with any rows waiting.
 """
 
 import asyncio
@@ -29,8 +34,7 @@ from inferplane.ledger.usage import hash_user
 from inferplane.telemetry import names
 
 Clock = Callable[[], float]
-REGENERATION_WINDOW_S = 300.0  # the same prompt again within this is a regeneration
-REMEMBERED = 20_000  # requests (and prompts) kept for feedback and regeneration look-ups
+REMEMBERED = 20_000  # requests kept for feedback look-ups
 _SEP = "\x1f"  # joins a served request's fields into the one string the memory keeps
 FLUSH_S = 0.5  # automatic events wait at most this long for their spool write
 
@@ -96,25 +100,20 @@ class Memory(Generic[Atomic]):
 class FeedbackBook:
     """Feedback events of one gateway process."""
 
-    def __init__(  # noqa: PLR0917 (each is a seam)
+    def __init__(
         self,
         registry: CollectorRegistry,
         spool: SpoolAppender | None,
-        clock: Clock,
         wall: Clock,
         salt: str = "",
-        on_negative: Callable[[str], None] | None = None,
+        on_negative: Callable[[str, int], None] | None = None,
     ) -> None:
-        self.on_negative = on_negative  # told the pool of each negative event (rollout gates)
+        self.on_negative = on_negative  # told the pool of negative events (rollout gates)
         self.counter = names.counter(names.FEEDBACK_EVENTS, registry)
         self.spool = spool
-        self.clock = clock
         self.wall = wall
         self.salt = salt
         self.recent: Memory[str] = Memory(REMEMBERED // 2)  # request id -> remembered(...)
-        # hash of key, user and body -> the last request that sent it, and when
-        self._prompts: Memory[str] = Memory(REMEMBERED // 2)
-        self._prompt_times: Memory[float] = Memory(REMEMBERED // 2)
         self._ids = secrets.token_hex(6)
         self._serial = 0
         self._children: dict[tuple[str, str, str, str], Any] = {}  # labels -> counter child
@@ -146,34 +145,28 @@ class FeedbackBook:
         user: str | None,
         model: str,
         model_version: str,
-        prompt_key: int,
         abandoned: bool,
         pool: str = "",
     ) -> None:
-        """Note a request a replica answered; counts a regeneration and an abandoned stream."""
-        now = self.clock()
-        user = user or ""
-        fields = (key.name, key.team, user, model, model_version, pool)
+        """Note a request a replica answered (and whether its client left the stream)."""
+        fields = (key.name, key.team, user or "", model, model_version, pool)
         self.recent.put(request_id, remembered(fields))
         if abandoned:
             self._automatic(request_id, fields, "abandoned")
-        prompt = hash((key.name, user, prompt_key))
-        earlier = self._prompt_times.get(prompt)
-        if earlier is not None and now - earlier <= REGENERATION_WINDOW_S:
-            earlier_id = self._prompts.get(prompt)
-            kept = None if earlier_id is None else self.recent.get(earlier_id)
-            if earlier_id is not None and kept is not None:
-                self._automatic(earlier_id, tuple(recalled(kept)), "regeneration")
-        self._prompts.put(prompt, request_id)
-        self._prompt_times.put(prompt, now)
+
+    def regenerated(self, model: str, version: str, pool: str, count: int) -> None:
+        """Count regenerations the ledger writer found (and stored) about a pool's answers."""
+        self._count(model, version, "regeneration", "true", count)
+        if self.on_negative is not None:
+            self.on_negative(pool, count)
 
     def _automatic(self, request_id: str, fields: tuple[str, ...], kind: FeedbackKind) -> None:
-        """A regeneration or an abandoned stream (negative, value 1): the same row and count as
-        a FeedbackRecord's, built without one, its spool write batched."""
+        """An abandoned stream (negative, value 1): the same row and count as a
+        FeedbackRecord's, built without one, its spool write batched."""
         key, team, user, model, version, pool = fields
         self._count(model, version, kind, "true")
         if self.on_negative is not None:
-            self.on_negative(pool)
+            self.on_negative(pool, 1)
         if self.spool is None:
             return
         self._serial += 1
@@ -187,12 +180,12 @@ class FeedbackBook:
         if self._flush is None:  # no event loop to wait on: write now
             self.flush()
 
-    def _count(self, model: str, version: str, kind: str, negative: str) -> None:
+    def _count(self, model: str, version: str, kind: str, negative: str, count: int = 1) -> None:
         labels = (model or "_unknown", version, kind, negative)
         child = self._children.get(labels)
         if child is None:  # labels() takes a lock and builds a key: once per label set
             child = self._children[labels] = self.counter.labels(*labels)
-        child.inc()
+        child.inc(count)
 
     def submit(self, key: ApiKey, body: bytes) -> bytes:
         """Store the feedback a client sent; the answer's body. FeedbackRefused on a bad body or
@@ -228,7 +221,7 @@ class FeedbackBook:
             served.model, served.model_version, kind, "true" if record.negative else "false"
         )
         if record.negative and self.on_negative is not None:
-            self.on_negative(served.pool)
+            self.on_negative(served.pool, 1)
         if self.spool is not None:  # the client is told it is stored: written now
             self._rows.append(record.to_row())
             self.flush()

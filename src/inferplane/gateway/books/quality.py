@@ -84,10 +84,10 @@ class QualityBook(Collector):
         series = self._series[(model, version)] = (logprob, low)
         return series
 
-    def negative(self, pool: str) -> None:
-        """A negative feedback event about an answer of the pool."""
+    def negative(self, pool: str, count: int = 1) -> None:
+        """Negative feedback events about answers of the pool."""
         if pool:
-            self._totals(pool)[3] += 1
+            self._totals(pool)[3] += count
 
     def reading(self, pool: str) -> PoolQuality:
         return PoolQuality(*self._pools.get(pool, (0.0, 0.0, 0.0, 0.0)))
