@@ -1,20 +1,26 @@
-"""Int8 weight-only quantization: the layer's error bound, memory saved, model-level quality."""
+"""Int8 weight-only quantization: the layer's error bound, the path it takes by input rows,
+memory saved, model-level quality."""
 
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 
+from inferplane.engine.compute import quant
+from inferplane.engine.compute.cpu_kernels import CpuKernels, cpu_kernels
 from inferplane.engine.compute.quant import (
+    INT8_STREAM_ROWS,
     Int8Linear,
     dequantize,
+    dequantized_linear,
     quantize_per_channel,
     weight_bytes,
 )
 from inferplane.engine.compute.runner import TorchModelRunner
 from inferplane.engine.core.batch import StepBatch
 from inferplane.engine.core.config import EngineConfig
-from tests.engine.reference import chunk, fp32_runner
+from tests.engine.reference import chunk, fp32_runner, prefill_then_decode
 
 
 def _weight(rows: int = 96, cols: int = 64) -> torch.Tensor:
@@ -51,3 +57,70 @@ def test_int8_model_is_smaller_and_close(tiny_model_dir: Path) -> None:
     batch = StepBatch([chunk("q", ids, 0, [0, 1, 2, 3])])
     cosine = F.cosine_similarity(dense.forward_logits(batch), quant.forward_logits(batch), dim=-1)
     assert float(cosine.min()) > 0.99
+
+
+@pytest.fixture(scope="module")
+def kernels() -> CpuKernels:
+    built = cpu_kernels()
+    if built is None:
+        pytest.skip("no C compiler on this machine (or the kernels are off)")
+    return built
+
+
+@pytest.mark.parametrize("rows", [1, 4, INT8_STREAM_ROWS, INT8_STREAM_ROWS + 1, 64])
+def test_layer_streams_few_float32_rows_and_dequantizes_for_the_rest(
+    kernels: CpuKernels, rows: int
+) -> None:
+    weight, bias = _weight(), torch.randn(96)
+    layer = Int8Linear.from_float(weight, bias, kernels=kernels)
+    x = torch.randn(rows, 64)
+    got = layer(x)
+    if rows <= INT8_STREAM_ROWS:
+        assert torch.equal(got, kernels.linear_int8(x, layer.weight, layer.scale, bias))
+    else:
+        assert torch.equal(got, dequantized_linear(x, layer.weight, layer.scale, bias))
+    want = F.linear(x, dequantize(layer.weight, layer.scale, torch.float32), bias)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("rows", [1, 40])
+def test_bfloat16_layer_matches_the_dequantized_product(rows: int) -> None:
+    """bfloat16 activations: _weight_int8pack_mm for few rows, the dequantized weight for
+    more; both within bfloat16 rounding of the float32 product."""
+    layer = Int8Linear.from_float(_weight().bfloat16(), torch.randn(96).bfloat16())
+    x = torch.randn(rows, 64).bfloat16()
+    assert layer.bias is not None
+    exact = F.linear(x.float(), dequantize(layer.weight, layer.scale.float(), torch.float32))
+    exact += layer.bias.float()
+    torch.testing.assert_close(layer(x).float(), exact, atol=5e-2, rtol=2e-2)
+
+
+def test_dequantized_product_in_tiles_matches_one_tile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tile of 7 rows (of 96: the last tile shorter) gives the single tile's result."""
+    q, scale = quantize_per_channel(_weight())
+    x, bias = torch.randn(20, 64), torch.randn(96)
+    whole = dequantized_linear(x, q, scale, bias)
+    monkeypatch.setattr(quant, "DEQUANT_TILE_ELEMENTS", 7 * 64)
+    tiled = dequantized_linear(x, q, scale, bias)
+    torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_int8_model_with_kernels_matches_without(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """demo:tiny in float32 with int8 layers: the compiled path (decode rows) and the
+    dequantized one (prefill rows) give the logits torch's own int8 ops give."""
+    config = EngineConfig(
+        model=str(tiny_model_dir), dtype="float32", quantization="int8", kv_cache_bytes=1 << 20
+    )
+    fast = TorchModelRunner.from_config(config)
+    monkeypatch.setenv("INFERPLANE_CPU_KERNELS", "0")
+    plain = TorchModelRunner.from_config(config)
+    assert isinstance(fast.model.layers[0].mlp.down, Int8Linear)
+    assert fast.model.layers[0].mlp.down.kernels is not None
+    assert plain.model.layers[0].mlp.down.kernels is None
+    for steps in prefill_then_decode():
+        batch = StepBatch(steps)
+        torch.testing.assert_close(
+            fast.forward_logits(batch), plain.forward_logits(batch), atol=1e-3, rtol=1e-3
+        )

@@ -2,17 +2,36 @@
 
 Each linear weight W [out, in] becomes q = round(W / s) in int8 with s = max|W[row]| / 127,
 so memory halves against bfloat16 (a quarter against float32). Activations, embeddings,
-norms and the LM head stay in the model's dtype. The product runs through torch's fused
-int8-weight kernel (`_weight_int8pack_mm`), which dequantizes inside the kernel instead of
-materialising a float copy of the weight; where that kernel is missing it falls back to a
-dequantized matmul.
+norms and the LM head stay in the model's dtype. On CPU the product takes, by input rows
+(each bound measured on SmolLM2-135M's four layer shapes, one thread; see INT8_* below):
+- float32 decode (up to INT8_STREAM_ROWS rows): the compiled int8 streaming linear
+  (cpu_kernels/linear_int8.c), which reads each int8 row once for all input rows;
+- other small inputs: torch's fused int8-weight kernel (`_weight_int8pack_mm`), fast in
+  bfloat16 but not in float32;
+- larger inputs (prefill): the weight dequantized to the activations' dtype a tile of rows at
+  a time, then F.linear (a tile, not the whole weight: a float copy of it is never resident).
+Elsewhere (an accelerator) the product is a dequantized matmul.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inferplane.engine.compute.cpu_kernels import CpuKernels
+
 INT8_MAX = 127
+
+# Up to how many input rows the compiled int8 kernel runs (float32 activations): over
+# SmolLM2-135M's four layer shapes on one Zen 4 thread it took 0.16 ms at 1 row against 2.9
+# for _weight_int8pack_mm, and 2.1 against 4.1 ms for the dequantized F.linear at 16 rows.
+INT8_STREAM_ROWS = 16
+# Up to how many rows _weight_int8pack_mm beats the dequantized F.linear, by activation dtype
+# (the same shapes and thread): bfloat16 0.8 against 1.9 ms at 8 rows, 3.1 against 2.5 at 32;
+# float32 2.9 against 8.2 ms at 1 row, and from 4 rows on 11.8 against about 4.
+INT8_PACK_ROWS = {torch.bfloat16: 16, torch.float32: 2}
+# The largest dequantized tile, in elements (8 MiB of float32): SmolLM2's largest layer is one
+# tile, and a large model's layer never has a float copy of itself resident.
+DEQUANT_TILE_ELEMENTS = 1 << 21
 
 
 def quantize_per_channel(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,10 +52,19 @@ def dequantize(q: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> torc
 
 
 class Int8Linear(nn.Module):
-    """y = x (q * s)^T + b with q int8 [out, in] and s [out] in the activations' dtype."""
+    """y = x (q * s)^T + b with q int8 [out, in] and s [out] in the activations' dtype;
+    `kernels` (on CPU) streams float32 decode inputs through the compiled int8 linear."""
 
-    def __init__(self, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> None:
+    def __init__(
+        self,
+        q: torch.Tensor,
+        scale: torch.Tensor,
+        bias: torch.Tensor | None,
+        *,
+        kernels: CpuKernels | None = None,
+    ) -> None:
         super().__init__()
+        self.kernels = kernels
         self.weight: torch.Tensor
         self.scale: torch.Tensor
         self.bias: torch.Tensor | None
@@ -45,22 +73,65 @@ class Int8Linear(nn.Module):
         self.register_buffer("bias", bias)
 
     @classmethod
-    def from_float(cls, weight: torch.Tensor, bias: torch.Tensor | None = None) -> "Int8Linear":
+    def from_float(
+        cls,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        *,
+        kernels: CpuKernels | None = None,
+    ) -> "Int8Linear":
         q, scale = quantize_per_channel(weight)
-        return cls(q, scale.to(weight.dtype), bias)
+        return cls(q, scale.to(weight.dtype), bias, kernels=kernels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(-1, x.shape[-1])
-        out = _int8_matmul(flat, self.weight, self.scale)
-        if self.bias is not None:
-            out = out + self.bias
+        flat = x.reshape(-1, x.shape[-1]).contiguous()
+        out = self._product(flat)
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
+    def _product(self, x: torch.Tensor) -> torch.Tensor:
+        q, scale, bias, rows = self.weight, self.scale, self.bias, x.shape[0]
+        if x.device.type != "cpu":
+            out = F.linear(x, q.to(x.dtype)) * scale
+            return out if bias is None else out + bias
+        if self._streams(x):
+            assert self.kernels is not None
+            return self.kernels.linear_int8(x, q, scale, bias)
+        if rows <= INT8_PACK_ROWS.get(x.dtype, 0):
+            out = torch._weight_int8pack_mm(x, q, scale)
+            return out if bias is None else out + bias
+        return dequantized_linear(x, q, scale, bias)
 
-def _int8_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    if x.device.type == "cpu" and x.is_contiguous():
-        return torch._weight_int8pack_mm(x, q, scale)
-    return F.linear(x, q.to(x.dtype)) * scale
+    def _streams(self, x: torch.Tensor) -> bool:
+        """Whether the compiled kernel takes x: float32 throughout, few rows."""
+        return (
+            self.kernels is not None
+            and x.shape[0] <= INT8_STREAM_ROWS
+            and x.dtype == self.scale.dtype == torch.float32
+            and (self.bias is None or self.bias.dtype == torch.float32)
+        )
+
+
+def dequantized_linear(
+    x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """x (q * scale)^T + bias with the weight dequantized to x's dtype a tile of output rows
+    at a time (DEQUANT_TILE_ELEMENTS at most), each tile's product written into its columns."""
+    n, k = q.shape
+    tile = max(1, DEQUANT_TILE_ELEMENTS // k)
+    if tile >= n:
+        return F.linear(x, _dequantized(q, scale, x.dtype), bias)
+    out = x.new_empty(x.shape[0], n)
+    for start in range(0, n, tile):
+        end = min(start + tile, n)
+        part = None if bias is None else bias[start:end]
+        out[:, start:end] = F.linear(x, _dequantized(q[start:end], scale[start:end], x.dtype), part)
+    return out
+
+
+def _dequantized(q: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """q * scale[:, None] in `dtype`: one pass where the scale is already in it."""
+    w = torch.mul(q, scale[:, None])
+    return w if w.dtype == dtype else w.to(dtype)
 
 
 def weight_bytes(module: nn.Module) -> int:

@@ -64,7 +64,8 @@ def load_model(
     kernels = cpu_kernels() if CpuKernels.applies(device, dtype) else None
     pack = packed_copy_fits(sum(t.numel() * t.element_size() for t in weights.values()))
     dense = dense_linear(device, dtype, kernels, pack)
-    make = Int8Linear.from_float if quantization == "int8" else dense
+    int8 = functools.partial(Int8Linear.from_float, kernels=kernels)
+    make = int8 if quantization == "int8" else dense
     return LlamaModel(
         config, weights, max_len, dtype, make_linear=make, make_head=dense, kernels=kernels
     )

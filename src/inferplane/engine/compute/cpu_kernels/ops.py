@@ -1,4 +1,4 @@
-"""Typed torch-facing wrappers over the compiled kernels (kernels.c, linear.c, linear_cols.c).
+"""Typed torch-facing wrappers over the compiled kernels (kernels.c, linear*.c).
 
 Every op takes and returns CPU tensors of one dtype, bfloat16 or float32 (each has its own
 compiled copy, picked by the input's dtype).
@@ -62,6 +62,7 @@ class CpuKernels:
         }
         self._linear_cols = _bind(library.ip_linear_cols_f32, [_P, _P, _P, _P, _I, _I, _I, _T])
         self._linear_cols.restype = ctypes.c_int
+        self._linear_i8 = _bind(library.ip_linear_i8_f32, [_P, _P, _P, _P, _P, _I, _I, _I, _T])
         library.ip_isa.restype = ctypes.c_char_p
         self.isa: str = library.ip_isa().decode()
 
@@ -172,6 +173,27 @@ class CpuKernels:
         """x [M, K] contiguous, weight [N, K] contiguous, bias [N] or None -> x W^T + b [M, N].
         Reads the weight once for all M rows: for decode's few rows (see StreamLinear)."""
         out, _ = _run_linear(self._linear[x.dtype], x, weight, bias)
+        return out
+
+    def linear_int8(
+        self, x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """x [M, K] float32 contiguous, q [N, K] int8 contiguous, scale [N] and bias [N] (or
+        None) float32 -> (x q^T) * scale + b [M, N], streaming q once for all M rows
+        (linear_int8.c; for decode's few rows, see quant.Int8Linear)."""
+        rows, n = x.shape[0], q.shape[0]
+        out = x.new_empty(rows, n)
+        self._linear_i8(
+            x.data_ptr(),
+            q.data_ptr(),
+            scale.data_ptr(),
+            None if bias is None else bias.data_ptr(),
+            out.data_ptr(),
+            rows,
+            n,
+            q.shape[1],
+            _threads(),
+        )
         return out
 
     def linear_cols(

@@ -38,8 +38,8 @@ class Attention(nn.Module):
         super().__init__()
         self.kernels = kernels
         names = [f"{prefix}.self_attn.{p}_proj" for p in "qkv"]
-        self.qkv = _linear(weights, names, make)
-        self.o = _linear(weights, [f"{prefix}.self_attn.o_proj"], make)
+        self.qkv = _linear(weights, names, make, kernels)
+        self.o = _linear(weights, [f"{prefix}.self_attn.o_proj"], make, kernels)
         self.q_norm = _optional_norm(weights, f"{prefix}.self_attn.q_norm", config)
         self.k_norm = _optional_norm(weights, f"{prefix}.self_attn.k_norm", config)
         self.heads, self.kv_heads, self.head_dim = (
@@ -80,11 +80,17 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, weights: Weights, prefix: str, make: LinearFactory) -> None:
+    def __init__(
+        self,
+        weights: Weights,
+        prefix: str,
+        make: LinearFactory,
+        kernels: CpuKernels | None = None,
+    ) -> None:
         super().__init__()
         names = [f"{prefix}.mlp.gate_proj", f"{prefix}.mlp.up_proj"]
-        self.gate_up = _linear(weights, names, make)
-        self.down = _linear(weights, [f"{prefix}.mlp.down_proj"], make)
+        self.gate_up = _linear(weights, names, make, kernels)
+        self.down = _linear(weights, [f"{prefix}.mlp.down_proj"], make, kernels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # SwiGLU stays in torch, kernels or not: its vectorized exp beat the compiled loop's
@@ -110,7 +116,7 @@ class DecoderLayer(nn.Module):
         self.attn = Attention(config, weights, prefix, make, kernels)
         post = weights[f"{prefix}.post_attention_layernorm.weight"]
         self.post_norm = RMSNorm(post, eps, kernels)
-        self.mlp = MLP(weights, prefix, make)
+        self.mlp = MLP(weights, prefix, make, kernels)
 
     def forward(  # noqa: PLR0917
         self,
@@ -181,16 +187,20 @@ class LlamaModel(nn.Module):
         return out.float()
 
 
-def _linear(weights: Weights, names: list[str], make: LinearFactory) -> nn.Module:
+def _linear(
+    weights: Weights, names: list[str], make: LinearFactory, kernels: CpuKernels | None
+) -> nn.Module:
     """One layer over the named projections stacked by rows. Weights stored as int8 with a
-    `weight_scale` per row (Q8_0 GGUF imports) go to the int8 path whatever `make` is."""
+    `weight_scale` per row (Q8_0 GGUF imports) go to the int8 path whatever `make` is (with
+    `kernels`, the compiled int8 linear for float32 decode)."""
     stored = [weights[f"{name}.weight"].dtype for name in names]
     if torch.int8 not in stored:
         return make(_cat_weights(weights, names, ".weight"), _cat_bias(weights, names))
     if any(dtype != torch.int8 for dtype in stored):
         raise ValueError(f"{', '.join(names)}: int8 and float weights cannot share one layer")
     scale = _cat_weights(weights, names, ".weight_scale")
-    return Int8Linear(_cat_weights(weights, names, ".weight"), scale, _cat_bias(weights, names))
+    q, bias = _cat_weights(weights, names, ".weight"), _cat_bias(weights, names)
+    return Int8Linear(q, scale, bias, kernels=kernels)
 
 
 def _cat_weights(weights: Weights, names: list[str], suffix: str) -> torch.Tensor:

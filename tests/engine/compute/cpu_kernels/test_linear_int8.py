@@ -1,0 +1,61 @@
+"""The int8 weight-streaming linear (linear_int8.c) against the dequantized F.linear, once per
+build target this CPU can run (see conftest.py)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from inferplane.engine.compute.cpu_kernels import CpuKernels
+from inferplane.engine.compute.quant import dequantize, quantize_per_channel
+
+
+def _operands(
+    rows: int, n: int, k: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, k, generator=generator)
+    q, scale = quantize_per_channel(torch.randn(n, k, generator=generator))
+    return x, q, scale
+
+
+def _close_to_dequantized(
+    got: torch.Tensor, x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, b: torch.Tensor | None
+) -> None:
+    """The float32 product of the dequantized weight, to float32 summation order: int8 values
+    widen exactly and the scale multiplies each row's sum once."""
+    expected = F.linear(x, dequantize(q, scale, torch.float32), b)
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 7, 8, 9, 16])
+@pytest.mark.parametrize(("n", "k"), [(96, 576), (37, 100), (5, 64), (64, 1536), (3, 7)])
+def test_int8_linear_matches_the_dequantized_product(
+    kernels: CpuKernels, rows: int, n: int, k: int
+) -> None:
+    """Row counts within a tile, a full tile and past it; widths that are a multiple of the
+    vector step and ones with a scalar tail (100, 7)."""
+    x, q, scale = _operands(rows, n, k, seed=rows * 1000 + n)
+    _close_to_dequantized(kernels.linear_int8(x, q, scale, None), x, q, scale, None)
+
+
+def test_int8_linear_adds_the_bias_and_handles_extreme_weights(kernels: CpuKernels) -> None:
+    """Every int8 value the quantizer makes (-127..127, the sign widened), and a bias."""
+    x, _, scale = _operands(2, 255, 64, seed=3)
+    q = torch.arange(-127, 128, dtype=torch.int8)[:, None].repeat(1, 64)
+    bias = 10 * torch.randn(255)
+    _close_to_dequantized(kernels.linear_int8(x, q, scale, bias), x, q, scale, bias)
+
+
+def test_int8_linear_uses_every_thread_it_is_given(kernels: CpuKernels) -> None:
+    """The same result with one thread and with two (rows split between them)."""
+    x, q, scale = _operands(3, 301, 256, seed=5)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = kernels.linear_int8(x, q, scale, None)
+        torch.set_num_threads(2)
+        two = kernels.linear_int8(x, q, scale, None)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)
