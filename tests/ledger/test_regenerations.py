@@ -93,3 +93,19 @@ def test_what_is_past_the_window_is_forgotten(make_record: RecordFactory) -> Non
     ]
     finder.find(ROW_FIELDS, rows)
     assert len(finder) == REGENERATION_WINDOW_S / 10 + 1  # the last 300 s of 990
+
+
+def test_at_most_the_remembered_number_is_kept_the_oldest_going_first(
+    make_record: RecordFactory,
+) -> None:
+    finder = RegenerationFinder(remembered=10)
+    rows = [
+        _row(make_record, f"r{i}", float(i), prompt_hash=prompt_digest(b"%d" % i))
+        for i in range(30)
+    ]
+    finder.find(ROW_FIELDS, rows)
+    assert len(finder) == 10
+    again = [_row(make_record, "new", 40.0, prompt_hash=prompt_digest(b"%d" % 25))]
+    assert _ids(finder, again) == ["r25:regeneration:new"]  # a recent one is still known
+    old = [_row(make_record, "new2", 41.0, prompt_hash=prompt_digest(b"%d" % 3))]
+    assert _ids(finder, old) == []  # an old one was let go

@@ -12,16 +12,20 @@ An event is about the earlier request and names the later one in its id
 (`{earlier}:regeneration:{later}`), so a writer that re-reads a segment after a restart stores
 nothing twice. Rows can reach the writer out of order (two workers' segments are read one
 after the other): whichever of the two started first is the one regenerated. The finder keeps
-the last request of each (key, user, body) for REGENERATION_WINDOW_S of record time.
+the last request of each (key, user, body) for REGENERATION_WINDOW_S of record time, and at
+most REMEMBERED of them (a busier service is looked at over a shorter window).
 """
 
 import zlib
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from inferplane.ledger.feedback import FEEDBACK_FIELDS
 
 REGENERATION_WINDOW_S = 300.0  # the same body again within this is a regeneration
+REMEMBERED = 200_000  # (key, user, body) kept at most: 5 minutes at about 660 requests/s
+_IDENTITY = ("key", "user_hash", "prompt_hash")
 Row = Sequence[Any]
 
 
@@ -50,57 +54,63 @@ class Regeneration(NamedTuple):
 
 
 class RegenerationFinder:
-    """Regenerations among usage rows, fed batch by batch in any order of segments."""
+    """Regenerations among usage rows, fed batch by batch in any order of segments. It keeps
+    the last request of each (key, user, body) seen within the window, at most `remembered`
+    of them (about 0.5 KB each): past that, the oldest go first."""
 
-    def __init__(self, window_s: float = REGENERATION_WINDOW_S) -> None:
+    def __init__(
+        self, window_s: float = REGENERATION_WINDOW_S, remembered: int = REMEMBERED
+    ) -> None:
         self.window_s = window_s
-        self._last: dict[tuple[str, str, str], _Seen] = {}  # oldest first (re-put on update)
+        self.remembered = remembered
+        # (key, user, body) -> _Seen's values as a plain tuple; oldest first (re-put on update)
+        self._last: dict[tuple[str, str, str], tuple[Any, ...]] = {}
         self._newest = 0.0
 
     def find(self, columns: Sequence[str], rows: Sequence[Row]) -> list[Regeneration]:
         """The regenerations these usage rows reveal (against each other and earlier ones)."""
         if "prompt_hash" not in columns:
             return []
-        kept = [columns.index(name) for name in _Seen._fields]
-        digest_at, kind_at = columns.index("prompt_hash"), columns.index("kind")
+        seen_of = itemgetter(*(columns.index(name) for name in _Seen._fields))
+        identity_of = itemgetter(*(columns.index(name) for name in _IDENTITY))
+        kind_at = columns.index("kind")
+        last, window = self._last, self.window_s
         found: list[Regeneration] = []
+        newest = self._newest
         for row in rows:
-            digest = row[digest_at]
-            if not digest or row[kind_at] != "request":
+            identity = identity_of(row)
+            if not identity[2] or row[kind_at] != "request":
                 continue
-            seen = _Seen(*(row[index] for index in kept))
-            event = self._note((seen.key, seen.user_hash, digest), seen)
-            if event is not None:
-                found.append(event)
+            seen = seen_of(row)  # a plain tuple in _Seen's order: a _Seen only for an event
+            time = seen[0]
+            newest = time if time > newest else newest
+            earlier = last.get(identity)
+            if earlier is None or abs(time - earlier[0]) > window:
+                last.pop(identity, None)  # to the end: the dict stays oldest first
+                last[identity] = seen
+            elif earlier[1] == seen[1]:
+                continue  # the same record read again (a writer re-reads after a failure)
+            elif time >= earlier[0]:
+                del last[identity]
+                last[identity] = seen
+                found.append(_event(_Seen._make(earlier), later=_Seen._make(seen)))
+            else:  # read out of order (another worker's segment): the new row came first
+                found.append(_event(_Seen._make(seen), later=_Seen._make(earlier)))
+        self._newest = newest
         self._forget_old()
         return found
 
-    def _note(self, identity: tuple[str, str, str], seen: _Seen) -> Regeneration | None:
-        earlier = self._last.get(identity)
-        self._newest = max(self._newest, seen.time)
-        if earlier is not None and earlier.request_id == seen.request_id:
-            return None  # the same record read again (a writer re-reads after a failure)
-        if earlier is None or abs(seen.time - earlier.time) > self.window_s:
-            self._put(identity, seen)
-            return None
-        if seen.time >= earlier.time:
-            self._put(identity, seen)
-            return _event(earlier, later=seen)
-        return _event(seen, later=earlier)  # read out of order: the new row came first
-
-    def _put(self, identity: tuple[str, str, str], seen: _Seen) -> None:
-        self._last.pop(identity, None)  # to the end: the dict stays oldest first
-        self._last[identity] = seen
-
     def _forget_old(self) -> None:
         horizon = self._newest - self.window_s
-        stale = []
-        for identity, seen in self._last.items():
-            if seen.time >= horizon:
+        last = self._last
+        excess = len(last) - self.remembered
+        stale: list[tuple[str, str, str]] = []
+        for identity, seen in last.items():
+            if seen[0] >= horizon and len(stale) >= excess:
                 break
             stale.append(identity)
         for identity in stale:
-            del self._last[identity]
+            del last[identity]
 
     def __len__(self) -> int:
         return len(self._last)
