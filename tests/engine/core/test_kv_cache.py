@@ -2,8 +2,6 @@ import pytest
 
 from inferplane.engine.core.kv_cache import (
     BlockPool,
-    FreeBlockQueue,
-    KVBlock,
     KVCacheManager,
     block_hashes,
     hash_block,
@@ -31,23 +29,34 @@ def admit(kv: KVCacheManager, request: Request) -> bool:
     return True
 
 
+def cached_pool(num_blocks: int, cached: list[int]) -> BlockPool:
+    """A pool whose blocks `cached` hold a hash each and are free, freed in that order."""
+    pool = BlockPool(num_blocks)
+    taken = pool.take(num_blocks)
+    for block in cached:
+        pool.register(block, 1000 + block)
+    pool.release([b for b in taken if b not in cached])  # to the front, in id order
+    for block in cached:
+        pool.release([block])
+    return pool
+
+
 def test_free_queue_is_fifo_with_removal_from_the_middle() -> None:
-    blocks = [KVBlock(i) for i in range(4)]
-    queue = FreeBlockQueue(blocks)
-    queue.remove(blocks[2])
-    assert queue.block_ids() == [0, 1, 3]
-    assert queue.popleft() is blocks[0]
-    queue.appendleft(blocks[2])
-    queue.append(blocks[0])
-    assert queue.block_ids() == [2, 1, 3, 0]
-    assert len(queue) == 4
-    with pytest.raises(ValueError, match="not in the free queue"):
-        queue.remove(KVBlock(9))
+    pool = cached_pool(4, [0, 1, 2, 3])
+    pool.touch([2])  # a prefix hit revives a block from the middle of the queue
+    assert pool.free_block_ids() == [0, 1, 3] and pool.num_free == 3
+    assert pool.take(1) == [0]
+    pool.release([0])  # its hash was evicted: to the front
+    pool.release([2])  # holds its hash: to the tail
+    assert pool.free_block_ids() == [0, 1, 3, 2]
+    assert pool.num_free == 4
 
 
-def test_empty_queue_pop_raises() -> None:
+def test_empty_queue_take_raises() -> None:
+    pool = BlockPool(1)
+    pool.take(1)
     with pytest.raises(IndexError):
-        FreeBlockQueue([]).popleft()
+        pool.take(1)
 
 
 def test_chained_hashes_depend_on_the_prefix() -> None:
@@ -107,11 +116,11 @@ def test_prefix_hit_shares_full_blocks_and_recomputes_the_rest() -> None:
     second = make("b", [*range(8), 99, 98])
     hits, num_hit = kv.get_computed_blocks(second)
     assert num_hit == 8
-    assert [b.block_id for b in hits] == kv.block_ids("a")[:2]
+    assert hits == kv.block_ids("a")[:2]
     assert kv.allocate_slots(second, 2, hits)
     assert kv.block_ids("b")[:2] == kv.block_ids("a")[:2]
     assert kv.block_ids("b")[2] != kv.block_ids("a")[2]
-    assert [kv.pool.blocks[i].ref_count for i in kv.block_ids("a")] == [2, 2, 1]
+    assert [kv.pool.ref_counts[i] for i in kv.block_ids("a")] == [2, 2, 1]
 
 
 def test_never_a_hit_on_every_token() -> None:
@@ -173,7 +182,7 @@ def test_revived_blocks_count_against_free_space() -> None:
     assert len(hits) == 1
     assert not kv.allocate_slots(longer, 5, hits)  # 1 revived + 2 new > 2 blocks
     assert kv.usage == 0.0
-    assert kv.pool.blocks[hits[0].block_id].ref_count == 0
+    assert kv.pool.ref_counts[hits[0]] == 0
 
 
 def test_disabled_caching_never_hits() -> None:
@@ -198,36 +207,53 @@ def test_pool_rejects_empty() -> None:
         KVCacheManager(4, block_size=0)
 
 
-def test_popleft_many_is_popleft_repeated() -> None:
-    blocks = [KVBlock(i) for i in range(6)]
-    queue = FreeBlockQueue(blocks)
-    queue.remove(blocks[2])
-    queue.appendleft(blocks[2])  # order: 2, 0, 1, 3, 4, 5
-    assert [b.block_id for b in queue.popleft_many(3)] == [2, 0, 1]
-    assert queue.block_ids() == [3, 4, 5] and len(queue) == 3
-    assert blocks[0].prev is None and blocks[0].next is None
-    queue.append(blocks[0])
-    assert queue.block_ids() == [3, 4, 5, 0]
+def test_taking_many_is_taking_one_at_a_time() -> None:
+    pool = cached_pool(6, [0, 1, 3, 4, 5])  # order: 2 (no hash), 0, 1, 3, 4, 5
+    pool.touch([1])
+    pool.touch([4])
+    pool.release([4])  # back at the tail: 2, 0, 3, 5, 4
+    assert pool.take(3) == [2, 0, 3]
+    assert pool.free_block_ids() == [5, 4] and pool.num_free == 2
+    assert pool.evictions == 2  # 0 and 3 held hashes
+    pool.release([0])  # released without its hash now: to the front
+    assert pool.free_block_ids() == [0, 5, 4]
     with pytest.raises(IndexError):
-        queue.popleft_many(5)
-    assert [b.block_id for b in queue.popleft_many(4)] == [3, 4, 5, 0] and len(queue) == 0
+        pool.take(4)
+    assert pool.take(3) == [0, 5, 4] and pool.num_free == 0
 
 
-def test_extend_links_a_run_as_appends_would() -> None:
-    blocks = [KVBlock(i) for i in range(8)]
-    one_by_one, at_once = FreeBlockQueue(blocks[:2]), FreeBlockQueue([])
-    for block in blocks[2:5]:
-        one_by_one.appendleft(block)
-    for block in blocks[5:]:
-        one_by_one.append(block)
-    expected = one_by_one.block_ids()
-    copies = [KVBlock(i) for i in range(8)]
-    at_once = FreeBlockQueue(copies[:2])
-    at_once.extend(copies[2:5], left=True)
-    at_once.extend(copies[5:])
-    at_once.extend([])
-    assert at_once.block_ids() == expected == [4, 3, 2, 0, 1, 5, 6, 7]
-    assert len(at_once) == 8 and [b.block_id for b in at_once.popleft_many(8)] == expected
+def test_release_links_a_run_as_single_releases_would() -> None:
+    one_by_one, at_once = cached_pool(8, [5, 6, 7]), cached_pool(8, [5, 6, 7])
+    taken = one_by_one.take(5)
+    assert taken == [0, 1, 2, 3, 4] and at_once.take(5) == taken
+    for pool in (one_by_one, at_once):
+        pool.register(1, 2001)
+        pool.register(3, 2003)
+    for block in reversed(taken):
+        one_by_one.release([block])
+    at_once.release(taken)
+    expected = [0, 2, 4, 5, 6, 7, 3, 1]  # no hash: the front; a hash: the tail
+    assert at_once.free_block_ids() == one_by_one.free_block_ids() == expected
+    assert at_once.take(8) == one_by_one.take(8)
+
+
+def test_the_queue_keeps_its_order_past_many_reuses() -> None:
+    """Enough takes that consumed queue entries are dropped, with revived blocks among them."""
+    pool = cached_pool(64, list(range(64)))
+    expected = list(range(64))
+    for round_ in range(3000):
+        block = expected[(round_ * 7) % 64]
+        pool.touch([block])  # revived from the middle, then freed to the tail
+        expected.remove(block)
+        pool.release([block])
+        expected.append(block)
+        head = pool.take(2)
+        assert head == expected[:2]
+        for taken in head:
+            pool.register(taken, 5000 + round_ * 2 + head.index(taken))
+        pool.release(head[::-1])  # released in table order [1], [0]: both to the tail
+        expected = expected[2:] + head
+    assert pool.free_block_ids() == expected
 
 
 def test_block_ids_follow_the_table_as_it_grows_between_reads() -> None:
@@ -240,8 +266,8 @@ def test_block_ids_follow_the_table_as_it_grows_between_reads() -> None:
         first.append_output(1)
         assert kv.allocate_slots(first, 1)
         first.num_computed_tokens += 1
-    assert kv.block_ids("a") is ids  # the same list, brought up to date
-    assert ids == [block.block_id for block in kv._tables["a"]] and len(ids) == 5
+    assert kv.block_ids("a") is ids  # the same list, grown in place
+    assert len(ids) == 5 and len(set(ids)) == 5
     second = make("b", list(range(9)))  # shares the first two blocks, then one of its own
     assert admit(kv, second)
     assert kv.block_ids("b")[:2] == ids[:2] and len(kv.block_ids("b")) == 3

@@ -227,9 +227,13 @@ def check_invariants(sched: Scheduler) -> None:
             refs[block_id] = refs.get(block_id, 0) + 1
     for request in sched.waiting:
         assert sched.kv.block_ids(request.request_id) == []
-    assert {b.block_id: b.ref_count for b in pool.blocks if b.ref_count} == refs
-    assert sorted(pool.free.block_ids()) == [b.block_id for b in pool.blocks if not b.ref_count]
-    assert all(block.block_hash == h for h, block in pool.cached.items())
+    assert {b: count for b, count in enumerate(pool.ref_counts) if count} == refs
+    assert sorted(pool.free_block_ids()) == [
+        b for b, count in enumerate(pool.ref_counts) if not count
+    ]
+    assert pool.num_free == len(pool.free_block_ids())
+    assert all(pool.hashes[block] == h for h, block in pool.cached.items())
+    assert sum(h is not None for h in pool.hashes) == len(pool.cached)
     assert len(sched.running) <= sched.config.max_num_seqs
 
 
@@ -267,8 +271,8 @@ def _state(sched: Scheduler) -> tuple[object, ...]:
     requests = [(r.request_id, r.num_computed_tokens, list(r.all_token_ids),
                  list(r.output_token_ids), r.status) for r in sched.running]  # fmt: skip
     tables = {r.request_id: list(kv.block_ids(r.request_id)) for r in sched.running}
-    cached = {h: b.block_id for h, b in pool.cached.items()}
-    return requests, tables, pool.free.block_ids(), cached, dict(kv.slots), pool.evictions
+    cached = dict(pool.cached)
+    return requests, tables, pool.free_block_ids(), cached, dict(kv.slots), pool.evictions
 
 
 def _decoding(seed: int, policy: Policy = "fcfs") -> tuple[Scheduler, SchedulerOutput]:

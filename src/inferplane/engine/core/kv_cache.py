@@ -7,14 +7,13 @@ those still carrying a hash stay findable there until they are taken for new dat
 from the front of the queue: least recently freed first).
 """
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import attrgetter
 
 from inferplane.engine.core.request import Request
 
 ROOT_HASH = 0x1F2E3D4C  # parent of a request's first block
-_BLOCK_ID = attrgetter("block_id")
 
 
 def hash_block(parent_hash: int, token_ids: Sequence[int]) -> int:
@@ -53,187 +52,140 @@ def num_blocks_for_budget(
     return kv_cache_bytes // (per_token * block_size)
 
 
-class KVBlock:
-    """One block of the pool; prev/next link it into the free queue while unreferenced."""
-
-    __slots__ = ("block_hash", "block_id", "next", "prev", "ref_count")
-
-    def __init__(self, block_id: int) -> None:
-        self.block_id = block_id
-        self.ref_count = 0
-        self.block_hash: int | None = None
-        self.prev: KVBlock | None = None
-        self.next: KVBlock | None = None
-
-    def __repr__(self) -> str:
-        return f"KVBlock({self.block_id}, ref={self.ref_count}, hash={self.block_hash})"
-
-
-class FreeBlockQueue:
-    """A doubly linked list of free blocks: O(1) pop from the front, push at either end and
-    removal from the middle (a cached block revived by a prefix hit)."""
-
-    def __init__(self, blocks: Sequence[KVBlock]) -> None:
-        self._head = KVBlock(-1)  # sentinels: no None checks on the hot path
-        self._tail = KVBlock(-1)
-        self._head.next, self._tail.prev = self._tail, self._head
-        self.size = 0
-        # linked in one pass (a pool can hold tens of thousands of blocks): as append() would
-        prev = self._head
-        for block in blocks:
-            block.prev, prev.next = prev, block
-            prev = block
-        prev.next, self._tail.prev = self._tail, prev
-        self.size = len(blocks)
-
-    def popleft(self) -> KVBlock:
-        block = self._head.next
-        if block is self._tail or block is None:
-            raise IndexError("no free blocks")
-        self.remove(block)
-        return block
-
-    def popleft_many(self, count: int) -> list[KVBlock]:
-        """The first `count` blocks, unlinked as one run (popleft `count` times, in one go)."""
-        if count > self.size:
-            raise IndexError(f"{count} blocks asked for, {self.size} free")
-        taken: list[KVBlock] = []
-        keep = taken.append
-        block = self._head.next
-        for _ in range(count):
-            if block is None:  # unreachable: size counts the linked blocks
-                raise RuntimeError("free queue links are broken")
-            keep(block)
-            block.prev, block.next, block = None, None, block.next
-        if block is None:  # unreachable: the tail sentinel ends the list
-            raise RuntimeError("free queue links are broken")
-        self._head.next, block.prev = block, self._head
-        self.size -= count
-        return taken
-
-    def append(self, block: KVBlock) -> None:
-        prev = self._tail.prev
-        if prev is None:  # unreachable: the sentinels are always linked
-            raise RuntimeError("free queue links are broken")
-        block.prev, block.next = prev, self._tail
-        prev.next = self._tail.prev = block
-        self.size += 1
-
-    def appendleft(self, block: KVBlock) -> None:
-        nxt = self._head.next
-        if nxt is None:  # unreachable: the sentinels are always linked
-            raise RuntimeError("free queue links are broken")
-        block.prev, block.next = self._head, nxt
-        self._head.next = nxt.prev = block
-        self.size += 1
-
-    def extend(self, blocks: Sequence[KVBlock], *, left: bool = False) -> None:
-        """append() each block in turn (or appendleft(), which leaves them reversed at the
-        front), linked as one run."""
-        if not blocks:
-            return
-        run = blocks[::-1] if left else blocks
-        before, after = (self._head, self._head.next) if left else (self._tail.prev, self._tail)
-        if before is None or after is None:  # unreachable: the sentinels are always linked
-            raise RuntimeError("free queue links are broken")
-        prev = before
-        for block in run:
-            block.prev, prev.next = prev, block
-            prev = block
-        prev.next, after.prev = after, prev
-        self.size += len(run)
-
-    def remove(self, block: KVBlock) -> None:
-        prev, nxt = block.prev, block.next
-        if prev is None or nxt is None:
-            raise ValueError(f"block {block.block_id} is not in the free queue")
-        prev.next, nxt.prev = nxt, prev
-        block.prev = block.next = None
-        self.size -= 1
-
-    def __len__(self) -> int:
-        return self.size
-
-    def block_ids(self) -> list[int]:
-        ids, block = [], self._head.next
-        while block is not None and block is not self._tail:
-            ids.append(block.block_id)
-            block = block.next
-        return ids
-
-
 class BlockPool:
-    """All blocks, their reference counts and the hash -> cached block map."""
+    """Every block's reference count and hash, the hash -> cached block map, and the free queue.
+
+    Blocks are ids 0..num_blocks-1 with their state in parallel lists, not one object each: a
+    fleet of simulated replicas holds millions of blocks, and per-block objects cost memory
+    and cache misses on every take and release.
+
+    The free queue (least recently freed first) is kept in two parts, which together give the
+    order a doubly linked list would: `_front`, a stack whose end is the queue's head, holds
+    the blocks released without a hash (reused first); `_queue` from `_head` on holds the rest
+    in arrival order (the pool's first blocks, then blocks released with a hash, evicted
+    last). A cached block revived by a prefix hit is always in `_queue` (blocks without a hash
+    are never hits), and is left there: `_stale` counts, per block, its entries in `_queue`
+    that no longer stand for a free block, which are always its oldest ones, so taking skips
+    them. With nothing stale, taking from `_queue` is one slice.
+    """
 
     def __init__(self, num_blocks: int, enable_caching: bool = True) -> None:
         if num_blocks < 1:
             raise ValueError(f"the KV cache needs at least one block, got {num_blocks}")
-        self.blocks = [KVBlock(i) for i in range(num_blocks)]
-        self.free = FreeBlockQueue(self.blocks)
-        self.cached: dict[int, KVBlock] = {}
+        self.num_blocks = num_blocks
+        self.ref_counts: list[int] = [0] * num_blocks
+        self.hashes: list[int | None] = [None] * num_blocks  # the hash a cached block holds
+        self.cached: dict[int, int] = {}  # hash -> the block id holding it
         self.enable_caching = enable_caching
         self.evictions = 0
+        self.num_free = num_blocks
+        self._front = array("i")
+        self._queue = array("i", range(num_blocks))
+        self._head = 0
+        self._stale: dict[int, int] = {}
 
-    @property
-    def num_blocks(self) -> int:
-        return len(self.blocks)
-
-    @property
-    def num_free(self) -> int:
-        return self.free.size
-
-    def take(self, count: int) -> list[KVBlock]:
+    def take(self, count: int) -> list[int]:
         """Take `count` free blocks for new data, evicting the cached content they held."""
-        taken = self.free.popleft_many(count)
-        cached, evicted = self.cached, 0
+        if count > self.num_free:
+            raise IndexError(f"{count} blocks asked for, {self.num_free} free")
+        front = self._front
+        if count <= len(front):
+            taken = front[len(front) - count :].tolist()
+            del front[len(front) - count :]
+            taken.reverse()
+        else:
+            taken = front.tolist()
+            taken.reverse()
+            del front[:]
+            taken += self._take_queued(count - len(taken))
+        self.num_free -= count
+        refs, hashes, cached, evicted = self.ref_counts, self.hashes, self.cached, 0
         for block in taken:
-            block_hash = block.block_hash
-            if block_hash is not None:  # evicted: forget it (unless a duplicate holds the hash)
-                if cached.get(block_hash) is block:
-                    del cached[block_hash]
-                block.block_hash = None
+            block_hash = hashes[block]
+            if block_hash is not None:  # evicted: forget it (the map holds this block for it)
+                del cached[block_hash]
+                hashes[block] = None
                 evicted += 1
-            block.ref_count = 1
+            refs[block] = 1
         self.evictions += evicted
         return taken
 
-    def touch(self, blocks: Sequence[KVBlock]) -> None:
-        """Add a reference to cached blocks (a prefix hit), reviving those in the free queue."""
-        for block in blocks:
-            if block.ref_count == 0:
-                self.free.remove(block)
-            block.ref_count += 1
+    def _take_queued(self, count: int) -> list[int]:
+        queue, head, stale = self._queue, self._head, self._stale
+        if not stale:
+            taken = queue[head : head + count].tolist()
+            head += count
+        else:
+            taken = []
+            keep = taken.append
+            while len(taken) < count:
+                block = queue[head]
+                head += 1
+                skip = stale.get(block)
+                if skip is None:
+                    keep(block)
+                elif skip == 1:
+                    del stale[block]
+                else:
+                    stale[block] = skip - 1
+        if head > 4096 and head * 2 > len(queue):  # drop the consumed entries now and then
+            del queue[:head]
+            head = 0
+        self._head = head
+        return taken
 
-    def release(self, blocks: Sequence[KVBlock]) -> None:
+    def touch(self, blocks: Sequence[int]) -> None:
+        """Add a reference to cached blocks (a prefix hit), reviving those in the free queue."""
+        refs, stale = self.ref_counts, self._stale
+        for block in blocks:
+            count = refs[block]
+            if not count:  # its entry in the queue no longer stands for a free block
+                stale[block] = stale.get(block, 0) + 1
+                self.num_free -= 1
+            refs[block] = count + 1
+
+    def release(self, blocks: Sequence[int]) -> None:
         """Drop a reference; unreferenced cached blocks go to the tail (evicted last), others
         to the front (reused first), so cached content lives as long as possible."""
-        front: list[KVBlock] = []
-        back: list[KVBlock] = []
-        to_front, to_back = front.append, back.append
+        refs, hashes = self.ref_counts, self.hashes
+        to_front, to_back = self._front.append, self._queue.append
+        freed = 0
         for block in reversed(blocks):  # a prefix's deeper blocks are evicted before its root
-            count = block.ref_count - 1
-            block.ref_count = count
+            count = refs[block] - 1
+            refs[block] = count
             if not count:
-                if block.block_hash is None:
+                freed += 1
+                if hashes[block] is None:
                     to_front(block)
                 else:
                     to_back(block)
-        self.free.extend(front, left=True)  # as appendleft / append block by block would
-        self.free.extend(back)
+        self.num_free += freed
 
-    def lookup(self, block_hash: int) -> KVBlock | None:
+    def free_block_ids(self) -> list[int]:
+        """The free queue from its head: the order blocks will be taken in."""
+        order = self._front.tolist()
+        order.reverse()
+        stale = dict(self._stale)
+        for block in self._queue[self._head :]:
+            skip = stale.get(block, 0)
+            if skip:
+                stale[block] = skip - 1
+            else:
+                order.append(block)
+        return order
+
+    def lookup(self, block_hash: int) -> int | None:
         return self.cached.get(block_hash)
 
-    def register(self, block: KVBlock, block_hash: int) -> None:
+    def register(self, block: int, block_hash: int) -> None:
         """Make a just-filled block findable by its hash (first writer wins on duplicates)."""
         if self.enable_caching and block_hash not in self.cached:
-            block.block_hash = block_hash
+            self.hashes[block] = block_hash
             self.cached[block_hash] = block
 
     def reset_cache(self) -> None:
         """Forget every cached hash, e.g. after the KV tensors were freed (sleep)."""
-        for block in self.blocks:
-            block.block_hash = None
+        self.hashes[:] = [None] * self.num_blocks
         self.cached.clear()
 
 
@@ -252,15 +204,14 @@ class KVCacheStats:
 
 
 class KVCacheManager:
-    """Block tables keyed by request id, on top of a `BlockPool`."""
+    """Block tables (lists of block ids) keyed by request id, on top of a `BlockPool`."""
 
     def __init__(self, num_blocks: int, block_size: int = 16, enable_caching: bool = True) -> None:
         if block_size < 1:
             raise ValueError(f"block_size must be positive, got {block_size}")
         self.block_size = block_size
         self.pool = BlockPool(num_blocks, enable_caching)
-        self._tables: dict[str, list[KVBlock]] = {}
-        self._ids: dict[str, list[int]] = {}
+        self._tables: dict[str, list[int]] = {}
         self._num_hashed: dict[str, int] = {}
         # token slots each request's blocks hold (blocks x block_size): lets the scheduler see
         # that a decode fits without a call. Read it, never write it.
@@ -277,21 +228,11 @@ class KVCacheManager:
         return 1.0 - self.pool.num_free / self.pool.num_blocks
 
     def block_ids(self, request_id: str) -> list[int]:
-        """The request's block table as block ids (the runner's view). Do not mutate.
+        """The request's block table (the runner's view): it grows in place until the request
+        is freed. Do not mutate."""
+        return self._tables.get(request_id) or []
 
-        Tables only grow until freed, so the ids are brought up to date here, when asked for,
-        not each time a table grows: the simulator never asks."""
-        table = self._tables.get(request_id)
-        if table is None:
-            return []
-        ids = self._ids.get(request_id)
-        if ids is None:
-            ids = self._ids[request_id] = []
-        if len(ids) < len(table):
-            ids += map(_BLOCK_ID, table[len(ids) :])
-        return ids
-
-    def get_computed_blocks(self, request: Request) -> tuple[list[KVBlock], int]:
+    def get_computed_blocks(self, request: Request) -> tuple[list[int], int]:
         """The longest run of cached full blocks at the start of the request's tokens, and the
         number of tokens they cover; never all of them (the last token must run to give
         logits)."""
@@ -300,7 +241,7 @@ class KVCacheManager:
         size = self.block_size
         hashes = block_hashes(request.all_token_ids, size, request.block_hashes)
         limit = (request.num_tokens - 1) // size
-        hits: list[KVBlock] = []
+        hits: list[int] = []
         lookup = self.pool.cached.get  # pool.lookup, bound once: a long prompt asks per block
         for block_hash in hashes[:limit]:
             block = lookup(block_hash)
@@ -314,7 +255,7 @@ class KVCacheManager:
         self.prefix_hits += num_hit
 
     def allocate_slots(
-        self, request: Request, num_new_tokens: int, computed: Sequence[KVBlock] = ()
+        self, request: Request, num_new_tokens: int, computed: Sequence[int] = ()
     ) -> bool:
         """Make room for `num_new_tokens` more tokens after the request's computed ones (and
         after the `computed` prefix hits, which join its table). False, changing nothing, when
@@ -326,15 +267,18 @@ class KVCacheManager:
         have = len(table) if table is not None else 0
         total = request.num_computed_tokens + len(computed) * size + num_new_tokens
         need = -(-total // size) - have - len(computed)
-        revived = sum(1 for block in computed if block.ref_count == 0)
-        if need > self.pool.free.size - revived:
+        pool = self.pool
+        refs = pool.ref_counts
+        revived = sum(1 for block in computed if not refs[block])
+        if need > pool.num_free - revived:
             return False
         if table is None:
             table = self._tables[rid] = []
             self._num_hashed[rid] = 0
-        self.pool.touch(computed)
-        new = [*computed, *self.pool.take(need)] if need > 0 else list(computed)
-        table.extend(new)
+        pool.touch(computed)
+        table += computed
+        if need > 0:
+            table += pool.take(need)
         self._num_hashed[rid] += len(computed)
         self.slots[rid] = len(table) * size
         return True
@@ -349,7 +293,7 @@ class KVCacheManager:
         size = self.block_size
         need = -(-(total - held) // size)  # held is whole blocks: the blocks still missing
         pool = self.pool
-        if need > pool.free.size:
+        if need > pool.num_free:
             return False
         new = pool.take(need)
         table = self._tables.get(rid)
@@ -367,24 +311,24 @@ class KVCacheManager:
         rid = request.request_id
         done = self._num_hashed.get(rid, 0)
         full = request.num_computed_tokens // self.block_size
-        if full <= done or not self.pool.enable_caching:
+        pool = self.pool
+        if full <= done or not pool.enable_caching:
             return
         hashes = request.block_hashes  # extended only when it falls short: hashing is lazy
         if len(hashes) < full:
             hashes = block_hashes(request.all_token_ids, self.block_size, hashes)
-        table, cached = self._tables[rid], self.pool.cached
+        table, cached, held = self._tables[rid], pool.cached, pool.hashes
         for index in range(done, full):  # pool.register, inlined: a prefill fills hundreds
             block_hash = hashes[index]
             if block_hash not in cached:  # the first writer wins on duplicates
                 block = table[index]
-                block.block_hash = block_hash
+                held[block] = block_hash
                 cached[block_hash] = block
         self._num_hashed[rid] = full
 
     def free(self, request_id: str) -> None:
         """Release the request's blocks at once; cached ones stay findable until evicted."""
         table = self._tables.pop(request_id, None)
-        self._ids.pop(request_id, None)
         self._num_hashed.pop(request_id, None)
         self.slots.pop(request_id, None)
         if table:

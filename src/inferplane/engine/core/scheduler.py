@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from inferplane.engine.core.kv_cache import KVBlock, KVCacheManager
+from inferplane.engine.core.kv_cache import KVCacheManager
 from inferplane.engine.core.request import Request, RequestStatus
 
 Clock = Callable[[], float]
@@ -211,7 +211,7 @@ class Scheduler:
             out.num_tokens.append(n)
             budget -= n
 
-    def _admit(self, request: Request, n: int, hits: list[KVBlock], num_hit: int) -> bool:
+    def _admit(self, request: Request, n: int, hits: list[int], num_hit: int) -> bool:
         if not self.kv.allocate_slots(request, n, hits):
             return False
         if request.num_preemptions == 0:
