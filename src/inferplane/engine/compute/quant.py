@@ -13,6 +13,8 @@ norms and the LM head stay in the model's dtype. On CPU the product takes, by in
 Elsewhere (an accelerator) the product is a dequantized matmul.
 """
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -115,16 +117,30 @@ def dequantized_linear(
     x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None
 ) -> torch.Tensor:
     """x (q * scale)^T + bias with the weight dequantized to x's dtype a tile of output rows
-    at a time (DEQUANT_TILE_ELEMENTS at most), each tile's product written into its columns."""
-    n, k = q.shape
+    at a time (DEQUANT_TILE_ELEMENTS at most)."""
+    return tiled_linear(
+        x, q.shape, lambda start, end: _dequantized(q[start:end], scale[start:end], x.dtype), bias
+    )
+
+
+def tiled_linear(
+    x: torch.Tensor,
+    shape: torch.Size,
+    weight_rows: Callable[[int, int], torch.Tensor],
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    """x W^T + bias for a weight W of `shape` [n, k] that `weight_rows(start, end)` makes a
+    tile of rows at a time in x's dtype (at most DEQUANT_TILE_ELEMENTS elements), each tile's
+    product written into its columns of the output."""
+    n, k = shape
     tile = max(1, DEQUANT_TILE_ELEMENTS // k)
     if tile >= n:
-        return F.linear(x, _dequantized(q, scale, x.dtype), bias)
+        return F.linear(x, weight_rows(0, n), bias)
     out = x.new_empty(x.shape[0], n)
     for start in range(0, n, tile):
         end = min(start + tile, n)
         part = None if bias is None else bias[start:end]
-        out[:, start:end] = F.linear(x, _dequantized(q[start:end], scale[start:end], x.dtype), part)
+        out[:, start:end] = F.linear(x, weight_rows(start, end), part)
     return out
 
 

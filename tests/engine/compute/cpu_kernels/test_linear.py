@@ -131,7 +131,8 @@ def test_linear_cols_uses_every_thread_it_is_given(kernels: CpuKernels) -> None:
 
 def test_stream_linear_is_for_the_kernels_dtypes_on_cpu() -> None:
     assert StreamLinear.supported(CPU, BF16) and StreamLinear.supported(CPU, F32)
-    assert not StreamLinear.supported(CPU, torch.float16)
+    assert StreamLinear.supported(CPU, torch.float16)  # linear_f16.c; see test_ops_f16.py
+    assert not StreamLinear.supported(CPU, torch.int8)
     assert not StreamLinear.supported(torch.device("cuda"), BF16)
 
 

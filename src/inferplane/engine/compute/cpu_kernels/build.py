@@ -1,4 +1,4 @@
-"""Compile the kernel sources (kernels.c, linear.c, linear_cols.c) once per machine and target,
+"""Compile the kernel sources (kernels.c and the linear*.c files) once per machine and target,
 and load them with ctypes.
 
 The library is built with the system C compiler (`$CC`, else `cc`) for a target the host runs:

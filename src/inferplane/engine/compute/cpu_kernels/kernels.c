@@ -1,7 +1,8 @@
 /*
- * inferplane's CPU kernels for decode in bfloat16 and float32: the small per-layer ops that
- * eager torch runs as chains of tiny operators (a norm is eight of them, decode attention a
- * dozen), each one call here (small_ops.h, once per dtype: ip_*_bf16 and ip_*_f32). The
+ * inferplane's CPU kernels for decode in bfloat16, float16 and float32: the small per-layer
+ * ops that eager torch runs as chains of tiny operators (a norm is eight of them, decode
+ * attention a dozen), each one call here (small_ops.h, once per dtype: ip_*_bf16, ip_*_f16
+ * and ip_*_f32). The
  * matrix products of decode's few rows are linear.c's; larger ones stay with oneDNN. Built at
  * first use with the system C compiler for the best x86-64 level the CPU runs (see build.py)
  * and called through ctypes. These ops are plain C the compiler vectorizes, two things aside:
@@ -100,7 +101,33 @@ static inline __m256 sum8x8(const __m256 v[8]) {
 
 static inline float f32_same(float f) { return f; }
 
-/* the per-layer ops (small_ops.h) for each storage dtype: ip_*_bf16, then ip_*_f32 */
+#if defined(__AVX2__)
+static inline __m256 bf16_load8(const bf16* p) {
+  const __m128i raw = _mm_loadu_si128((const __m128i*)(const void*)p);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+}
+
+static inline __m256 f16_load8(const f16* p) {
+#if defined(__F16C__)
+  return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(const void*)p));
+#else
+  float v[8];
+  for (int i = 0; i < 8; ++i) v[i] = f16_to_f32(p[i]);
+  return _mm256_loadu_ps(v);
+#endif
+}
+#endif
+
+/* float16 <-> float32 over n values: the conversions every float16 op uses, for the tests */
+void ip_f16_to_f32(const f16* in, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(in[i]);
+}
+
+void ip_f32_to_f16(const float* in, f16* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = f32_to_f16(in[i]);
+}
+
+/* the per-layer ops (small_ops.h) for each storage dtype: ip_*_bf16, ip_*_f16, ip_*_f32 */
 #define PASTE(a, b) a##b
 #define SUFFIXED(f, s) PASTE(f, s)
 
@@ -109,16 +136,33 @@ static inline float f32_same(float f) { return f; }
 #define LOAD bf16_to_f32
 #define STORE f32_to_bf16
 #define ROUND round_bf16
+#define LOAD8 bf16_load8
 #include "small_ops.h"
 #undef T
 #undef NAME
 #undef LOAD
 #undef STORE
 #undef ROUND
+#undef LOAD8
+
+#define T f16
+#define NAME(f) SUFFIXED(f, _f16)
+#define LOAD f16_to_f32
+#define STORE f32_to_f16
+#define ROUND round_f16
+#define LOAD8 f16_load8
+#include "small_ops.h"
+#undef T
+#undef NAME
+#undef LOAD
+#undef STORE
+#undef ROUND
+#undef LOAD8
 
 #define T float
 #define NAME(f) SUFFIXED(f, _f32)
 #define LOAD f32_same
 #define STORE f32_same
 #define ROUND f32_same
+#define LOAD8(p) _mm256_loadu_ps(p)
 #include "small_ops.h"

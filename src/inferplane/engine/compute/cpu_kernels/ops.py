@@ -1,7 +1,7 @@
 """Typed torch-facing wrappers over the compiled kernels (kernels.c, linear*.c).
 
-Every op takes and returns CPU tensors of one dtype, bfloat16 or float32 (each has its own
-compiled copy, picked by the input's dtype).
+Every op takes and returns CPU tensors of one dtype, bfloat16, float16 or float32 (each has
+its own compiled copy, picked by the input's dtype); the int8 linear takes float32 inputs.
 Callers guarantee the layouts the C side assumes (contiguous rows; see each method);
 `CpuKernels.applies` tells a model whether to use them at all. Threads follow
 torch.get_num_threads(), read once per call.
@@ -25,7 +25,8 @@ _P = ctypes.c_void_p
 _I = ctypes.c_int64
 _F = ctypes.c_float
 _T = ctypes.c_int
-DTYPES = {torch.bfloat16: "bf16", torch.float32: "f32"}  # the C suffix of each dtype's ops
+# the C suffix of each dtype's ops
+DTYPES = {torch.bfloat16: "bf16", torch.float16: "f16", torch.float32: "f32"}
 COLS_MAX_ROWS = 16  # linear_cols.c: the input rows across one 16-lane vector
 
 
@@ -63,6 +64,11 @@ class CpuKernels:
         self._linear_cols = _bind(library.ip_linear_cols_f32, [_P, _P, _P, _P, _I, _I, _I, _T])
         self._linear_cols.restype = ctypes.c_int
         self._linear_i8 = _bind(library.ip_linear_i8_f32, [_P, _P, _P, _P, _P, _I, _I, _I, _T])
+        self._linear[torch.float16].restype = ctypes.c_int  # -1: no memory for its scratch
+        self._convert = {
+            torch.float32: _bind(library.ip_f16_to_f32, [_P, _P, _I]),
+            torch.float16: _bind(library.ip_f32_to_f16, [_P, _P, _I]),
+        }
         library.ip_isa.restype = ctypes.c_char_p
         self.isa: str = library.ip_isa().decode()
 
@@ -172,7 +178,17 @@ class CpuKernels:
     ) -> torch.Tensor:
         """x [M, K] contiguous, weight [N, K] contiguous, bias [N] or None -> x W^T + b [M, N].
         Reads the weight once for all M rows: for decode's few rows (see StreamLinear)."""
-        out, _ = _run_linear(self._linear[x.dtype], x, weight, bias)
+        out, failed = _run_linear(self._linear[x.dtype], x, weight, bias)
+        if failed:
+            raise MemoryError(f"linear: no memory to widen {x.shape[0]} rows to float32")
+        return out
+
+    def convert_f16(self, x: torch.Tensor) -> torch.Tensor:
+        """float16 -> float32 or float32 -> float16 (contiguous), with the conversions the
+        float16 kernels use (common.h): F16C's where the build has it, else plain C."""
+        dtype = torch.float32 if x.dtype == torch.float16 else torch.float16
+        out = torch.empty_like(x, dtype=dtype)
+        self._convert[dtype](x.data_ptr(), out.data_ptr(), x.numel())
         return out
 
     def linear_int8(

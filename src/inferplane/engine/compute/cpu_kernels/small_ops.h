@@ -1,10 +1,11 @@
 /*
  * The per-layer decode ops, written once for any storage type and included by kernels.c once
  * per dtype (no include guard on purpose). The includer defines:
- *   T          the storage type (bf16, float)
+ *   T          the storage type (bf16, f16, float)
  *   NAME(f)    f with the dtype's suffix (ip_rms_norm -> ip_rms_norm_bf16)
  *   LOAD(v)    T -> float;  STORE(f) float -> T, rounded as torch rounds
  *   ROUND(f)   f rounded to T and back: where torch keeps an intermediate in the dtype
+ *   LOAD8(p)   8 values of T at p as a __m256 of float32 (used only where __AVX2__)
  * Arithmetic is float32 throughout; for float32 storage LOAD, STORE and ROUND are identities.
  */
 
@@ -109,11 +110,7 @@ static inline float NAME(dot_q_k)(const float* q, const T* k, int64_t dim) {
 #if defined(__AVX2__)
 enum { NAME(BLOCK) = 8 }; /* context positions per block of the vector path */
 
-static inline __m256 NAME(load8)(const T* p) {
-  if (sizeof(T) == sizeof(float)) return _mm256_loadu_ps((const float*)(const void*)p);
-  const __m128i raw = _mm_loadu_si128((const __m128i*)(const void*)p);
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
-}
+static inline __m256 NAME(load8)(const T* p) { return LOAD8(p); }
 
 /* scores[0..7] = q . k of the 8 positions whose key rows are rows[0..7] (dim % 8 == 0): the
  * query's 8-lane pieces meet the 8 rows side by side, 8 independent sums, then sum8x8. */

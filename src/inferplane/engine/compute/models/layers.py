@@ -14,6 +14,7 @@ from inferplane.engine.compute.cpu_features import cpu_features
 from inferplane.engine.compute.cpu_kernels import CpuKernels
 from inferplane.engine.compute.cpu_kernels.ops import COLS_MAX_ROWS
 from inferplane.engine.compute.loader import RopeConfig
+from inferplane.engine.compute.quant import tiled_linear
 
 
 class Linear(nn.Module):
@@ -74,8 +75,29 @@ def _onednn_packs_bf16() -> bool:
     )
 
 
+class WidenedLinear(nn.Module):
+    """A float16 linear on CPU for large inputs (prefill): the product in float32, the weight
+    widened a tile of rows at a time (a float32 copy is never resident), the output rounded to
+    float16 once. torch's float16 F.linear on a CPU without AVX512-FP16 is several times slower
+    (SmolLM2-135M's four layer shapes at 512 rows, one Zen 4 thread: 242 against 50 ms)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.weight: torch.Tensor
+        self.bias: torch.Tensor | None
+        self.register_buffer("weight", weight)
+        self.register_buffer("bias", bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1]).float()
+        weight, bias = self.weight, None if self.bias is None else self.bias.float()
+        out = tiled_linear(flat, weight.shape, lambda a, b: weight[a:b].float(), bias)
+        return out.to(x.dtype).reshape(*x.shape[:-1], out.shape[-1])
+
+
 class StreamLinear(nn.Module):
-    """A bfloat16 or float32 linear on CPU for decode: inputs of a few rows (one per sequence)
+    """A bfloat16, float16 or float32 linear on CPU for decode: inputs of a few rows (one per
+    sequence)
     go through the compiled weight-streaming kernel, which reads the plain weight once per
     step at close to the memory's rate (one Zen 4 thread: 18 GB/s in bfloat16, against 12 for
     oneDNN's packed layout; 24 GB/s in float32, against 16 for TransposedLinear). Larger
@@ -83,6 +105,7 @@ class StreamLinear(nn.Module):
     else to F.linear over the same plain weight (as fast as TransposedLinear from 8 rows on).
     With packing the weight is held twice, plain and packed: the price of the faster path at
     every batch size, which `pack=False` declines (the loader does where memory is short).
+    float16 weights take WidenedLinear for larger inputs.
     """
 
     def __init__(
@@ -100,7 +123,7 @@ class StreamLinear(nn.Module):
         self.register_buffer("bias", bias)
         self.kernels = kernels
         packs = pack and PackedLinear.supported(weight.device, weight.dtype)
-        self.large: nn.Module = PackedLinear(weight, bias) if packs else Linear(weight, bias)
+        self.large = _large_linear(weight, bias, packs)
         self.max_rows = STREAM_ROWS[weight.dtype, packs]
         self.max_cols_rows = COLS_ROWS.get((weight.dtype, kernels.isa), 0)
 
@@ -118,6 +141,15 @@ class StreamLinear(nn.Module):
         return device.type == "cpu" and (dtype, False) in STREAM_ROWS
 
 
+def _large_linear(weight: torch.Tensor, bias: torch.Tensor | None, packs: bool) -> nn.Module:
+    """StreamLinear's layer for inputs past its kernels' rows, over the same weight."""
+    if packs:
+        return PackedLinear(weight, bias)
+    if weight.dtype == torch.float16:
+        return WidenedLinear(weight, bias)
+    return Linear(weight, bias)
+
+
 # Up to how many input rows the streaming kernel beats the alternative, by (dtype, whether
 # oneDNN packs), measured over SmolLM2-135M's products on one Zen 4 thread. bfloat16: oneDNN's
 # packed weight wins from 4 rows on (ours 0.87x there, 1.12x at 3, 1.5x at 1); where it cannot
@@ -127,6 +159,7 @@ STREAM_ROWS = {
     (torch.bfloat16, True): 3,
     (torch.bfloat16, False): 16,
     (torch.float32, False): 4,
+    (torch.float16, False): 16,
 }
 
 # Past STREAM_ROWS, up to how many rows the float32 column kernel (linear_cols.c: the rows
