@@ -66,7 +66,7 @@ def usage_table(metadata: MetaData) -> Table:
         Column("cost_micro_usd", BigInteger, nullable=False),
         Column("mean_logprob", Double, nullable=True),
         Column("low_confidence_share", Double, nullable=True),
-        Column("prompt_hash", String(24), nullable=True),
+        Column("prompt_hash", BigInteger, nullable=True),
         Index("ix_usage_time", "time"),
         Index("ix_usage_team_time", "team", "time"),
         Index("ix_usage_key_time", "key", "time"),

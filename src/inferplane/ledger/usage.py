@@ -41,7 +41,7 @@ class UsageRecord:
     mean_logprob: float | None = None
     low_confidence_share: float | None = None
     # A digest of the request's body (ledger/regenerations.py); None: not recorded.
-    prompt_hash: str | None = None
+    prompt_hash: int | None = None
 
     def __post_init__(self) -> None:
         if not self.request_id:

@@ -49,7 +49,7 @@ class Finished(NamedTuple):
     ttft_s: float | None
     status: int
     usage: Usage
-    prompt_hash: str | None = None  # the body's digest (regenerations are found from it)
+    prompt_hash: int | None = None  # the body's digest (regenerations are found from it)
 
 
 @dataclass(frozen=True)
