@@ -7,16 +7,17 @@ the benchmark's mock upstream; all start at once, then rounds of wrk go over the
 turn, reversing the order every other round, so that neighbours' load falls on each alike.
 
 Per side and round: requests/s (wrk -t1 -c32, only 2xx counted) and CPU microseconds per
-request of the gateway's whole process tree (workers and ledger writer), which moves much
-less than requests/s with other work on the machine. The JSON has every round, the medians,
-each side's ratio to the first side's, and the load average each round began at.
+request of the gateway's whole process tree (workers and ledger writer; the writer's share
+also on its own), which moves much less than requests/s with other work on the machine. The
+JSON has every round, the medians, each side's ratios to the first side's (the median of the
+rounds' ratios), and the load average each round began at.
 
     python bench/gateway/ab.py base=/scratch/base/src main=src --workers 1 2 --rounds 8
     python bench/gateway/ab.py ... --distinct   # a new prompt per request (no regenerations)
 
 --distinct sends each request with a prompt of its own (wrk_chat_distinct.lua); by default
-every request is the same (wrk_chat.lua, as run.py sends), which the feedback book counts as
-a regeneration of the one before: the worst case for it.
+every request is the same (wrk_chat.lua, as run.py sends), which the ledger writer counts as
+a regeneration of the one before (a feedback row stored per request): the worst case for it.
 """
 
 import argparse
@@ -47,19 +48,24 @@ class Side:
     process: Any  # subprocess.Popen[bytes]
     rps: list[float]
     cpu_us: list[float]
+    writer_cpu_us: list[float]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and all its children."""
-    total = 0.0
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User + system CPU of a process and all its children: (all, the ledger writer's). The
+    writer is the process that holds the ledger database open."""
+    total = writer = 0.0
     root = psutil.Process(pid)
     for process in [root, *root.children(recursive=True)]:
         try:
             times = process.cpu_times()
+            files = process.open_files()
         except psutil.Error:
             continue
         total += times.user + times.system
-    return total
+        if any(f.path.endswith("ledger.db") for f in files):
+            writer += times.user + times.system
+    return total, writer
 
 
 def start(name: str, src: str, workers: int, port: int, scratch: Path) -> Side:
@@ -71,15 +77,17 @@ def start(name: str, src: str, workers: int, port: int, scratch: Path) -> Side:
             "--port", str(port), "--workers", str(workers), "--ledger"]  # fmt: skip
     env = {"PYTHONPATH": str(Path(src).resolve())}
     process = loads.start(argv, folder / "out.log", env)
-    return Side(name, f"http://127.0.0.1:{port}{targets.CHAT_PATH}", process, [], [])
+    return Side(name, f"http://127.0.0.1:{port}{targets.CHAT_PATH}", process, [], [], [])
 
 
 def one_round(side: Side, seconds: int, script: str) -> None:
-    before = cpu_seconds(side.process.pid)
+    before, writer_before = cpu_seconds(side.process.pid)
     result = loads.wrk(side.url, seconds, script)
-    spent = cpu_seconds(side.process.pid) - before
+    after, writer_after = cpu_seconds(side.process.pid)
+    requests = max(result["requests"], 1)
     side.rps.append(result["requests_per_s"])
-    side.cpu_us.append(round(spent * 1e6 / max(result["requests"], 1), 1))
+    side.cpu_us.append(round((after - before) * 1e6 / requests, 1))
+    side.writer_cpu_us.append(round((writer_after - writer_before) * 1e6 / requests, 1))
 
 
 def summary(sides: list[Side], loadavg: list[float], args: argparse.Namespace) -> dict[str, Any]:
@@ -98,6 +106,12 @@ def summary(sides: list[Side], loadavg: list[float], args: argparse.Namespace) -
             "cpu_us_per_request": side.cpu_us,
             "median_requests_per_s": statistics.median(side.rps),
             "median_cpu_us_per_request": statistics.median(side.cpu_us),
+            "writer_cpu_us_per_request": side.writer_cpu_us,
+            "median_writer_cpu_us_per_request": statistics.median(side.writer_cpu_us),
+            f"median_cpu_ratio_to_{first.name}": round(
+                statistics.median(a / b for a, b in zip(side.cpu_us, first.cpu_us, strict=True)),
+                3,
+            ),
             f"median_ratio_to_{first.name}": round(statistics.median(ratios), 3),
         }
     return out
