@@ -162,15 +162,15 @@ def _prefill_attention(
     # 4-D inputs: the CPU kernels run about twice as fast as on the same 3-D views.
     k = k_cache[span.context_slots].transpose(0, 1)[None]  # [1, kv_heads, ctx, head_dim]
     v = v_cache[span.context_slots].transpose(0, 1)[None]
+    q4 = q.transpose(0, 1)[None]
+    if q.dtype == torch.float16 and q.device.type == "cpu":
+        # float16 SDPA on a CPU is 2.5-3x slower than float32's on the same values (SmolLM2,
+        # 512 tokens, one thread: 29 against 11 ms a layer, the conversions included)
+        q4, k, v = q4.float(), k.float(), v.float()
     out = F.scaled_dot_product_attention(
-        q.transpose(0, 1)[None],
-        k,
-        v,
-        attn_mask=span.mask,
-        is_causal=span.mask is None,
-        enable_gqa=True,
+        q4, k, v, attn_mask=span.mask, is_causal=span.mask is None, enable_gqa=True
     )
-    return out[0].transpose(0, 1)
+    return out[0].transpose(0, 1).to(q.dtype)
 
 
 def _decode_attention(
