@@ -155,6 +155,9 @@ def _large_linear(weight: torch.Tensor, bias: torch.Tensor | None, packs: bool) 
 # packed weight wins from 4 rows on (ours 0.87x there, 1.12x at 3, 1.5x at 1); where it cannot
 # pack (oneDNN held to AVX2) F.linear is the other side, and ours is 2.2x it even at 16 rows.
 # float32: ours 1.5x TransposedLinear at 1 row, 2.1x at 4; level with F.linear at 8.
+# float16 (the other side WidenedLinear, its four layer shapes, load about 3): ours 3.3x at 1
+# row, 1.9-2.2x at 8, 1.9x at 12; at 16 level (2.7 against 2.3 ms in one run, 7.0 against
+# 8.7 in another); WidenedLinear ahead from 32 (5.4 against 3.6 ms).
 STREAM_ROWS = {
     (torch.bfloat16, True): 3,
     (torch.bfloat16, False): 16,
