@@ -116,7 +116,7 @@ def chart(result: dict[str, Any], path: Path) -> None:
     axes.barh(names, values, color=["tab:blue"] * len(QUALITY_CALLS) + ["tab:red"])
     axes.axvline(2.0, color="grey", linestyle="--", label="2% goal")
     axes.set_xlabel("share of the worker's CPU samples, % (median of rounds)")
-    axes.set_title("The gateway's quality path, sampled inside the worker under wrk")
+    axes.set_title("Gateway quality path, sampled inside the worker")
     axes.invert_yaxis()
     axes.legend()
     figure.tight_layout()
