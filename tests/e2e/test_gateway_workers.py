@@ -1,6 +1,7 @@
 """`inferplane gateway --workers 2` as one gateway: a key's rate limit holds across both worker
 processes (each new connection may land on either), and so does a replica's slot count; a
-request sent again is a regeneration whichever worker took either try."""
+request sent again is a regeneration whichever worker took either try; and /metrics counts
+every worker's requests whichever worker a scrape reaches."""
 
 import asyncio
 import time
@@ -9,10 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from inferplane.gateway.admission.auth import hash_key
 from inferplane.ledger.feedback import FeedbackRecord
 from inferplane.ledger.store import UsageStore
+from inferplane.telemetry.worker_metrics import SNAPSHOT_S
 from tests.e2e.gateway_process import GatewayProcess
 from tests.gateway.upstreams import Behaviour, fake_replica
 
@@ -89,3 +92,34 @@ async def test_a_regeneration_is_found_whichever_worker_served_each_try(tmp_path
     assert statuses == [200] * tries, gateway.log()
     assert len(rows) == tries - 1 and len({row.request_id for row in rows}) == tries - 1
     assert {(row.key, row.model) for row in rows} == {("limited", "chat")}
+
+
+async def _requests_counted(url: str) -> float:
+    """inference_request_total summed over its series, as one scrape on a new connection sees."""
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        text = (await client.get("/metrics", headers={"Connection": "close"})).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "inference_request"
+        for sample in family.samples
+        if sample.name == "inference_request_total"
+    )
+
+
+async def test_every_scrape_counts_both_workers_requests(tmp_path: Path) -> None:
+    sent = 8
+    async with fake_replica(Behaviour()) as replica:
+        fleet = _fleet(tmp_path, replica, per_minute=None)
+        gateway = GatewayProcess(fleet, ["--workers", "2"], tmp_path / "gateway.log")
+        try:
+            await asyncio.to_thread(gateway.wait_up)
+            await asyncio.sleep(2)  # the second worker listens too
+            statuses = await _statuses(gateway.url, sent)
+            await _requests_counted(gateway.url)  # Prometheus scrapes all along
+            await asyncio.sleep(SNAPSHOT_S + 1)  # every worker has written a snapshot since
+            counted = [await _requests_counted(gateway.url) for _ in range(6)]
+        finally:
+            await asyncio.to_thread(gateway.stop)
+    assert statuses == [200] * sent, gateway.log()
+    assert counted == [sent] * 6  # not one worker's share, whichever answered

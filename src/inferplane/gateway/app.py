@@ -87,7 +87,7 @@ class GatewayApp:
         if path == "/v1/models":
             await respond(send, 200, self._models_body)
         elif path == "/metrics":
-            await respond(send, 200, self.state.metrics.render(), TEXT)
+            await respond(send, 200, await self.state.render_metrics(), TEXT)
         elif path == "/health":
             await respond(send, 200, b'{"status":"ok"}')
         elif self.state.any_ready():

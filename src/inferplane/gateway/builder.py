@@ -35,6 +35,7 @@ from inferplane.ledger.spool import SpoolAppender
 from inferplane.ledger.store import UsageStore, normalise_url
 from inferplane.ledger.writer_process import WriterProcess, catch_up
 from inferplane.telemetry.ui import ASGIApp, gateway_status_board, with_status_page
+from inferplane.telemetry.worker_metrics import SharedMetrics
 
 log = logging.getLogger(__name__)
 BACKLOG = 4096
@@ -53,6 +54,8 @@ class GatewaySetup:
     spool_name: str | None = None  # None: no usage records (the ledger off)
     limits_zone: LimitsZone | None = None  # rate-limit buckets the workers share
     counts_regenerations: bool = True  # with the ledger on: count those its writer finds
+    worker: int = 0  # which of the gateway's workers this process is
+    metrics_dir: Path | None = None  # where the workers share their metrics (None: one worker)
 
 
 def build_state(setup: GatewaySetup) -> GatewayState:
@@ -73,6 +76,11 @@ def build_state(setup: GatewaySetup) -> GatewayState:
         metrics=metrics,
         feedback=build_feedback(setup.fleet, metrics, setup.spool_name),
         regenerations=_regeneration_echo(setup),
+        shared_metrics=(
+            None
+            if setup.metrics_dir is None
+            else SharedMetrics(setup.metrics_dir, setup.worker, metrics.registry)
+        ),
     )
 
 

@@ -14,8 +14,10 @@ here, after it has stored what earlier runs left) stores them in the fleet's led
 import contextlib
 import logging
 import multiprocessing
+import shutil
 import signal
 import socket
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
@@ -63,10 +65,14 @@ class GatewayOptions:
 
 
 def build_state(
-    options: GatewayOptions, worker: int = 0, zone: LimitsZone | None = None
+    options: GatewayOptions,
+    worker: int = 0,
+    zone: LimitsZone | None = None,
+    metrics_dir: Path | None = None,
 ) -> GatewayState:
     """Load the fleet and build one worker's state; raises ConfigError / ValueError early.
-    `zone`: the rate-limit buckets the workers share (None with one worker)."""
+    `zone`: the rate-limit buckets the workers share, `metrics_dir`: the folder where they
+    share their metrics (both None with one worker)."""
     setup = GatewaySetup(
         worker_share(load_fleet(options.fleet), options.workers),
         Path(options.fleet).parent,
@@ -75,6 +81,8 @@ def build_state(
         f"gateway-{worker}" if options.ledger else None,
         zone,
         counts_regenerations=worker == 0,  # the writer's totals, counted by one worker
+        worker=worker,
+        metrics_dir=metrics_dir,
     )
     return builder.build_state(setup)
 
@@ -109,13 +117,18 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_worker(options: GatewayOptions, worker: int = 0, zone: LimitsZone | None = None) -> None:
+def serve_worker(
+    options: GatewayOptions,
+    worker: int = 0,
+    zone: LimitsZone | None = None,
+    metrics_dir: Path | None = None,
+) -> None:
     """One worker: its own state, socket and event loop, until SIGTERM or Ctrl-C."""
     configure_logging(json=True, level=options.log_level)
     if options.settings.access_log:  # access and route lines are INFO, whatever the level
         for name in ("inferplane.gateway.access", "inferplane.gateway.route"):
             logging.getLogger(name).setLevel(logging.INFO)
-    state = build_state(options, worker, zone)
+    state = build_state(options, worker, zone, metrics_dir)
     app = builder.build_app(state)
     config = builder.uvicorn_config(app, options.log_level, options.settings.streams)
     settle_heap()  # what was built so far lives as long as the process
@@ -143,10 +156,20 @@ def _serve(options: GatewayOptions) -> None:
     if options.workers == 1:
         serve_worker(options)
         return
+    metrics_dir = Path(tempfile.mkdtemp(prefix="inferplane-gateway-metrics-"))
+    try:
+        _serve_workers(options, metrics_dir)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve_workers(options: GatewayOptions, metrics_dir: Path) -> None:
     context = multiprocessing.get_context("spawn")
     zone = LimitsZone.create(context)  # a key's limits hold across the workers together
     workers = [
-        context.Process(target=serve_worker, args=(options, index, zone), name=f"gateway-{index}")
+        context.Process(
+            target=serve_worker, args=(options, index, zone, metrics_dir), name=f"gateway-{index}"
+        )
         for index in range(options.workers)
     ]
     for worker in workers:

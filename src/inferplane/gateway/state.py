@@ -33,6 +33,7 @@ from inferplane.ledger.regeneration_counts import RegenerationEcho
 from inferplane.ledger.store import UsageStore
 from inferplane.telemetry.sla import PoolSlaCollector, pool_slas
 from inferplane.telemetry.tracing import Tracing, setup_tracing
+from inferplane.telemetry.worker_metrics import SNAPSHOT_S, SharedMetrics
 
 Clock = Callable[[], float]
 
@@ -52,6 +53,7 @@ class GatewayState:
         metrics: GatewayMetrics | None = None,
         feedback: FeedbackBook | None = None,
         regenerations: RegenerationEcho | None = None,
+        shared_metrics: SharedMetrics | None = None,
     ) -> None:
         self.fleet = fleet
         self.access = access or Access.from_fleet(fleet, Path.cwd(), clock)
@@ -67,6 +69,7 @@ class GatewayState:
         self.feedback = feedback or FeedbackBook(self.metrics.registry, None, time.time)
         self.feedback.on_negative = self.quality.negative
         self.regenerations = regenerations  # what the ledger writer found, counted here
+        self.shared_metrics = shared_metrics  # with several workers: /metrics answers for all
         self._store = store  # the ledger's store, read once at start for budgets' spend
         self.registry = ReplicaRegistry({name: pool.model for name, pool in fleet.pools.items()})
         embedder = fleet_embedder(fleet, self.registry)
@@ -92,6 +95,7 @@ class GatewayState:
         self.wants_prefix = fleet.balancing.policy == "prefix_affinity"
         self._health_task: asyncio.Task[None] | None = None
         self._sweep_task: asyncio.Task[None] | None = None
+        self._publish_task: asyncio.Task[None] | None = None
         for name, pool in fleet.pools.items():
             if pool.endpoints:
                 self.set_replicas(name, pool.endpoints)
@@ -121,6 +125,8 @@ class GatewayState:
         await self.check_health()
         self._health_task = asyncio.create_task(self._health_loop())
         self._sweep_task = asyncio.create_task(self._sweep_loop())
+        if self.shared_metrics is not None:
+            self._publish_task = asyncio.create_task(self._publish_loop(self.shared_metrics))
         self.drift.start()
 
     async def check_health(self) -> None:
@@ -138,6 +144,19 @@ class GatewayState:
             self.accountant.sweep()
             self.count_regenerations()
 
+    async def render_metrics(self) -> bytes:
+        """The /metrics body: this process's, or every worker's merged (tens of ms of parsing,
+        in a thread, so that the event loop goes on serving meanwhile)."""
+        if self.shared_metrics is None:
+            return self.metrics.render()
+        return await asyncio.to_thread(self.shared_metrics.render)
+
+    @staticmethod
+    async def _publish_loop(shared: SharedMetrics) -> None:
+        while True:
+            shared.publish_if_scraped()
+            await asyncio.sleep(SNAPSHOT_S)
+
     def count_regenerations(self) -> None:
         """Count the regenerations the ledger writer found since the last sweep."""
         if self.regenerations is None:
@@ -146,7 +165,7 @@ class GatewayState:
             self.feedback.regenerated(model, version, pool, count)
 
     async def stop(self) -> None:
-        for task in (self._health_task, self._sweep_task):
+        for task in (self._health_task, self._sweep_task, self._publish_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
