@@ -1,13 +1,14 @@
-"""Build targets the kernel tests run: on x86 the AVX512_BF16, AVX-512, AVX2 and SSE2-only
-builds (x86-64-v4 with AVX512_BF16, then x86-64 levels 4, 3 and 1), each skipped where this CPU
-cannot run it, so an AVX512_BF16 machine also tests what AVX-512 and AVX2 hosts run; elsewhere
-the native build alone."""
+"""Build targets the kernel tests run: on x86 the AVX512_BF16 (with AVX512_VNNI), AVX-512,
+AVX2 and SSE2-only builds (x86-64-v4 with those two, then x86-64 levels 4, 3 and 1), each
+skipped where this CPU cannot run it, so an AVX512_BF16 machine also tests what AVX-512 and
+AVX2 hosts run; elsewhere the native build alone."""
 
 import pytest
 
 from inferplane.engine.compute.cpu_features import LEVEL_NAMES, OVERRIDE_ENV, host_features
 from inferplane.engine.compute.cpu_kernels import CpuKernels, cpu_kernels
 from inferplane.engine.compute.cpu_kernels.build import (
+    BF16_TARGET_FLAGS,
     NATIVE,
     BuildTarget,
     host_target,
@@ -23,8 +24,8 @@ def _target_params() -> list[object]:
     if not host.x86:
         return [pytest.param(NATIVE, id=NATIVE.name)]
     bf16 = x86_bf16_target()
-    cannot = f"this CPU has no avx512_bf16 (x86-64 level {host.x86_level})"
-    lacks_bf16 = host.x86_level < 4 or not host.has("avx512_bf16")
+    cannot = f"this CPU lacks avx512_bf16 or avx512_vnni (x86-64 level {host.x86_level})"
+    lacks_bf16 = host.x86_level < 4 or not host.has(*BF16_TARGET_FLAGS)
     params: list[object] = [
         pytest.param(bf16, id=bf16.name, marks=pytest.mark.skipif(lacks_bf16, reason=cannot))
     ]

@@ -15,6 +15,7 @@ from inferplane.engine.compute.cpu_features import (
 )
 from inferplane.engine.compute.cpu_kernels import cpu_kernels, ops
 from inferplane.engine.compute.cpu_kernels.build import (
+    BF16_TARGET_FLAGS,
     DISABLE_ENV,
     NATIVE,
     BuildTarget,
@@ -84,24 +85,28 @@ def test_an_x86_host_builds_for_the_highest_level_it_completes(level: int, name:
 
 
 def test_an_avx512_bf16_host_builds_the_bf16_target() -> None:
-    flags = frozenset().union(*X86_LEVELS, {"avx512_bf16"})
+    flags = frozenset().union(*X86_LEVELS, BF16_TARGET_FLAGS)
     target = host_target(CpuFeatures("x86_64", "AVX512", flags))
     assert target == x86_bf16_target()
     assert "-mavx512bf16" in target.flags and "-mavx512f" in target.flags
-    without_avx512 = frozenset().union(*X86_LEVELS[:4], {"avx512_bf16"})
+    assert "-mavx512vnni" in target.flags
+    without_avx512 = frozenset().union(*X86_LEVELS[:4], BF16_TARGET_FLAGS)
     assert host_target(CpuFeatures("x86_64", "AVX2", without_avx512)) == x86_target(3)
+    without_vnni = frozenset().union(*X86_LEVELS, {"avx512_bf16"})
+    assert host_target(CpuFeatures("x86_64", "AVX512", without_vnni)) == x86_target(4)
 
 
 def test_a_compiler_without_avx512_bf16_falls_back_to_the_level_below(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    flags = frozenset().union(*X86_LEVELS, {"avx512_bf16"})
+    flags = frozenset().union(*X86_LEVELS, BF16_TARGET_FLAGS)
     features = CpuFeatures("x86_64", "AVX512", flags)
     assert host_targets(features) == [x86_bf16_target(), x86_target(4)]
     avx2 = CpuFeatures("x86_64", "AVX2", frozenset().union(*X86_LEVELS[:4]))
     assert host_targets(avx2) == [x86_target(3)]
-    if not host_features().has("avx512_bf16") or host_features().x86_level < 4:
-        pytest.skip(f"this CPU has no avx512_bf16 (x86-64 level {host_features().x86_level})")
+    if not host_features().has(*BF16_TARGET_FLAGS) or host_features().x86_level < 4:
+        level = host_features().x86_level
+        pytest.skip(f"this CPU lacks avx512_bf16 or avx512_vnni (x86-64 level {level})")
 
     def old_compiler(target: BuildTarget) -> ctypes.CDLL | None:
         return None if "-mavx512bf16" in target.flags else load_library(target)

@@ -1,11 +1,13 @@
 """The int8 weight-streaming linear (linear_int8.c) against the dequantized F.linear, once per
-build target this CPU can run (see conftest.py)."""
+build target this CPU can run (see conftest.py): exact where it widens int8, within the
+input's rounding where it quantizes the input for VNNI (the AVX512_BF16 build)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from inferplane.engine.compute.cpu_kernels import CpuKernels
+from inferplane.engine.compute.cpu_kernels.build import BuildTarget
 from inferplane.engine.compute.quant import dequantize, quantize_per_channel
 
 
@@ -18,25 +20,41 @@ def _operands(
     return x, q, scale
 
 
-def _close_to_dequantized(
-    got: torch.Tensor, x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, b: torch.Tensor | None
+def _close_to_dequantized(  # noqa: PLR0917 (the product's operands)
+    kernels: CpuKernels,
+    got: torch.Tensor,
+    x: torch.Tensor,
+    q: torch.Tensor,
+    scale: torch.Tensor,
+    b: torch.Tensor | None,
 ) -> None:
-    """The float32 product of the dequantized weight, to float32 summation order: int8 values
-    widen exactly and the scale multiplies each row's sum once."""
+    """The float32 product of the dequantized weight: to float32 summation order where the
+    kernel widens int8 exactly; where it rounds each input row to int8 per block of 32 (the
+    VNNI path), within the bound that rounding sets: each input value moves by at most half
+    its block's step (max |x| / 127 / 2), so an output moves by at most scale times the sum
+    over blocks of that half step times the block's |q|."""
     expected = F.linear(x, dequantize(q, scale, torch.float32), b)
     assert got.dtype == torch.float32 and got.shape == expected.shape
-    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
+    k = x.shape[1]
+    if not kernels.int8_quantizes_input(k):
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
+        return
+    half_step = x.abs().reshape(x.shape[0], k // 32, 32).amax(-1) / 127 / 2  # [m, blocks]
+    block_q = q.abs().float().reshape(q.shape[0], k // 32, 32).sum(-1)  # [n, blocks]
+    bound = (half_step @ block_q.T) * scale
+    assert bool(((got - expected).abs() <= bound * 1.001 + 1e-4).all())
+    assert F.cosine_similarity(got.flatten(), expected.flatten(), dim=0) > 0.9999
 
 
 @pytest.mark.parametrize("rows", [1, 2, 3, 7, 8, 9, 16])
-@pytest.mark.parametrize(("n", "k"), [(96, 576), (37, 100), (5, 64), (64, 1536), (3, 7)])
+@pytest.mark.parametrize(("n", "k"), [(96, 576), (37, 100), (5, 64), (64, 1536), (3, 7), (9, 96)])
 def test_int8_linear_matches_the_dequantized_product(
     kernels: CpuKernels, rows: int, n: int, k: int
 ) -> None:
     """Row counts within a tile, a full tile and past it; widths that are a multiple of the
     vector step and ones with a scalar tail (100, 7)."""
     x, q, scale = _operands(rows, n, k, seed=rows * 1000 + n)
-    _close_to_dequantized(kernels.linear_int8(x, q, scale, None), x, q, scale, None)
+    _close_to_dequantized(kernels, kernels.linear_int8(x, q, scale, None), x, q, scale, None)
 
 
 def test_int8_linear_adds_the_bias_and_handles_extreme_weights(kernels: CpuKernels) -> None:
@@ -44,7 +62,8 @@ def test_int8_linear_adds_the_bias_and_handles_extreme_weights(kernels: CpuKerne
     x, _, scale = _operands(2, 255, 64, seed=3)
     q = torch.arange(-127, 128, dtype=torch.int8)[:, None].repeat(1, 64)
     bias = 10 * torch.randn(255)
-    _close_to_dequantized(kernels.linear_int8(x, q, scale, bias), x, q, scale, bias)
+    got = kernels.linear_int8(x, q, scale, bias)
+    _close_to_dequantized(kernels, got, x, q, scale, bias)
 
 
 def test_int8_linear_uses_every_thread_it_is_given(kernels: CpuKernels) -> None:
@@ -59,3 +78,13 @@ def test_int8_linear_uses_every_thread_it_is_given(kernels: CpuKernels) -> None:
     finally:
         torch.set_num_threads(before)
     assert torch.equal(one, two)
+
+
+def test_int8_linear_quantizes_the_input_only_on_the_vnni_build(
+    kernels: CpuKernels, target: BuildTarget
+) -> None:
+    """VNNI where the build has it and the width is a multiple of 64; exact everywhere else."""
+    vnni = target.name == "x86-64-v4-bf16"
+    assert kernels.int8_quantizes_input(576) == vnni
+    assert kernels.int8_quantizes_input(64) == vnni
+    assert not kernels.int8_quantizes_input(96) and not kernels.int8_quantizes_input(100)

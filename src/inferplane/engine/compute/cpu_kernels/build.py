@@ -3,8 +3,9 @@ and load them with ctypes.
 
 The library is built with the system C compiler (`$CC`, else `cc`) for a target the host runs:
 on x86 the highest x86-64 level (v4 with AVX-512, v3 with AVX2, ...) that cpu_features finds
-complete, tuned for this CPU, plus AVX512_BF16 where the host has it (x86-64-v4-bf16: the
-streaming linear's vdpbf16ps path; a compiler that cannot build it gets x86-64-v4 instead);
+complete, tuned for this CPU, plus AVX512_BF16 and AVX512_VNNI where the host has both
+(x86-64-v4-bf16: the streaming linears' vdpbf16ps and vpdpbusd paths; every CPU with the first
+has the second; a compiler that cannot build it gets x86-64-v4 instead);
 elsewhere `-march=native`. A host told by
 INFERPLANE_CPU_FEATURES that it has less gets the lower level, and tests build the lower
 levels on purpose, so an AVX-512 machine also runs what an AVX2 host runs. The sources are the
@@ -47,6 +48,7 @@ class BuildTarget:
 
 
 NATIVE = BuildTarget("native", ("-march=native",))
+BF16_TARGET_FLAGS = ("avx512_bf16", "avx512_vnni")  # what x86_bf16_target adds to x86-64-v4
 
 
 # What each x86-64 level adds, as compiler options: the same code as -march=x86-64-vN (GCC 11,
@@ -68,8 +70,9 @@ def x86_target(level: int) -> BuildTarget:
 
 
 def x86_bf16_target() -> BuildTarget:
-    """x86-64-v4 with AVX512_BF16 (Cooper Lake, Sapphire Rapids, Zen 4 and later)."""
-    return BuildTarget("x86-64-v4-bf16", (*x86_target(4).flags, "-mavx512bf16"))
+    """x86-64-v4 with AVX512_BF16 and AVX512_VNNI (Cooper Lake, Sapphire Rapids, Zen 4 and
+    later)."""
+    return BuildTarget("x86-64-v4-bf16", (*x86_target(4).flags, "-mavx512bf16", "-mavx512vnni"))
 
 
 def host_target(features: CpuFeatures | None = None) -> BuildTarget:
@@ -77,7 +80,7 @@ def host_target(features: CpuFeatures | None = None) -> BuildTarget:
     features = features or cpu_features()
     if not features.x86:
         return NATIVE
-    if features.x86_level >= 4 and features.has("avx512_bf16"):
+    if features.x86_level >= 4 and features.has(*BF16_TARGET_FLAGS):
         return x86_bf16_target()
     return x86_target(features.x86_level)
 

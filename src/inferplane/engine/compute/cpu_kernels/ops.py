@@ -64,6 +64,9 @@ class CpuKernels:
         self._linear_cols = _bind(library.ip_linear_cols_f32, [_P, _P, _P, _P, _I, _I, _I, _T])
         self._linear_cols.restype = ctypes.c_int
         self._linear_i8 = _bind(library.ip_linear_i8_f32, [_P, _P, _P, _P, _P, _I, _I, _I, _T])
+        self._linear_i8.restype = ctypes.c_int  # -1: no memory for its scratch
+        self._i8_quantizes = _bind(library.ip_linear_i8_quantizes_input, [_I])
+        self._i8_quantizes.restype = ctypes.c_int
         self._linear[torch.float16].restype = ctypes.c_int  # -1: no memory for its scratch
         self._convert = {
             torch.float32: _bind(library.ip_f16_to_f32, [_P, _P, _I]),
@@ -199,7 +202,7 @@ class CpuKernels:
         (linear_int8.c; for decode's few rows, see quant.Int8Linear)."""
         rows, n = x.shape[0], q.shape[0]
         out = x.new_empty(rows, n)
-        self._linear_i8(
+        failed = self._linear_i8(
             x.data_ptr(),
             q.data_ptr(),
             scale.data_ptr(),
@@ -210,7 +213,14 @@ class CpuKernels:
             q.shape[1],
             _threads(),
         )
+        if failed:
+            raise MemoryError(f"linear_int8: no memory for {rows} quantized input rows")
         return out
+
+    def int8_quantizes_input(self, k: int) -> bool:
+        """Whether linear_int8 at width k rounds the input rows to int8 per block of 32 (the
+        VNNI path) rather than computing the dequantized product exactly."""
+        return bool(self._i8_quantizes(k))
 
     def linear_cols(
         self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
