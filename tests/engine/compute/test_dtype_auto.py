@@ -38,15 +38,23 @@ def test_native_bfloat16_hosts_run_bfloat16(host: str, checkpoint: torch.dtype) 
 
 
 @pytest.mark.parametrize("checkpoint", CHECKPOINTS)
-@pytest.mark.parametrize("host", ["avx512", "avx2", "sse"])
-def test_other_x86_hosts_run_float32(host: str, checkpoint: torch.dtype) -> None:
-    assert auto_cpu_dtype(HOSTS[host], checkpoint) == torch.float32
+def test_avx2_hosts_with_the_kernels_run_float16(checkpoint: torch.dtype) -> None:
+    assert auto_cpu_dtype(HOSTS["avx2"], checkpoint) == torch.float16
+    assert auto_cpu_dtype(HOSTS["avx2"], checkpoint, kernels=False) == torch.float32
+
+
+@pytest.mark.parametrize("checkpoint", CHECKPOINTS)
+@pytest.mark.parametrize("host", ["avx512", "sse"])
+@pytest.mark.parametrize("kernels", [True, False])
+def test_other_x86_hosts_run_float32(host: str, checkpoint: torch.dtype, kernels: bool) -> None:
+    assert auto_cpu_dtype(HOSTS[host], checkpoint, kernels) == torch.float32
 
 
 def test_bf16_flags_without_onednn_packing_are_not_enough() -> None:
-    # avx512_bf16 listed without the AVX-512 core oneDNN packs with: no packed linears
+    # avx512_bf16 listed without the AVX-512 core oneDNN packs with: no packed linears, so
+    # what an AVX2 host runs
     odd = CpuFeatures("x86_64", "AVX2", _levels(3) | {"avx512_bf16"})
-    assert auto_cpu_dtype(odd, torch.bfloat16) == torch.float32
+    assert auto_cpu_dtype(odd, torch.bfloat16) == torch.float16
 
 
 @pytest.mark.parametrize(
@@ -73,5 +81,6 @@ def test_an_accelerator_keeps_the_checkpoint_dtype(host: str, checkpoint: torch.
 def test_the_cpu_choice_is_the_same_through_auto_dtype() -> None:
     for features in HOSTS.values():
         for checkpoint in CHECKPOINTS:
-            chosen = auto_dtype(features, CPU, checkpoint)
-            assert chosen == auto_cpu_dtype(features, checkpoint)
+            for kernels in (True, False):
+                chosen = auto_dtype(features, CPU, checkpoint, kernels)
+                assert chosen == auto_cpu_dtype(features, checkpoint, kernels)

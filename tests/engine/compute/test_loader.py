@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from inferplane.engine.compute.cpu_features import CpuFeatures, cpu_features, parse_override
+from inferplane.engine.compute.cpu_kernels import cpu_kernels
 from inferplane.engine.compute.dtype_auto import auto_cpu_dtype
 from inferplane.engine.compute.loader import (
     checkpoint_files,
@@ -69,11 +70,13 @@ def test_auto_dtype_is_the_hosts_choice(tiny_model_dir: Path) -> None:
     arm = CpuFeatures("aarch64", "DEFAULT", frozenset())
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert resolve_dtype("auto", config, cpu, native) == torch.bfloat16
-    assert resolve_dtype("auto", half, cpu, avx2) == torch.float32
+    kernels = cpu_kernels() is not None
+    avx2_choice = torch.float16 if kernels else torch.float32  # see test_dtype_auto
+    assert resolve_dtype("auto", half, cpu, avx2) == avx2_choice
     assert resolve_dtype("auto", half, cpu, arm) == torch.bfloat16
     assert resolve_dtype("auto", half, cuda, native) == torch.float16
     assert resolve_dtype("bfloat16", config, cpu, avx2) == torch.bfloat16
-    detected = auto_cpu_dtype(cpu_features(), torch.float32)
+    detected = auto_cpu_dtype(cpu_features(), torch.float32, kernels)
     assert resolve_dtype("auto", config, cpu) == detected
 
 
