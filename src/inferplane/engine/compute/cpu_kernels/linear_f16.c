@@ -6,7 +6,9 @@
  *
  * The input rows are widened to float32 once per call (a scratch of M * K floats), so the
  * inner loop converts only the weight: vcvtph2ps on 16 values (AVX-512F) or 8 (AVX2 with
- * F16C), then FMA; plain C converts in software (common.h). Output rows are split over OpenMP
+ * F16C), then FMA; plain C converts in software (common.h). The AVX-512 loop takes 64 weights
+ * (one 128-byte line pair) a step: against 32, SmolLM2's 212 MB of float16 layers at one row
+ * on one Zen 4 thread, ten interleaved rounds: 12.7 -> 11.8 ms (1.07x, every round faster). Output rows are split over OpenMP
  * threads, `threads` at most.
  */
 #include <stdint.h>
@@ -23,7 +25,7 @@ enum { F16_M_TILE = 8 };
 #define INLINE static inline __attribute__((always_inline))
 
 #if defined(__AVX512F__)
-enum { F16_STEP = 32 };
+enum { F16_STEP = 64 };
 
 INLINE __m512 f16_widen16(const f16* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(const void*)p));
@@ -35,10 +37,13 @@ INLINE void f16_row(const float* xf, const f16* w, float* sums, const int m_rows
   for (int m = 0; m < m_rows; ++m) acc[m][0] = acc[m][1] = _mm512_setzero_ps();
   for (int64_t i = 0; i + F16_STEP <= k; i += F16_STEP) {
     const __m512 w0 = f16_widen16(w + i), w1 = f16_widen16(w + i + 16);
+    const __m512 w2 = f16_widen16(w + i + 32), w3 = f16_widen16(w + i + 48);
     for (int m = 0; m < m_rows; ++m) {
       const float* xm = xf + m * k + i;
       acc[m][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xm), acc[m][0]);
       acc[m][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xm + 16), acc[m][1]);
+      acc[m][0] = _mm512_fmadd_ps(w2, _mm512_loadu_ps(xm + 32), acc[m][0]);
+      acc[m][1] = _mm512_fmadd_ps(w3, _mm512_loadu_ps(xm + 48), acc[m][1]);
     }
   }
   for (int m = 0; m < m_rows; ++m)
