@@ -81,7 +81,7 @@ def test_layer_streams_few_float32_rows_and_dequantizes_for_the_rest(
         assert torch.equal(got, dequantized_linear(x, layer.weight, layer.scale, bias))
     want = F.linear(x, dequantize(layer.weight, layer.scale, torch.float32), bias)
     if rows <= INT8_STREAM_ROWS and kernels.int8_quantizes_input(64):
-        # the VNNI path rounds x to int8 per block of 32 (its exact bound: test_linear_int8)
+        # the quantized-input path rounds x to int8 per block of 32 (bound: test_linear_int8)
         assert float((got - want).abs().max()) <= 0.02 * float(want.abs().max())
         assert F.cosine_similarity(got.flatten(), want.flatten(), dim=0) > 0.9999
     else:
@@ -115,7 +115,7 @@ def test_int8_model_with_kernels_matches_without(
 ) -> None:
     """demo:tiny in float32 with int8 layers: the compiled path (decode rows) and the
     dequantized one (prefill rows) give the logits torch's own int8 ops give (to float32
-    rounding, or within the VNNI path's rounding of each input row to int8)."""
+    rounding, or within the quantized-input path's rounding of each input row to int8)."""
     config = EngineConfig(
         model=str(tiny_model_dir), dtype="float32", quantization="int8", kv_cache_bytes=1 << 20
     )

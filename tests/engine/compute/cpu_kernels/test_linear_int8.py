@@ -1,6 +1,6 @@
 """The int8 weight-streaming linear (linear_int8.c) against the dequantized F.linear, once per
 build target this CPU can run (see conftest.py): exact where it widens int8, within the
-input's rounding where it quantizes the input for VNNI (the AVX512_BF16 build)."""
+input's rounding where it quantizes the input (VNNI, or AVX2's vpmaddubsw)."""
 
 import pytest
 import torch
@@ -80,11 +80,11 @@ def test_int8_linear_uses_every_thread_it_is_given(kernels: CpuKernels) -> None:
     assert torch.equal(one, two)
 
 
-def test_int8_linear_quantizes_the_input_only_on_the_vnni_build(
+def test_int8_linear_quantizes_the_input_where_the_build_has_the_instructions(
     kernels: CpuKernels, target: BuildTarget
 ) -> None:
-    """VNNI where the build has it and the width is a multiple of 64; exact everywhere else."""
-    vnni = target.name == "x86-64-v4-bf16"
-    assert kernels.int8_quantizes_input(576) == vnni
-    assert kernels.int8_quantizes_input(64) == vnni
-    assert not kernels.int8_quantizes_input(96) and not kernels.int8_quantizes_input(100)
+    """VNNI on the AVX512_BF16 build (widths a multiple of 64), vpmaddubsw on the AVX2 and
+    AVX-512 ones (a multiple of 32); exact everywhere else."""
+    step = {"x86-64-v4-bf16": 64, "x86-64-v4": 32, "x86-64-v3": 32}.get(target.name)
+    for k in (576, 64, 96, 100):
+        assert kernels.int8_quantizes_input(k) == (step is not None and k % step == 0), k
