@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from inferplane.engine.compute import quant
 from inferplane.engine.compute.cpu_kernels import CpuKernels, cpu_kernels
+from inferplane.engine.compute.models.llama import DecoderLayer
 from inferplane.engine.compute.quant import (
     INT8_STREAM_ROWS,
     Int8Linear,
@@ -122,12 +123,9 @@ def test_int8_model_with_kernels_matches_without(
     fast = TorchModelRunner.from_config(config)
     monkeypatch.setenv("INFERPLANE_CPU_KERNELS", "0")
     plain = TorchModelRunner.from_config(config)
-    assert isinstance(fast.model.layers[0].mlp.down, Int8Linear)
-    assert fast.model.layers[0].mlp.down.kernels is not None
-    assert plain.model.layers[0].mlp.down.kernels is None
-    assert fast.model.layers[0].mlp.down.kernels is not None
-    width = fast.model.config.hidden_size
-    rounds_input = fast.model.layers[0].mlp.down.kernels.int8_quantizes_input(width)
+    fast_down, plain_down = (_down(runner) for runner in (fast, plain))
+    assert fast_down.kernels is not None and plain_down.kernels is None
+    rounds_input = fast_down.kernels.int8_quantizes_input(fast.model.config.hidden_size)
     for steps in prefill_then_decode():
         batch = StepBatch(steps)
         got, expected = fast.forward_logits(batch), plain.forward_logits(batch)
@@ -136,3 +134,10 @@ def test_int8_model_with_kernels_matches_without(
             assert torch.equal(got.argmax(-1), expected.argmax(-1))
         else:
             torch.testing.assert_close(got, expected, atol=1e-3, rtol=1e-3)
+
+
+def _down(runner: TorchModelRunner) -> Int8Linear:
+    """The first layer's MLP down projection (an int8 layer here)."""
+    layer = runner.model.layers[0]
+    assert isinstance(layer, DecoderLayer) and isinstance(layer.mlp.down, Int8Linear)
+    return layer.mlp.down
