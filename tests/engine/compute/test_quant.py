@@ -51,8 +51,12 @@ def test_int8_model_is_smaller_and_close(tiny_model_dir: Path) -> None:
         model=str(tiny_model_dir), dtype="float32", quantization="int8", kv_cache_bytes=1 << 20
     )
     quant = TorchModelRunner.from_config(config)
-    # Layers shrink 4x against float32 (plus a scale per row); embeddings and the head stay.
+    # Layers and the head shrink 4x against float32 (plus a scale per row); the embedding
+    # lookup keeps its dense rows.
     assert weight_bytes(quant.model.layers) < 0.27 * weight_bytes(dense.model.layers)
+    assert isinstance(quant.model.lm_head, Int8Linear)
+    assert weight_bytes(quant.model.lm_head) < 0.27 * weight_bytes(dense.model.lm_head)
+    assert quant.model.embed.dtype == torch.float32
     assert weight_bytes(quant.model) < weight_bytes(dense.model)
     ids = list(range(3, 60))
     batch = StepBatch([chunk("q", ids, 0, [0, 1, 2, 3])])

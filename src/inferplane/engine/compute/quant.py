@@ -1,8 +1,9 @@
 """Int8 weight-only quantization: symmetric, one scale per output channel.
 
 Each linear weight W [out, in] becomes q = round(W / s) in int8 with s = max|W[row]| / 127,
-so memory halves against bfloat16 (a quarter against float32). Activations, embeddings,
-norms and the LM head stay in the model's dtype. On CPU the product takes, by input rows
+so memory halves against bfloat16 (a quarter against float32). The LM head is quantized the
+same way (a tied head as its own int8 copy of the embedding); activations, the embedding
+lookup and norms stay in the model's dtype. On CPU the product takes, by input rows
 (each bound measured on SmolLM2-135M's four layer shapes, one thread; see INT8_* below):
 - float32 decode (up to INT8_STREAM_ROWS rows): the compiled int8 streaming linear
   (cpu_kernels/linear_int8.c), which reads each int8 row once for all input rows;
