@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from inferplane.gateway.admission.auth import hash_key
 from inferplane.ledger.feedback import FeedbackRecord
@@ -116,6 +117,25 @@ def test_ratings_regenerations_and_abandoned_streams_reach_the_ledger(
     for row in rows:
         assert row.model == "chat" and row.model_version == version and row.negative
     assert "inference_feedback_events_total" in metrics
+    # the ledger writer found the regeneration; the gateway counts it from the writer's totals
+    assert _regenerations_counted(gateway, version) == 1
+
+
+def _regenerations_counted(gateway: GatewayProcess, version: str) -> float:
+    labels = {"model": "chat", "model_version": version, "kind": "regeneration"}
+    deadline = time.monotonic() + 20
+    while True:
+        text = httpx.get(f"{gateway.url}/metrics", timeout=10).text
+        counted = sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "inference_feedback_events_total"
+            and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
+        if counted or time.monotonic() > deadline:
+            return counted
+        time.sleep(0.3)
 
 
 def test_the_replicas_confidence_reaches_the_usage_record_and_the_metrics(
