@@ -7,7 +7,6 @@ those still carrying a hash stay findable there until they are taken for new dat
 from the front of the queue: least recently freed first).
 """
 
-from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -57,7 +56,8 @@ class BlockPool:
 
     Blocks are ids 0..num_blocks-1 with their state in parallel lists, not one object each: a
     fleet of simulated replicas holds millions of blocks, and per-block objects cost memory
-    and cache misses on every take and release.
+    and cache misses on every take and release. The id objects themselves are made once, in
+    the queue, and passed around from there (tables, the map's values), never made again.
 
     The free queue (least recently freed first) is kept in two parts, which together give the
     order a doubly linked list would: `_front`, a stack whose end is the queue's head, holds
@@ -79,8 +79,8 @@ class BlockPool:
         self.enable_caching = enable_caching
         self.evictions = 0
         self.num_free = num_blocks
-        self._front = array("i")
-        self._queue = array("i", range(num_blocks))
+        self._front: list[int] = []
+        self._queue: list[int] = list(range(num_blocks))
         self._head = 0
         self._stale: dict[int, int] = {}
 
@@ -89,14 +89,14 @@ class BlockPool:
         if count > self.num_free:
             raise IndexError(f"{count} blocks asked for, {self.num_free} free")
         front = self._front
-        if count <= len(front):
-            taken = front[len(front) - count :].tolist()
-            del front[len(front) - count :]
-            taken.reverse()
+        if count == 1:  # a decode stepping into a new block: most calls take one
+            taken = [front.pop() if front else self._take_queued(1)[0]]
+        elif count <= len(front):
+            taken = front[: -count - 1 : -1]  # the last `count`, from the head on
+            del front[-count:]
         else:
-            taken = front.tolist()
-            taken.reverse()
-            del front[:]
+            taken = front[::-1]
+            front.clear()
             taken += self._take_queued(count - len(taken))
         self.num_free -= count
         refs, hashes, cached, evicted = self.ref_counts, self.hashes, self.cached, 0
@@ -107,13 +107,14 @@ class BlockPool:
                 hashes[block] = None
                 evicted += 1
             refs[block] = 1
-        self.evictions += evicted
+        if evicted:
+            self.evictions += evicted
         return taken
 
     def _take_queued(self, count: int) -> list[int]:
         queue, head, stale = self._queue, self._head, self._stale
         if not stale:
-            taken = queue[head : head + count].tolist()
+            taken = queue[head : head + count]
             head += count
         else:
             taken = []
@@ -147,24 +148,22 @@ class BlockPool:
     def release(self, blocks: Sequence[int]) -> None:
         """Drop a reference; unreferenced cached blocks go to the tail (evicted last), others
         to the front (reused first), so cached content lives as long as possible."""
-        refs, hashes = self.ref_counts, self.hashes
-        to_front, to_back = self._front.append, self._queue.append
-        freed = 0
+        refs, hashes, front, back = self.ref_counts, self.hashes, self._front, self._queue
+        before = len(front) + len(back)
+        to_front, to_back = front.append, back.append
         for block in reversed(blocks):  # a prefix's deeper blocks are evicted before its root
             count = refs[block] - 1
             refs[block] = count
             if not count:
-                freed += 1
                 if hashes[block] is None:
                     to_front(block)
                 else:
                     to_back(block)
-        self.num_free += freed
+        self.num_free += len(front) + len(back) - before
 
     def free_block_ids(self) -> list[int]:
         """The free queue from its head: the order blocks will be taken in."""
-        order = self._front.tolist()
-        order.reverse()
+        order = self._front[::-1]
         stale = dict(self._stale)
         for block in self._queue[self._head :]:
             skip = stale.get(block, 0)
@@ -318,13 +317,20 @@ class KVCacheManager:
         if len(hashes) < full:
             hashes = block_hashes(request.all_token_ids, self.block_size, hashes)
         table, cached, held = self._tables[rid], pool.cached, pool.hashes
-        for index in range(done, full):  # pool.register, inlined: a prefill fills hundreds
+        self._num_hashed[rid] = full
+        if full - done > 1:  # a prefill: most often none of its hashes is cached yet
+            new, blocks = hashes[done:full], table[done:full]
+            if cached.keys().isdisjoint(new):  # then the map takes them all, in one C call
+                cached.update(zip(new, blocks, strict=True))
+                for block, block_hash in zip(blocks, new, strict=True):
+                    held[block] = block_hash
+                return
+        for index in range(done, full):  # pool.register, inlined
             block_hash = hashes[index]
             if block_hash not in cached:  # the first writer wins on duplicates
                 block = table[index]
                 held[block] = block_hash
                 cached[block_hash] = block
-        self._num_hashed[rid] = full
 
     def free(self, request_id: str) -> None:
         """Release the request's blocks at once; cached ones stay findable until evicted."""
