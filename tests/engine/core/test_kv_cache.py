@@ -219,6 +219,7 @@ def test_taking_many_is_taking_one_at_a_time() -> None:
     assert pool.free_block_ids() == [0, 5, 4]
     with pytest.raises(IndexError):
         pool.take(4)
+    assert pool.take(0) == [] and pool.free_block_ids() == [0, 5, 4]
     assert pool.take(3) == [0, 5, 4] and pool.num_free == 0
 
 

@@ -93,7 +93,7 @@ class BlockPool:
             taken = [front.pop() if front else self._take_queued(1)[0]]
         elif count <= len(front):
             taken = front[: -count - 1 : -1]  # the last `count`, from the head on
-            del front[-count:]
+            del front[len(front) - count :]  # not front[-count:]: count may be 0
         else:
             taken = front[::-1]
             front.clear()
