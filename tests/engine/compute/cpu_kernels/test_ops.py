@@ -11,13 +11,12 @@ import torch.nn.functional as F
 
 from inferplane.engine.compute.attention import ChunkSpan, _decode_attention, build_metadata
 from inferplane.engine.compute.cpu_kernels import CpuKernels
-from inferplane.engine.compute.cpu_kernels.build import DISABLE_ENV, BuildTarget
-from inferplane.engine.compute.loader import RopeConfig
-from inferplane.engine.compute.models.layers import RMSNorm, Rotary
-from inferplane.engine.compute.runner import TorchModelRunner
-from inferplane.engine.core.batch import StepBatch
-from inferplane.engine.core.config import EngineConfig
-from tests.engine.reference import prefill_then_decode
+from inferplane.engine.compute.cpu_kernels.build import BuildTarget
+from inferplane.engine.compute.models.layers import RMSNorm
+from tests.engine.compute.cpu_kernels.kernel_cases import (
+    logits_with_and_without_kernels,
+    rope_cache_case,
+)
 
 BF16 = torch.bfloat16
 ULP = 2**-7  # one bfloat16 step at magnitude 1
@@ -69,21 +68,9 @@ def test_rope_cache_rotates_and_writes_the_slots(
     kernels: CpuKernels, generator: torch.Generator
 ) -> None:
     heads, kv_heads, dim, rows = 6, 2, 32, 3
-    rotary = Rotary(RopeConfig(theta=10000.0), dim, 64, BF16)
     qkv = _randn(generator, rows, heads + 2 * kv_heads, dim)
-    cos, sin = rotary.tables(torch.tensor([0, 7, 30]))
-    slots = torch.tensor([5, 2, 9])
-    k_cache, v_cache = (
-        torch.zeros(12, kv_heads, dim, dtype=BF16),
-        torch.zeros(12, kv_heads, dim, dtype=BF16),
-    )
-    q = kernels.rope_cache(qkv, cos, sin, slots, k_cache, v_cache)
-    rotated = rotary.rotate(qkv[:, : heads + kv_heads], cos, sin)
-    assert (q.float() - rotated[:, :heads].float()).abs().max() <= 2 * ULP * 4
-    assert (k_cache[slots].float() - rotated[:, heads:].float()).abs().max() <= 2 * ULP * 4
-    assert torch.equal(v_cache[slots], qkv[:, heads + kv_heads :])
-    untouched = [i for i in range(12) if i not in slots.tolist()]
-    assert not k_cache[untouched].any() and not v_cache[untouched].any()
+    for got, expected in rope_cache_case(kernels, qkv, kv_heads):
+        assert (got.float() - expected.float()).abs().max() <= 2 * ULP * 4
 
 
 def test_decode_attention_matches_the_torch_path(
@@ -108,25 +95,14 @@ def test_decode_attention_matches_the_torch_path(
     assert F.cosine_similarity(got.float().flatten(), expected.float().flatten(), dim=0) > 0.9999
 
 
-def _bf16_runner(directory: Path) -> TorchModelRunner:
-    config = EngineConfig(model=str(directory), dtype="bfloat16", kv_cache_bytes=4 << 20)
-    return TorchModelRunner.from_config(config)
-
-
 @pytest.mark.usefixtures("host_at_target_level")
 def test_the_model_in_bf16_agrees_with_and_without_kernels(
     kernels: CpuKernels, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A prefill step then a mixed decode step: the same logits within bfloat16 noise, on a
     host (real or pretended) whose best build is the target's."""
-    with_kernels = _bf16_runner(tiny_model_dir)
-    monkeypatch.setenv(DISABLE_ENV, "0")
-    without = _bf16_runner(tiny_model_dir)
-    assert with_kernels.model.norm.kernels is kernels
-    assert without.model.norm.kernels is None
-    for step in prefill_then_decode():
-        got = with_kernels.forward_logits(StepBatch(step))
-        expected = without.forward_logits(StepBatch(step))
+    pairs = logits_with_and_without_kernels(tiny_model_dir, "bfloat16", monkeypatch, expect=kernels)
+    for got, expected in pairs:
         cosine = F.cosine_similarity(got, expected, dim=-1)
         assert cosine.min() > 0.999, cosine
         # The same top token, but for near-ties: bfloat16 logits a rounding step apart swap

@@ -10,19 +10,16 @@ import torch.nn.functional as F
 
 from inferplane.engine.compute.attention import ChunkSpan, _decode_attention, build_metadata
 from inferplane.engine.compute.cpu_kernels import CpuKernels
-from inferplane.engine.compute.cpu_kernels.build import DISABLE_ENV
-from inferplane.engine.compute.loader import RopeConfig
 from inferplane.engine.compute.models.layers import (
     STREAM_ROWS,
     RMSNorm,
-    Rotary,
     StreamLinear,
     WidenedLinear,
 )
-from inferplane.engine.compute.runner import TorchModelRunner
-from inferplane.engine.core.batch import StepBatch
-from inferplane.engine.core.config import EngineConfig
-from tests.engine.reference import prefill_then_decode
+from tests.engine.compute.cpu_kernels.kernel_cases import (
+    logits_with_and_without_kernels,
+    rope_cache_case,
+)
 
 F16 = torch.float16
 ULP = 2**-10  # one float16 step at magnitude 1
@@ -65,17 +62,9 @@ def test_add_rms_norm_updates_the_residual_in_place(kernels: CpuKernels) -> None
 
 def test_rope_cache_rotates_and_writes_the_slots(kernels: CpuKernels) -> None:
     heads, kv_heads, dim, rows = 6, 2, 32, 3
-    rotary = Rotary(RopeConfig(theta=10000.0), dim, 64, F16)
     qkv = _randn(4, rows, heads + 2 * kv_heads, dim)
-    cos, sin = rotary.tables(torch.tensor([0, 7, 30]))
-    slots = torch.tensor([5, 2, 9])
-    k_cache, v_cache = torch.zeros(12, kv_heads, dim, dtype=F16), torch.zeros(12, kv_heads, dim)
-    v_cache = v_cache.to(F16)
-    q = kernels.rope_cache(qkv, cos, sin, slots, k_cache, v_cache)
-    rotated = rotary.rotate(qkv[:, : heads + kv_heads], cos, sin)
-    assert (q.float() - rotated[:, :heads].float()).abs().max() <= 2 * ULP * 4
-    assert (k_cache[slots].float() - rotated[:, heads:].float()).abs().max() <= 2 * ULP * 4
-    assert torch.equal(v_cache[slots], qkv[:, heads + kv_heads :])
+    for got, expected in rope_cache_case(kernels, qkv, kv_heads):
+        assert (got.float() - expected.float()).abs().max() <= 2 * ULP * 4
 
 
 def test_decode_attention_matches_the_torch_path(kernels: CpuKernels) -> None:
@@ -131,24 +120,13 @@ def test_widened_linear_in_tiles_matches_f_linear(monkeypatch: pytest.MonkeyPatc
     torch.testing.assert_close(got.float(), exact, atol=1e-3, rtol=ULP)
 
 
-def _f16_runner(directory: Path) -> TorchModelRunner:
-    config = EngineConfig(model=str(directory), dtype="float16", kv_cache_bytes=4 << 20)
-    return TorchModelRunner.from_config(config)
-
-
 @pytest.mark.usefixtures("host_at_target_level")
 def test_the_model_in_f16_agrees_with_and_without_kernels(
     kernels: CpuKernels, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A prefill step then a mixed decode step: the same logits within float16 noise, on a
     host (real or pretended) whose best build is the target's."""
-    with_kernels = _f16_runner(tiny_model_dir)
-    monkeypatch.setenv(DISABLE_ENV, "0")
-    without = _f16_runner(tiny_model_dir)
-    assert with_kernels.model.norm.kernels is kernels
-    assert without.model.norm.kernels is None
-    for step in prefill_then_decode():
-        got = with_kernels.forward_logits(StepBatch(step))
-        expected = without.forward_logits(StepBatch(step))
+    pairs = logits_with_and_without_kernels(tiny_model_dir, "float16", monkeypatch, expect=kernels)
+    for got, expected in pairs:
         assert F.cosine_similarity(got, expected, dim=-1).min() > 0.9999
         torch.testing.assert_close(got, expected, atol=2e-2, rtol=1e-2)

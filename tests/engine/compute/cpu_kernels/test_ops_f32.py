@@ -9,13 +9,11 @@ import torch
 
 from inferplane.engine.compute.attention import ChunkSpan, _decode_attention, build_metadata
 from inferplane.engine.compute.cpu_kernels import CpuKernels
-from inferplane.engine.compute.cpu_kernels.build import DISABLE_ENV
-from inferplane.engine.compute.loader import RopeConfig
-from inferplane.engine.compute.models.layers import RMSNorm, Rotary
-from inferplane.engine.compute.runner import TorchModelRunner
-from inferplane.engine.core.batch import StepBatch
-from inferplane.engine.core.config import EngineConfig
-from tests.engine.reference import prefill_then_decode
+from inferplane.engine.compute.models.layers import RMSNorm
+from tests.engine.compute.cpu_kernels.kernel_cases import (
+    logits_with_and_without_kernels,
+    rope_cache_case,
+)
 
 F32 = torch.float32
 
@@ -52,18 +50,9 @@ def test_add_rms_norm_updates_the_residual_in_place(kernels: CpuKernels) -> None
 
 def test_rope_cache_rotates_and_writes_the_slots(kernels: CpuKernels) -> None:
     heads, kv_heads, dim, rows = 9, 3, 64, 3
-    rotary = Rotary(RopeConfig(theta=10000.0), dim, 64, F32)
     qkv = _randn(0, rows, heads + 2 * kv_heads, dim)
-    cos, sin = rotary.tables(torch.tensor([0, 7, 30]))
-    slots = torch.tensor([5, 2, 9])
-    k_cache, v_cache = torch.zeros(12, kv_heads, dim), torch.zeros(12, kv_heads, dim)
-    q = kernels.rope_cache(qkv, cos, sin, slots, k_cache, v_cache)
-    rotated = rotary.rotate(qkv[:, : heads + kv_heads], cos, sin)
-    _close(q, rotated[:, :heads])
-    _close(k_cache[slots], rotated[:, heads:])
-    assert torch.equal(v_cache[slots], qkv[:, heads + kv_heads :])
-    untouched = [i for i in range(12) if i not in slots.tolist()]
-    assert not k_cache[untouched].any() and not v_cache[untouched].any()
+    for got, expected in rope_cache_case(kernels, qkv, kv_heads):
+        _close(got, expected)
 
 
 def test_decode_attention_matches_the_torch_path(kernels: CpuKernels) -> None:
@@ -128,21 +117,13 @@ def test_decode_attention_is_the_same_split_over_threads(
     assert torch.equal(one, two)
 
 
-def _f32_runner(directory: Path) -> TorchModelRunner:
-    config = EngineConfig(model=str(directory), dtype="float32", kv_cache_bytes=16 << 20)
-    return TorchModelRunner.from_config(config)
-
-
 def _agree_with_and_without_kernels(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A prefill step, then a decode step of two sequences (the kernels' decode path): the
     same logits to float32 noise, and the same greedy tokens."""
-    with_kernels = _f32_runner(directory)
-    monkeypatch.setenv(DISABLE_ENV, "0")
-    without = _f32_runner(directory)
-    assert with_kernels.model.norm.kernels is not None and without.model.norm.kernels is None
-    for step in prefill_then_decode():
-        got = with_kernels.forward_logits(StepBatch(step))
-        expected = without.forward_logits(StepBatch(step))
+    pairs = logits_with_and_without_kernels(
+        directory, "float32", monkeypatch, kv_cache_bytes=16 << 20
+    )
+    for got, expected in pairs:
         # sums in another order, compounded over the layers (SmolLM2: 30): logits of ~10
         torch.testing.assert_close(got, expected, atol=2e-3, rtol=1e-4)
         assert torch.equal(got.argmax(-1), expected.argmax(-1))

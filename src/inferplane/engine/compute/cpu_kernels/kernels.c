@@ -127,7 +127,8 @@ void ip_f32_to_f16(const float* in, f16* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = f32_to_f16(in[i]);
 }
 
-/* the per-layer ops (small_ops.h) for each storage dtype: ip_*_bf16, ip_*_f16, ip_*_f32 */
+/* the per-layer ops (small_ops.h, which undefines T ... LOAD8 at its end) for each storage
+ * dtype: ip_*_bf16, ip_*_f16, ip_*_f32 */
 #define PASTE(a, b) a##b
 #define SUFFIXED(f, s) PASTE(f, s)
 
@@ -138,12 +139,6 @@ void ip_f32_to_f16(const float* in, f16* out, int64_t n) {
 #define ROUND round_bf16
 #define LOAD8 bf16_load8
 #include "small_ops.h"
-#undef T
-#undef NAME
-#undef LOAD
-#undef STORE
-#undef ROUND
-#undef LOAD8
 
 #define T f16
 #define NAME(f) SUFFIXED(f, _f16)
@@ -152,12 +147,6 @@ void ip_f32_to_f16(const float* in, f16* out, int64_t n) {
 #define ROUND round_f16
 #define LOAD8 f16_load8
 #include "small_ops.h"
-#undef T
-#undef NAME
-#undef LOAD
-#undef STORE
-#undef ROUND
-#undef LOAD8
 
 #define T float
 #define NAME(f) SUFFIXED(f, _f32)

@@ -17,17 +17,8 @@
  */
 #include <stdint.h>
 
-#if defined(__AVX2__) || defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 #include "common.h"
-
-enum { M_TILE = 8 };
-
-/* Inlined into one copy per input-row count (see row_tile): with that count a constant, the
- * compiler unrolls the loops over input rows and keeps every accumulator in a register. */
-#define INLINE static inline __attribute__((always_inline))
+#include "stream.h"
 
 /* ---- bfloat16 weights: sums[m] = w . x[m] for one weight row --------------------------- */
 /* Two accumulators per input row, so M = 1 has two independent chains of products. */
@@ -80,13 +71,6 @@ INLINE __m256 widen8(const bf16* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
 }
 
-INLINE float sum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 INLINE void bf16_row(const bf16* x, const bf16* w, float* sums, const int m_rows, int64_t k) {
   __m256 acc[M_TILE][2];
   for (int m = 0; m < m_rows; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
@@ -98,7 +82,7 @@ INLINE void bf16_row(const bf16* x, const bf16* w, float* sums, const int m_rows
       acc[m][1] = _mm256_fmadd_ps(w1, widen8(xm + 8), acc[m][1]);
     }
   }
-  for (int m = 0; m < m_rows; ++m) sums[m] = sum8(_mm256_add_ps(acc[m][0], acc[m][1]));
+  for (int m = 0; m < m_rows; ++m) sums[m] = hsum8(_mm256_add_ps(acc[m][0], acc[m][1]));
 }
 #else
 enum { BF16_STEP = 16 };
@@ -123,16 +107,9 @@ static void bf16_tail(const bf16* x, const bf16* w, float* sums, int m_rows, int
 }
 
 static void bf16_tile(const bf16* x, const bf16* w, float* sums, int m_rows, int64_t k) {
-  switch (m_rows) {
-    case 1: bf16_row(x, w, sums, 1, k); break;
-    case 2: bf16_row(x, w, sums, 2, k); break;
-    case 3: bf16_row(x, w, sums, 3, k); break;
-    case 4: bf16_row(x, w, sums, 4, k); break;
-    case 5: bf16_row(x, w, sums, 5, k); break;
-    case 6: bf16_row(x, w, sums, 6, k); break;
-    case 7: bf16_row(x, w, sums, 7, k); break;
-    default: bf16_row(x, w, sums, M_TILE, k); break;
-  }
+#define BF16_ROW(rows) bf16_row(x, w, sums, rows, k)
+  STREAM_TILE(m_rows, BF16_ROW)
+#undef BF16_ROW
   bf16_tail(x, w, sums, m_rows, k);
 }
 
@@ -143,9 +120,9 @@ static void bf16_out_row(const bf16* x, const bf16* w, const bf16* bias, bf16* o
   const float b = bias ? bf16_to_f32(bias[row]) : 0.f;
   float sums[M_TILE];
   for (int64_t m0 = 0; m0 < m_total; m0 += M_TILE) {
-    const int64_t m_rows = m_total - m0 < M_TILE ? m_total - m0 : M_TILE;
-    bf16_tile(x + m0 * k, wr, sums, (int)m_rows, k);
-    for (int64_t m = 0; m < m_rows; ++m) out[(m0 + m) * n + row] = f32_to_bf16(sums[m] + b);
+    const int m_rows = tile_rows(m_total, m0);
+    bf16_tile(x + m0 * k, wr, sums, m_rows, k);
+    for (int m = 0; m < m_rows; ++m) out[(m0 + m) * n + row] = f32_to_bf16(sums[m] + b);
   }
 }
 
@@ -158,67 +135,15 @@ void ip_linear_bf16(const bf16* x, const bf16* w, const bf16* bias, bf16* out, i
 
 /* ---- float32 weights: the same streaming, FMA on float32 rows ------------------------- */
 
-#if defined(__AVX512F__)
-enum { F32_STEP = 32 };
-
-INLINE void f32_row(const float* x, const float* w, float* sums, const int m_rows, int64_t k) {
-  __m512 acc[M_TILE][2];
-  for (int m = 0; m < m_rows; ++m) acc[m][0] = acc[m][1] = _mm512_setzero_ps();
-  for (int64_t i = 0; i + F32_STEP <= k; i += F32_STEP) {
-    const __m512 w0 = _mm512_loadu_ps(w + i), w1 = _mm512_loadu_ps(w + i + 16);
-    for (int m = 0; m < m_rows; ++m) {
-      const float* xm = x + m * k + i;
-      acc[m][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xm), acc[m][0]);
-      acc[m][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xm + 16), acc[m][1]);
-    }
-  }
-  for (int m = 0; m < m_rows; ++m)
-    sums[m] = _mm512_reduce_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]));
-}
-#elif defined(__AVX2__)
-enum { F32_STEP = 16 };
-
-INLINE void f32_row(const float* x, const float* w, float* sums, const int m_rows, int64_t k) {
-  __m256 acc[M_TILE][2];
-  for (int m = 0; m < m_rows; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
-  for (int64_t i = 0; i + F32_STEP <= k; i += F32_STEP) {
-    const __m256 w0 = _mm256_loadu_ps(w + i), w1 = _mm256_loadu_ps(w + i + 8);
-    for (int m = 0; m < m_rows; ++m) {
-      const float* xm = x + m * k + i;
-      acc[m][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xm), acc[m][0]);
-      acc[m][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xm + 8), acc[m][1]);
-    }
-  }
-  for (int m = 0; m < m_rows; ++m) sums[m] = sum8(_mm256_add_ps(acc[m][0], acc[m][1]));
-}
-#else
-enum { F32_STEP = 16 };
-
-INLINE void f32_row(const float* x, const float* w, float* sums, const int m_rows, int64_t k) {
-  for (int m = 0; m < m_rows; ++m) {
-    float lanes[F32_STEP] = {0.f};
-    for (int64_t i = 0; i + F32_STEP <= k; i += F32_STEP)
-      for (int l = 0; l < F32_STEP; ++l) lanes[l] += w[i + l] * x[m * k + i + l];
-    float s = 0.f;
-    for (int l = 0; l < F32_STEP; ++l) s += lanes[l];
-    sums[m] = s;
-  }
-}
-#endif
+/* float32 weights load as they are (the vector widths' plain loads) */
+#define F32_VALUE(v) (v)
+FLOAT_ROW(f32_row, float, _mm512_loadu_ps, _mm256_loadu_ps, F32_VALUE)
 
 static void f32_tile(const float* x, const float* w, float* sums, int m_rows, int64_t k) {
-  switch (m_rows) {
-    case 1: f32_row(x, w, sums, 1, k); break;
-    case 2: f32_row(x, w, sums, 2, k); break;
-    case 3: f32_row(x, w, sums, 3, k); break;
-    case 4: f32_row(x, w, sums, 4, k); break;
-    case 5: f32_row(x, w, sums, 5, k); break;
-    case 6: f32_row(x, w, sums, 6, k); break;
-    case 7: f32_row(x, w, sums, 7, k); break;
-    default: f32_row(x, w, sums, M_TILE, k); break;
-  }
-  for (int64_t i = k - k % F32_STEP; i < k; ++i)
-    for (int m = 0; m < m_rows; ++m) sums[m] += w[i] * x[m * k + i];
+#define F32_ROW(rows) f32_row(x, w, sums, rows, k)
+  STREAM_TILE(m_rows, F32_ROW)
+#undef F32_ROW
+  f32_row_tail(x, w, sums, m_rows, k);
 }
 
 static void f32_out_row(const float* x, const float* w, const float* bias, float* out,
@@ -227,9 +152,9 @@ static void f32_out_row(const float* x, const float* w, const float* bias, float
   const float b = bias ? bias[row] : 0.f;
   float sums[M_TILE];
   for (int64_t m0 = 0; m0 < m_total; m0 += M_TILE) {
-    const int64_t m_rows = m_total - m0 < M_TILE ? m_total - m0 : M_TILE;
-    f32_tile(x + m0 * k, wr, sums, (int)m_rows, k);
-    for (int64_t m = 0; m < m_rows; ++m) out[(m0 + m) * n + row] = sums[m] + b;
+    const int m_rows = tile_rows(m_total, m0);
+    f32_tile(x + m0 * k, wr, sums, m_rows, k);
+    for (int m = 0; m < m_rows; ++m) out[(m0 + m) * n + row] = sums[m] + b;
   }
 }
 

@@ -26,9 +26,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#if defined(__AVX2__) || defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "stream.h"
 
 /* The quantized-input path's step (weights a vector takes), 0 where it is not built */
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
@@ -39,102 +37,35 @@
 #define Q_STEP 0
 #endif
 
-enum { I8_M_TILE = 8 };
-
-#define INLINE static inline __attribute__((always_inline))
-
-#if defined(__AVX2__)
-/* the sum of 8 float lanes */
-INLINE float i8_sum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-#endif
-
+/* int8 weights widen exactly: sign extension to int32, then a conversion */
 #if defined(__AVX512F__)
-enum { I8_STEP = 32 };
-
 INLINE __m512 i8_widen16(const int8_t* p) {
   return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p)));
 }
-
-/* sums[m] = q . x[m] for one weight row, two accumulators per input row */
-INLINE void i8_row(const float* x, const int8_t* w, float* sums, const int m_rows, int64_t k) {
-  __m512 acc[I8_M_TILE][2];
-  for (int m = 0; m < m_rows; ++m) acc[m][0] = acc[m][1] = _mm512_setzero_ps();
-  for (int64_t i = 0; i + I8_STEP <= k; i += I8_STEP) {
-    const __m512 w0 = i8_widen16(w + i), w1 = i8_widen16(w + i + 16);
-    for (int m = 0; m < m_rows; ++m) {
-      const float* xm = x + m * k + i;
-      acc[m][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xm), acc[m][0]);
-      acc[m][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xm + 16), acc[m][1]);
-    }
-  }
-  for (int m = 0; m < m_rows; ++m)
-    sums[m] = _mm512_reduce_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]));
-}
 #elif defined(__AVX2__)
-enum { I8_STEP = 16 };
-
 INLINE __m256 i8_widen8(const int8_t* p) {
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p)));
 }
-
-INLINE void i8_row(const float* x, const int8_t* w, float* sums, const int m_rows, int64_t k) {
-  __m256 acc[I8_M_TILE][2];
-  for (int m = 0; m < m_rows; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
-  for (int64_t i = 0; i + I8_STEP <= k; i += I8_STEP) {
-    const __m256 w0 = i8_widen8(w + i), w1 = i8_widen8(w + i + 8);
-    for (int m = 0; m < m_rows; ++m) {
-      const float* xm = x + m * k + i;
-      acc[m][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xm), acc[m][0]);
-      acc[m][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xm + 8), acc[m][1]);
-    }
-  }
-  for (int m = 0; m < m_rows; ++m) sums[m] = i8_sum8(_mm256_add_ps(acc[m][0], acc[m][1]));
-}
-#else
-enum { I8_STEP = 16 };
-
-INLINE void i8_row(const float* x, const int8_t* w, float* sums, const int m_rows, int64_t k) {
-  for (int m = 0; m < m_rows; ++m) {
-    float lanes[I8_STEP] = {0.f};
-    for (int64_t i = 0; i + I8_STEP <= k; i += I8_STEP)
-      for (int l = 0; l < I8_STEP; ++l) lanes[l] += (float)w[i + l] * x[m * k + i + l];
-    float s = 0.f;
-    for (int l = 0; l < I8_STEP; ++l) s += lanes[l];
-    sums[m] = s;
-  }
-}
 #endif
+#define I8_VALUE(v) ((float)(v))
+FLOAT_ROW(i8_row, int8_t, i8_widen16, i8_widen8, I8_VALUE)
 
-/* One copy per input-row count, so the loops over rows unroll; then the k % I8_STEP tail. */
 static void i8_tile(const float* x, const int8_t* w, float* sums, int m_rows, int64_t k) {
-  switch (m_rows) {
-    case 1: i8_row(x, w, sums, 1, k); break;
-    case 2: i8_row(x, w, sums, 2, k); break;
-    case 3: i8_row(x, w, sums, 3, k); break;
-    case 4: i8_row(x, w, sums, 4, k); break;
-    case 5: i8_row(x, w, sums, 5, k); break;
-    case 6: i8_row(x, w, sums, 6, k); break;
-    case 7: i8_row(x, w, sums, 7, k); break;
-    default: i8_row(x, w, sums, I8_M_TILE, k); break;
-  }
-  for (int64_t i = k - k % I8_STEP; i < k; ++i)
-    for (int m = 0; m < m_rows; ++m) sums[m] += (float)w[i] * x[m * k + i];
+#define I8_ROW(rows) i8_row(x, w, sums, rows, k)
+  STREAM_TILE(m_rows, I8_ROW)
+#undef I8_ROW
+  i8_row_tail(x, w, sums, m_rows, k);
 }
 
 static void i8_out_row(const float* x, const int8_t* w, const float* scale, const float* bias,
                        float* out, int64_t row, int64_t m_total, int64_t n, int64_t k) {
   const int8_t* wr = w + row * k;
   const float s = scale[row], b = bias ? bias[row] : 0.f;
-  float sums[I8_M_TILE];
-  for (int64_t m0 = 0; m0 < m_total; m0 += I8_M_TILE) {
-    const int64_t m_rows = m_total - m0 < I8_M_TILE ? m_total - m0 : I8_M_TILE;
-    i8_tile(x + m0 * k, wr, sums, (int)m_rows, k);
-    for (int64_t m = 0; m < m_rows; ++m) out[(m0 + m) * n + row] = sums[m] * s + b;
+  float sums[M_TILE];
+  for (int64_t m0 = 0; m0 < m_total; m0 += M_TILE) {
+    const int m_rows = tile_rows(m_total, m0);
+    i8_tile(x + m0 * k, wr, sums, m_rows, k);
+    for (int m = 0; m < m_rows; ++m) out[(m0 + m) * n + row] = sums[m] * s + b;
   }
 }
 
@@ -160,7 +91,7 @@ static void quantize_rows(const float* x, int8_t* xq, float* lane_scale, int64_t
  * signed bytes: |q| goes unsigned and x takes q's sign (neither is -128, so no overflow). */
 INLINE void q_row(const int8_t* xq, const float* lane_scale, const int8_t* w, float* sums,
                   const int m_rows, int64_t k) {
-  __m512 acc[I8_M_TILE];
+  __m512 acc[M_TILE];
   for (int m = 0; m < m_rows; ++m) acc[m] = _mm512_setzero_ps();
   const __m512i zero = _mm512_setzero_si512();
   for (int64_t i = 0; i < k; i += Q_STEP) {
@@ -183,7 +114,7 @@ INLINE void q_row(const int8_t* xq, const float* lane_scale, const int8_t* w, fl
  * int32 lanes; 32 values, one block, a step. */
 INLINE void q_row(const int8_t* xq, const float* lane_scale, const int8_t* w, float* sums,
                   const int m_rows, int64_t k) {
-  __m256 acc[I8_M_TILE];
+  __m256 acc[M_TILE];
   for (int m = 0; m < m_rows; ++m) acc[m] = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t i = 0; i < k; i += Q_STEP) {
@@ -197,34 +128,27 @@ INLINE void q_row(const int8_t* xq, const float* lane_scale, const int8_t* w, fl
       acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scales, acc[m]);
     }
   }
-  for (int m = 0; m < m_rows; ++m) sums[m] = i8_sum8(acc[m]);
+  for (int m = 0; m < m_rows; ++m) sums[m] = hsum8(acc[m]);
 }
 #endif
 
 #if Q_STEP
 static void q_tile(const int8_t* xq, const float* ls, const int8_t* w, float* sums, int m_rows,
                    int64_t k) {
-  switch (m_rows) {
-    case 1: q_row(xq, ls, w, sums, 1, k); break;
-    case 2: q_row(xq, ls, w, sums, 2, k); break;
-    case 3: q_row(xq, ls, w, sums, 3, k); break;
-    case 4: q_row(xq, ls, w, sums, 4, k); break;
-    case 5: q_row(xq, ls, w, sums, 5, k); break;
-    case 6: q_row(xq, ls, w, sums, 6, k); break;
-    case 7: q_row(xq, ls, w, sums, 7, k); break;
-    default: q_row(xq, ls, w, sums, I8_M_TILE, k); break;
-  }
+#define Q_ROW(rows) q_row(xq, ls, w, sums, rows, k)
+  STREAM_TILE(m_rows, Q_ROW)
+#undef Q_ROW
 }
 
 static void q_out_row(const int8_t* xq, const float* ls, const int8_t* w, const float* scale,
                       const float* bias, float* out, int64_t row, int64_t m_total, int64_t n,
                       int64_t k) {
   const float s = scale[row], b = bias ? bias[row] : 0.f;
-  float sums[I8_M_TILE];
-  for (int64_t m0 = 0; m0 < m_total; m0 += I8_M_TILE) {
-    const int64_t m_rows = m_total - m0 < I8_M_TILE ? m_total - m0 : I8_M_TILE;
-    q_tile(xq + m0 * k, ls + m0 * k / 4, w + row * k, sums, (int)m_rows, k);
-    for (int64_t m = 0; m < m_rows; ++m) out[(m0 + m) * n + row] = sums[m] * s + b;
+  float sums[M_TILE];
+  for (int64_t m0 = 0; m0 < m_total; m0 += M_TILE) {
+    const int m_rows = tile_rows(m_total, m0);
+    q_tile(xq + m0 * k, ls + m0 * k / 4, w + row * k, sums, m_rows, k);
+    for (int m = 0; m < m_rows; ++m) out[(m0 + m) * n + row] = sums[m] * s + b;
   }
 }
 

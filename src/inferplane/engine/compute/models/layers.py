@@ -75,18 +75,11 @@ def _onednn_packs_bf16() -> bool:
     )
 
 
-class WidenedLinear(nn.Module):
+class WidenedLinear(Linear):
     """A float16 linear on CPU for large inputs (prefill): the product in float32, the weight
     widened a tile of rows at a time (a float32 copy is never resident), the output rounded to
     float16 once. torch's float16 F.linear on a CPU without AVX512-FP16 is several times slower
     (SmolLM2-135M's four layer shapes at 512 rows, one Zen 4 thread: 242 against 50 ms)."""
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
-        super().__init__()
-        self.weight: torch.Tensor
-        self.bias: torch.Tensor | None
-        self.register_buffer("weight", weight)
-        self.register_buffer("bias", bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1]).float()
