@@ -1,3 +1,5 @@
+import random
+
 import pytest
 
 from inferplane.engine.core.kv_cache import (
@@ -274,3 +276,52 @@ def test_block_ids_follow_the_table_as_it_grows_between_reads() -> None:
     assert kv.block_ids("b")[:2] == ids[:2] and len(kv.block_ids("b")) == 3
     kv.free("a")
     assert kv.block_ids("a") == []
+
+
+class PlainQueue:
+    """The free queue as one list, and the hashes the pool should hold, beside a real pool."""
+
+    def __init__(self, pool: BlockPool) -> None:
+        self.pool, self.order = pool, list(range(pool.num_blocks))
+        self.hashes: dict[int, int] = {}  # block -> its hash
+        self.held: list[list[int]] = []
+
+    def take(self, count: int, rng: random.Random, step: int) -> None:
+        taken = self.pool.take(count)
+        assert taken == self.order[:count]  # from the head
+        del self.order[:count]
+        for index, block in enumerate(taken):
+            self.hashes.pop(block, None)  # evicted
+            if rng.random() < 0.6:  # a full block: registered
+                self.pool.register(block, step * 10 + index)
+                self.hashes[block] = step * 10 + index
+        self.held.append(taken)
+
+    def release(self, table: list[int]) -> None:
+        self.pool.release(table)
+        for block in reversed(table):
+            if self.pool.ref_counts[block] == 0:  # with a hash to the tail, else to the head
+                self.order.insert(len(self.order) if block in self.hashes else 0, block)
+
+    def hit(self, block: int) -> None:
+        if self.pool.ref_counts[block] == 0:
+            self.order.remove(block)  # unlinked from the middle
+        self.pool.touch([block])
+        self.held.append([block])
+
+
+def test_the_queue_keeps_a_plain_list_s_order_under_random_use() -> None:
+    rng = random.Random(3)
+    plain = PlainQueue(BlockPool(40))
+    pool = plain.pool
+    for step in range(3000):
+        action = rng.random()
+        if action < 0.4 and pool.num_free:
+            plain.take(rng.randint(1, min(6, pool.num_free)), rng, step)
+        elif action < 0.7 and plain.held:
+            plain.release(plain.held.pop(rng.randrange(len(plain.held))))
+        elif plain.hashes:
+            plain.hit(rng.choice(sorted(plain.hashes)))
+        assert pool.free_block_ids() == plain.order and pool.num_free == len(plain.order)
+        assert {b: h for b, h in enumerate(pool.hashes) if h is not None} == plain.hashes
+        assert pool.cached == {h: b for b, h in plain.hashes.items()}
