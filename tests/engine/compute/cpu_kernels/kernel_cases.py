@@ -56,6 +56,8 @@ def logits_with_and_without_kernels(
     monkeypatch.setenv(DISABLE_ENV, "0")
     without = TorchModelRunner.from_config(config)
     assert with_kernels.model.norm.kernels is not None
+    # the decode step's two rows go through the compiled layer stack (decode_stack.h)
+    assert with_kernels.model.stack is not None
     assert expect is None or with_kernels.model.norm.kernels is expect
     assert without.model.norm.kernels is None
     for step in prefill_then_decode():

@@ -127,8 +127,15 @@ void ip_f32_to_f16(const float* in, f16* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = f32_to_f16(in[i]);
 }
 
-/* the per-layer ops (small_ops.h, which undefines T ... LOAD8 at its end) for each storage
- * dtype: ip_*_bf16, ip_*_f16, ip_*_f32 */
+/* the per-layer ops (small_ops.h) and the decode stack over them (decode_stack.h, which
+ * undefines the parameters at its end) for each storage dtype: ip_*_bf16, ip_*_f16, ip_*_f32 */
+void ip_linear_bf16(const bf16* x, const bf16* w, const bf16* bias, bf16* out, int64_t m,
+                    int64_t n, int64_t k, int threads);
+void ip_linear_f32(const float* x, const float* w, const float* bias, float* out, int64_t m,
+                   int64_t n, int64_t k, int threads);
+int ip_linear_f16(const f16* x, const f16* w, const f16* bias, f16* out, int64_t m, int64_t n,
+                  int64_t k, int threads);
+
 #define PASTE(a, b) a##b
 #define SUFFIXED(f, s) PASTE(f, s)
 
@@ -139,6 +146,8 @@ void ip_f32_to_f16(const float* in, f16* out, int64_t n) {
 #define ROUND round_bf16
 #define LOAD8 bf16_load8
 #include "small_ops.h"
+#define LINEAR_DENSE(...) (ip_linear_bf16(__VA_ARGS__), 0)
+#include "decode_stack.h"
 
 #define T f16
 #define NAME(f) SUFFIXED(f, _f16)
@@ -147,6 +156,8 @@ void ip_f32_to_f16(const float* in, f16* out, int64_t n) {
 #define ROUND round_f16
 #define LOAD8 f16_load8
 #include "small_ops.h"
+#define LINEAR_DENSE(...) ip_linear_f16(__VA_ARGS__)
+#include "decode_stack.h"
 
 #define T float
 #define NAME(f) SUFFIXED(f, _f32)
@@ -155,3 +166,5 @@ void ip_f32_to_f16(const float* in, f16* out, int64_t n) {
 #define ROUND f32_same
 #define LOAD8(p) _mm256_loadu_ps(p)
 #include "small_ops.h"
+#define LINEAR_DENSE(...) (ip_linear_f32(__VA_ARGS__), 0)
+#include "decode_stack.h"

@@ -68,6 +68,12 @@ class CpuKernels:
         self._i8_quantizes = _bind(library.ip_linear_i8_quantizes_input, [_I])
         self._i8_quantizes.restype = ctypes.c_int
         self._linear[torch.float16].restype = ctypes.c_int  # -1: no memory for its scratch
+        self._stack = {
+            dtype: _bind(getattr(library, f"ip_decode_stack_{suffix}"), [_P, _I, _P, _P, _P])
+            for dtype, suffix in DTYPES.items()
+        }
+        for function in self._stack.values():
+            function.restype = ctypes.c_int  # -1: a linear had no memory for its scratch
         self._convert = {
             torch.float32: _bind(library.ip_f16_to_f32, [_P, _P, _I]),
             torch.float16: _bind(library.ip_f32_to_f16, [_P, _P, _I]),
@@ -221,6 +227,11 @@ class CpuKernels:
         """Whether linear_int8 at width k rounds the input rows to int8 per block of 32 (the
         VNNI path) rather than computing the dequantized product exactly."""
         return bool(self._i8_quantizes(k))
+
+    def decode_stack(self, dtype: torch.dtype) -> "ctypes._CFuncPtr":  # type: ignore[name-defined]
+        """decode_stack.h's function for `dtype`: every decoder layer of a decode step in one
+        call (see stack.CompiledStack, which owns its arguments)."""
+        return self._stack[dtype]
 
     def linear_cols(
         self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None

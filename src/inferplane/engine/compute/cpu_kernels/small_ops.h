@@ -1,7 +1,7 @@
 /*
  * The per-layer decode ops, written once for any storage type and included by kernels.c once
- * per dtype (no include guard on purpose). The includer defines (this file undefines them at
- * its end):
+ * per dtype (no include guard on purpose), decode_stack.h after it. The includer defines
+ * (decode_stack.h undefines them at its end):
  *   T          the storage type (bf16, f16, float)
  *   NAME(f)    f with the dtype's suffix (ip_rms_norm -> ip_rms_norm_bf16)
  *   LOAD(v)    T -> float;  STORE(f) float -> T, rounded as torch rounds
@@ -236,11 +236,3 @@ void NAME(ip_decode_attention)(const T* q, const T* k_cache, const T* v_cache,
                        scratch + tid * per_thread, out + (b * heads + head0) * dim);
   }
 }
-
-/* the includer's parameters, undefined for the next dtype's copy */
-#undef T
-#undef NAME
-#undef LOAD
-#undef STORE
-#undef ROUND
-#undef LOAD8

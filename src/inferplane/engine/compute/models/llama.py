@@ -18,6 +18,7 @@ from torch import nn
 from inferplane.engine.compute.attention import AttentionMetadata, paged_attention
 from inferplane.engine.compute.cpu_kernels import CpuKernels
 from inferplane.engine.compute.loader import ModelConfig
+from inferplane.engine.compute.models.decode_stack import DecodeStack, LayerParts
 from inferplane.engine.compute.models.layers import Linear, RMSNorm, Rotary
 from inferplane.engine.compute.quant import Int8Linear
 
@@ -136,6 +137,11 @@ class DecoderLayer(nn.Module):
         x, residual = self.post_norm.add_forward(self.attn(x, rotary, cos_sin, meta, kv), residual)
         return self.mlp(x), residual
 
+    def parts(self) -> LayerParts:
+        attn, mlp = self.attn, self.mlp
+        products = (attn.qkv, attn.o, mlp.gate_up, mlp.down)
+        return LayerParts(self.input_norm, self.post_norm, products, attn.q_norm is not None)
+
 
 class LlamaModel(nn.Module):
     """Embedding, decoder layers, final norm and the LM head (tied or not)."""
@@ -161,6 +167,9 @@ class LlamaModel(nn.Module):
         self.norm = RMSNorm(weights["model.norm.weight"], config.rms_norm_eps, kernels)
         self.lm_head = make_head(_lm_head_weight(config, weights), None)
         self.rotary = Rotary(config.rope, config.head_dim, max_len, dtype, self.embed.device)
+        shape = (config.num_heads, config.num_kv_heads, config.head_dim)
+        layers = [layer.parts() for layer in self.layers if isinstance(layer, DecoderLayer)]
+        self.stack = DecodeStack.build(layers, kernels, dtype, shape)
 
     def forward(
         self,
@@ -176,6 +185,10 @@ class LlamaModel(nn.Module):
         h = F.embedding(token_ids, self.embed)
         residual: torch.Tensor | None = None
         cos_sin = self.rotary.tables(positions)
+        if self.stack is not None and self.stack.takes(h.shape[0], meta):
+            # decode rows only: every layer in one compiled call (models/decode_stack.py)
+            h, residual = self.stack(h, cos_sin, meta, kv_cache)
+            return residual + h
         for index, layer in enumerate(self.layers):
             kv = (kv_cache[index, 0], kv_cache[index, 1])
             h, residual = layer(h, residual, self.rotary, cos_sin, meta, kv)

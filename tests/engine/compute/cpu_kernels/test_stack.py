@@ -1,0 +1,41 @@
+"""The compiled decode stack (decode_stack.h, stack.py) per build target: demo:tiny's decode
+logits with it and without it (the layers one by one, on the same kernels), in each dtype and
+with int8 layers. test_ops*.py compare the stack against torch's ops."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from inferplane.engine.compute.cpu_kernels import CpuKernels
+from inferplane.engine.compute.runner import TorchModelRunner
+from inferplane.engine.core.batch import StepBatch
+from inferplane.engine.core.config import DTypeName, EngineConfig, QuantName
+from tests.engine.reference import prefill_then_decode
+
+
+def _decode_logits(runner: TorchModelRunner) -> torch.Tensor:
+    prefill, decode = prefill_then_decode()
+    runner.forward_logits(StepBatch(prefill))
+    return runner.forward_logits(StepBatch(decode))
+
+
+@pytest.mark.usefixtures("host_at_target_level")
+@pytest.mark.parametrize(
+    ("dtype", "quantization"),
+    [("float32", "none"), ("float32", "int8"), ("bfloat16", "none"), ("float16", "none")],
+)
+def test_the_stack_agrees_with_the_layers_one_by_one(
+    kernels: CpuKernels, tiny_model_dir: Path, dtype: DTypeName, quantization: QuantName
+) -> None:
+    config = EngineConfig(
+        model=str(tiny_model_dir), dtype=dtype, quantization=quantization, kv_cache_bytes=4 << 20
+    )
+    stacked, layers = (TorchModelRunner.from_config(config) for _ in range(2))
+    assert stacked.model.norm.kernels is kernels and stacked.model.stack is not None
+    layers.model.stack = None
+    got, expected = _decode_logits(stacked), _decode_logits(layers)
+    # the same kernels; SwiGLU's exp differs (vectorized where the build has AVX-512)
+    assert F.cosine_similarity(got, expected, dim=-1).min() > 0.9999
+    assert torch.equal(got.argmax(-1), expected.argmax(-1))
