@@ -7,8 +7,8 @@
  * each from Python on SmolLM2's small rows, where the kernel itself takes one or two.
  *
  * Included by kernels.c once per dtype, after small_ops.h's copy and with the same parameters
- * (T, NAME, LOAD, STORE, ROUND, LOAD8) and LINEAR_DENSE, the dtype's streaming linear (an int
- * expression: 0, or -1 where it failed); all undefined at the end for the next dtype's copy.
+ * (T, NAME, LOAD, STORE, ROUND, LOAD8, LOAD16) and LINEAR_DENSE, the dtype's streaming linear
+ * (an int expression: 0, or -1 where it failed); all undefined at the end for the next copy.
  */
 
 #ifndef IP_DECODE_ARGS
@@ -140,4 +140,5 @@ int NAME(ip_decode_stack)(const ip_layer_args* layers, int64_t n_layers, const i
 #undef STORE
 #undef ROUND
 #undef LOAD8
+#undef LOAD16
 #undef LINEAR_DENSE

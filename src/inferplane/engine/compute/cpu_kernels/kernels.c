@@ -118,6 +118,17 @@ static inline __m256 f16_load8(const f16* p) {
 }
 #endif
 
+#if defined(__AVX512F__)
+static inline __m512 bf16_load16(const bf16* p) {
+  const __m256i raw = _mm256_loadu_si256((const __m256i*)(const void*)p);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
+}
+
+static inline __m512 f16_load16(const f16* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(const void*)p));
+}
+#endif
+
 /* float16 <-> float32 over n values: the conversions every float16 op uses, for the tests */
 void ip_f16_to_f32(const f16* in, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(in[i]);
@@ -145,6 +156,7 @@ int ip_linear_f16(const f16* x, const f16* w, const f16* bias, f16* out, int64_t
 #define STORE f32_to_bf16
 #define ROUND round_bf16
 #define LOAD8 bf16_load8
+#define LOAD16 bf16_load16
 #include "small_ops.h"
 #define LINEAR_DENSE(...) (ip_linear_bf16(__VA_ARGS__), 0)
 #include "decode_stack.h"
@@ -155,6 +167,7 @@ int ip_linear_f16(const f16* x, const f16* w, const f16* bias, f16* out, int64_t
 #define STORE f32_to_f16
 #define ROUND round_f16
 #define LOAD8 f16_load8
+#define LOAD16 f16_load16
 #include "small_ops.h"
 #define LINEAR_DENSE(...) ip_linear_f16(__VA_ARGS__)
 #include "decode_stack.h"
@@ -165,6 +178,7 @@ int ip_linear_f16(const f16* x, const f16* w, const f16* bias, f16* out, int64_t
 #define STORE f32_same
 #define ROUND f32_same
 #define LOAD8(p) _mm256_loadu_ps(p)
+#define LOAD16(p) _mm512_loadu_ps(p)
 #include "small_ops.h"
 #define LINEAR_DENSE(...) (ip_linear_f32(__VA_ARGS__), 0)
 #include "decode_stack.h"
