@@ -18,6 +18,7 @@ from typing import Any
 class Stub:
     def __init__(self) -> None:
         self.sleeping = False
+        self.sleep_delay_s = 0.0
         self.draining = False
         self.fail = False
         self.in_flight = 0
@@ -51,6 +52,7 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
         stub = self.stub
         if self.path == "/admin/sleep":
+            time.sleep(stub.sleep_delay_s)
             stub.sleeping = True
             self._send(200, {"sleeping": True})
         elif self.path == "/admin/wake":
@@ -62,6 +64,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, {"draining": True, "in_flight": stub.in_flight})
         elif stub.draining:
             self._send(503, {"error": {"message": "draining"}})
+        elif stub.sleeping:  # as the real server answers
+            self._send(503, {"error": {"message": "asleep", "code": "sleeping"}})
         elif stub.fail:
             self._send(500, {"error": {"message": "broken on purpose"}})
         else:
@@ -78,11 +82,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--start-delay", type=float, default=0.0)
+    parser.add_argument("--sleep-delay", type=float, default=0.0)  # an /admin/sleep this slow
     parser.add_argument("--model-version", default="")
     args, _ = parser.parse_known_args()
     time.sleep(args.start_delay)
     stub = Stub()
     stub.fail = args.model_version == "fail-500"
+    stub.sleep_delay_s = args.sleep_delay
     Handler.stub = stub
     server = ThreadingHTTPServer((args.host, args.port), Handler)
 

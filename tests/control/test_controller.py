@@ -69,10 +69,14 @@ class Fleet:
 
 @contextlib.asynccontextmanager
 async def running(
-    tmp_path: Path, config: FleetConfig, cores: CoreBook | None = None, **options: Any
+    tmp_path: Path,
+    config: FleetConfig,
+    cores: CoreBook | None = None,
+    command: list[str] = STUB,
+    **options: Any,
 ) -> AsyncIterator[Fleet]:
     state = GatewayState(config)
-    actuator = LocalActuator(tmp_path, STUB, clock=time.time)
+    actuator = LocalActuator(tmp_path, command, clock=time.time)
     backoff = BackoffConfig(base_s=0.1, max_s=0.4)
     settings = ControllerConfig(
         interval_s=0.05, hold_timeout_s=10.0, admin_key="k", backoff=backoff, **options
@@ -181,6 +185,22 @@ async def test_keep_warm_sleeps_at_zero_and_a_request_wakes_it(tmp_path: Path) -
         assert 'inference_model_load_seconds_count{from="warm",model="chat",to="hot"} 1.0' in (
             metrics
         )
+
+
+async def test_a_request_during_a_slow_sleep_call_wakes_the_replica_after_it(
+    tmp_path: Path,
+) -> None:
+    """The replica is "sleeping" as soon as the controller decides it; a request then wakes it
+    while the sleep call may still be on its way: the wake must land after it, or the replica
+    stays asleep and the held request times out."""
+    config = fleet({"min": 0, "max": 1}, idle_to_zero=0.3, keep_warm=True)
+    async with running(tmp_path, config, command=[*STUB, "--sleep-delay", "0.6"]) as f:
+        assert (await f.complete()).status_code == 200
+        await f.until(lambda: f.phases() == ["sleeping"])
+        began = time.monotonic()
+        assert (await f.complete(delay=0.5)).status_code == 200  # the sleep call lands meanwhile
+        assert time.monotonic() - began < 5  # woken, not held until the hold timed out
+        assert (await f.complete()).status_code == 200  # awake still: the wake came last
 
 
 async def test_a_full_hold_queue_answers_503(tmp_path: Path) -> None:

@@ -144,8 +144,10 @@ class Controller:
             demand = gate.demand(pool.name)
             queued, refused = demand.queued, demand.refused - pool.refusals_seen
             pool.refusals_seen = demand.refused
-        return pool_signals(self.gateway.registry.replicas(pool.name), arrivals=arrived,
-                            held=pool.held, ttft_p95_s=pool.window.ttft_p95(now),
+        held_new, pool.holds_since_tick = pool.holds_since_tick, 0
+        return pool_signals(self.gateway.registry.replicas(pool.name),
+                            arrivals=arrived + held_new, held=pool.held,
+                            ttft_p95_s=pool.window.ttft_p95(now),
                             queued=queued, refused=refused)  # fmt: skip
 
     def _resize(self, pool: PoolRuntime, change: int) -> None:
@@ -168,6 +170,7 @@ class Controller:
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         if pool is None or not pool.holds.hold(waiter, self.clock()):
             return False
+        pool.holds_since_tick += 1
         self.tiers.request(pool)
         self.wake()
         if pool.in_phase("ready"):  # one is ready already: go ahead at once

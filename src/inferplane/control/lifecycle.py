@@ -125,7 +125,7 @@ class Lifecycle:
 
     async def probe(self, pool: PoolRuntime, now: float) -> None:
         """Admit the starting replicas that answer /ready; restart those past the timeout."""
-        starting = pool.in_phase("starting")
+        starting = [m for m in pool.in_phase("starting") if not _calling(m)]
         results = await asyncio.gather(*(self._ready(m.handle.url) for m in starting))
         for managed, ready in zip(starting, results, strict=True):
             if ready:
@@ -225,7 +225,7 @@ class Lifecycle:
         if plan.sleep is not None:
             keep = pool.replicas[plan.sleep]
             self.set_phase(pool, [keep], "sleeping")
-            self.spawn(self.sleep_replica(keep))
+            keep.admin_call = self.spawn(self.sleep_replica(keep))
 
     # -- out of the balancer, asleep, awake -------------------------------------------------
 
@@ -258,7 +258,7 @@ class Lifecycle:
         pinned replica takes cores again first (its own if they are still free)."""
         managed.phase, managed.since, managed.promoted_from = "starting", self.clock(), "warm"
         self._repin(managed)
-        self.spawn(self._wake_call(managed))
+        managed.admin_call = self.spawn(self._wake_call(managed, managed.admin_call))
 
     def _repin(self, managed: Managed) -> None:
         pool, old = self.pools.get(managed.handle.spec.pool), managed.cores
@@ -271,7 +271,11 @@ class Lifecycle:
                 self.actuator.pin(managed.handle.id, grant.cpus)
             managed.cores = grant
 
-    async def _wake_call(self, managed: Managed) -> None:
+    async def _wake_call(self, managed: Managed, sleep_call: "asyncio.Task[None] | None") -> None:
+        # The phase says "sleeping" from the decision on; a wake sent while the sleep call is
+        # still on its way could land first and leave the replica asleep.
+        if sleep_call is not None and not sleep_call.done():
+            await asyncio.wait([sleep_call])
         await self._admin(managed, "wake")
         self.wake()  # probe it now rather than at the next interval
 
@@ -288,10 +292,11 @@ class Lifecycle:
 
     # -- background work --------------------------------------------------------------------
 
-    def spawn(self, work: Awaitable[None]) -> None:
+    def spawn(self, work: Awaitable[None]) -> "asyncio.Task[None]":
         task: asyncio.Task[None] = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def close(self) -> None:
         """Stop every replica (drained) and the background work; no child outlives this."""
@@ -304,3 +309,8 @@ class Lifecycle:
 
 def _gateway_id(pool: PoolRuntime, managed: Managed) -> str:
     return replica_id(pool.name, managed.handle.url)
+
+
+def _calling(managed: Managed) -> bool:
+    """Whether an admin call to the replica (sleep or wake) has not returned yet."""
+    return managed.admin_call is not None and not managed.admin_call.done()

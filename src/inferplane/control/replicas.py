@@ -37,6 +37,9 @@ class Managed:
     # in_flight still counts the gateway's requests on it, which a drain waits for.
     record: Replica | None = None
     cores: CoreGrant | None = None  # the cores it runs pinned to (None: not pinned)
+    # Its /admin/sleep or /admin/wake while on its way: a wake is sent after the sleep it
+    # undoes, and a waking replica is probed for /ready only once its wake has returned.
+    admin_call: "asyncio.Task[None] | None" = None
 
 
 @dataclass
@@ -55,6 +58,10 @@ class PoolRuntime:
     restarts: int = 0
     arrivals_seen: float = 0.0
     refusals_seen: int = 0  # the gateway gate's refusals already counted as demand
+    # Requests held since the last tick: arrivals for the autoscaler, which sees a request
+    # the gateway finished only once it finished, and a released one in neither place
+    # until the proxy has picked its replica.
+    holds_since_tick: int = 0
     scored_holds: int = 0  # held requests the tiers counted, not to count again once finished
     last_decision: ScaleDecision | None = None
     pinned: int | None = None  # a fixed size (a rollout's canary) instead of the autoscaler's

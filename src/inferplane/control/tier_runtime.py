@@ -161,13 +161,13 @@ class TierRuntime:
         keep, rest = up[0], up[1:] + starting
         self.lifecycle.set_phase(pool, [keep], "sleeping")
         self.lifecycle.set_phase(pool, rest, "draining")
-        self.lifecycle.spawn(self._sleep_then_finish(pool, keep, rest))
+        keep.admin_call = self.lifecycle.spawn(self.lifecycle.sleep_replica(keep))  # a wake waits
+        self.lifecycle.spawn(self._sleep_then_finish(pool, keep.admin_call, rest))
 
     async def _sleep_then_finish(
-        self, pool: PoolRuntime, keep: Managed, rest: list[Managed]
+        self, pool: PoolRuntime, sleep_call: "asyncio.Task[None]", rest: list[Managed]
     ) -> None:
-        await asyncio.gather(self.lifecycle.sleep_replica(keep),
-                             *(self.lifecycle.drain(m) for m in rest))  # fmt: skip
+        await asyncio.gather(sleep_call, *(self.lifecycle.drain(m) for m in rest))
         self.finish(pool, "warm")
 
     def _stop(self, pool: PoolRuntime) -> None:
