@@ -176,14 +176,14 @@ async def test_a_clients_row_names_the_version_and_keeps_the_note(tmp_path: Path
 def test_the_memory_is_bounded_and_never_tracked_by_the_garbage_collector() -> None:
     memory = Memory(100)
     for index in range(1_000):
-        memory.put(index, f"r{index}")
+        memory.put(f"i{index}", f"r{index}")
         memory.put(f"r{index}", "fields")
-    assert memory.get(999) == "r999" and memory.get("r950") == "fields"
-    assert memory.get(0) is None  # long gone: at most 2 x 100 entries are kept
+    assert memory.get("i999") == "r999" and memory.get("r950") == "fields"
+    assert memory.get("i0") is None  # long gone: at most 2 x 100 entries are kept
     assert len(memory._young) + len(memory._old) <= 200
     assert not gc.is_tracked(memory._young) and not gc.is_tracked(memory._old)
-    memory.put(999, "newer")  # the young generation's entry wins over the old one's
-    assert memory.get(999) == "newer"
+    memory.put("i999", "newer")  # the young generation's entry wins over the old one's
+    assert memory.get("i999") == "newer"
 
 
 def test_feedback_on_a_forgotten_request_is_stored_with_the_id_alone(tmp_path: Path) -> None:

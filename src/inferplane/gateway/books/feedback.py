@@ -22,7 +22,7 @@ client sent is written at once, with any rows waiting.
 import asyncio
 import secrets
 from collections.abc import Callable
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -72,27 +72,23 @@ def recalled(text: str) -> Served:
     return Served(key, team, user, model, model_version, pool)
 
 
-Atomic = TypeVar("Atomic", str, float)
-
-
-class Memory(Generic[Atomic]):
+class Memory:
     """The last `size` to `2 * size` entries put, in two plain dicts: puts go to the young one,
-    which becomes the old one once it holds `size` (the old one dropped). Keys are ints or
-    strings and values strings or numbers, so neither dict is ever tracked by the garbage
-    collector, and a full collection never walks them (an OrderedDict, a dict subclass, is
-    always tracked)."""
+    which becomes the old one once it holds `size` (the old one dropped). Keys and values are
+    strings, so neither dict is ever tracked by the garbage collector, and a full collection
+    never walks them (an OrderedDict, a dict subclass, is always tracked)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._young: dict[int | str, Atomic] = {}
-        self._old: dict[int | str, Atomic] = {}
+        self._young: dict[str, str] = {}
+        self._old: dict[str, str] = {}
 
-    def put(self, key: int | str, value: Atomic) -> None:
+    def put(self, key: str, value: str) -> None:
         self._young[key] = value
         if len(self._young) >= self.size:
             self._old, self._young = self._young, {}
 
-    def get(self, key: int | str) -> Atomic | None:
+    def get(self, key: str) -> str | None:
         value = self._young.get(key)
         return self._old.get(key) if value is None else value
 
@@ -113,7 +109,7 @@ class FeedbackBook:
         self.spool = spool
         self.wall = wall
         self.salt = salt
-        self.recent: Memory[str] = Memory(REMEMBERED // 2)  # request id -> remembered(...)
+        self.recent = Memory(REMEMBERED // 2)  # request id -> remembered(...)
         self._ids = secrets.token_hex(6)
         self._serial = 0
         self._children: dict[tuple[str, str, str, str], Any] = {}  # labels -> counter child
@@ -152,7 +148,7 @@ class FeedbackBook:
         fields = (key.name, key.team, user or "", model, model_version, pool)
         self.recent.put(request_id, remembered(fields))
         if abandoned:
-            self._automatic(request_id, fields, "abandoned")
+            self._abandoned(request_id, fields)
 
     def regenerated(self, model: str, version: str, pool: str, count: int) -> None:
         """Count regenerations the ledger writer found (and stored) about a pool's answers."""
@@ -160,9 +156,10 @@ class FeedbackBook:
         if self.on_negative is not None:
             self.on_negative(pool, count)
 
-    def _automatic(self, request_id: str, fields: tuple[str, ...], kind: FeedbackKind) -> None:
+    def _abandoned(self, request_id: str, fields: tuple[str, str, str, str, str, str]) -> None:
         """An abandoned stream (negative, value 1): the same row and count as a
         FeedbackRecord's, built without one, its spool write batched."""
+        kind: FeedbackKind = "abandoned"
         key, team, user, model, version, pool = fields
         self._count(model, version, kind, "true")
         if self.on_negative is not None:
