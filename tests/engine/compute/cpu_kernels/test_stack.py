@@ -23,11 +23,20 @@ def _decode_logits(runner: TorchModelRunner) -> torch.Tensor:
 
 @pytest.mark.usefixtures("host_at_target_level")
 @pytest.mark.parametrize(
-    ("dtype", "quantization"),
-    [("float32", "none"), ("float32", "int8"), ("bfloat16", "none"), ("float16", "none")],
+    ("dtype", "quantization", "tolerance"),
+    [
+        ("float32", "none", 1e-4),
+        ("float32", "int8", 1e-4),
+        ("bfloat16", "none", 0.1),
+        ("float16", "none", 2e-2),
+    ],
 )
 def test_the_stack_agrees_with_the_layers_one_by_one(
-    kernels: CpuKernels, tiny_model_dir: Path, dtype: DTypeName, quantization: QuantName
+    kernels: CpuKernels,
+    tiny_model_dir: Path,
+    dtype: DTypeName,
+    quantization: QuantName,
+    tolerance: float,
 ) -> None:
     config = EngineConfig(
         model=str(tiny_model_dir), dtype=dtype, quantization=quantization, kv_cache_bytes=4 << 20
@@ -38,4 +47,5 @@ def test_the_stack_agrees_with_the_layers_one_by_one(
     got, expected = _decode_logits(stacked), _decode_logits(layers)
     # the same kernels; SwiGLU's exp differs (vectorized where the build has AVX-512)
     assert F.cosine_similarity(got, expected, dim=-1).min() > 0.9999
+    torch.testing.assert_close(got, expected, atol=tolerance, rtol=tolerance)
     assert torch.equal(got.argmax(-1), expected.argmax(-1))
