@@ -1,7 +1,7 @@
 """`inferplane gateway --workers 2` as one gateway: a key's rate limit holds across both worker
 processes (each new connection may land on either), and so does a replica's slot count; a
 request sent again is a regeneration whichever worker took either try; and /metrics counts
-every worker's requests whichever worker a scrape reaches."""
+every worker's requests whichever worker a scrape reaches, as does the status page at /ui."""
 
 import asyncio
 import time
@@ -123,3 +123,28 @@ async def test_every_scrape_counts_both_workers_requests(tmp_path: Path) -> None
             await asyncio.to_thread(gateway.stop)
     assert statuses == [200] * sent, gateway.log()
     assert counted == [sent] * 6  # not one worker's share, whichever answered
+
+
+async def _requests_on_the_page(url: str) -> float | None:
+    """The status page's request total, as one poll on a new connection sees it."""
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        response = await client.get("/ui/status.json", headers={"Connection": "close"})
+    total: float | None = response.json()["totals"]["requests"]
+    return total
+
+
+async def test_the_status_page_counts_both_workers_requests(tmp_path: Path) -> None:
+    sent = 8
+    async with fake_replica(Behaviour()) as replica:
+        fleet = _fleet(tmp_path, replica, per_minute=None)
+        gateway = GatewayProcess(fleet, ["--workers", "2"], tmp_path / "gateway.log")
+        try:
+            await asyncio.to_thread(gateway.wait_up)
+            await asyncio.sleep(2)  # the second worker listens too
+            statuses = await _statuses(gateway.url, sent)
+            await asyncio.sleep(2.5)  # each worker samples (and shares) its totals every second
+            shown = [await _requests_on_the_page(gateway.url) for _ in range(6)]
+        finally:
+            await asyncio.to_thread(gateway.stop)
+    assert statuses == [200] * sent, gateway.log()
+    assert shown == [sent] * 6  # not one worker's share, whichever answered

@@ -74,6 +74,7 @@ def test_status_json_shape() -> None:
         "pools": 2,
         "replicas": 3,
         "ready": 1,
+        "requests": 0.0,
         "latest": status["totals"]["latest"],
     }
     assert [p["name"] for p in status["pools"]] == ["chat", "embed"]

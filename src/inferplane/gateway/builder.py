@@ -36,6 +36,7 @@ from inferplane.ledger.store import UsageStore, normalise_url
 from inferplane.ledger.writer_process import WriterProcess, catch_up
 from inferplane.telemetry.ui import ASGIApp, gateway_status_board, with_status_page
 from inferplane.telemetry.worker_metrics import SharedMetrics
+from inferplane.telemetry.worker_totals import SharedTotals
 
 log = logging.getLogger(__name__)
 BACKLOG = 4096
@@ -100,8 +101,15 @@ def build_feedback(
 
 
 def build_app(state: GatewayState) -> ASGIApp:
-    """The gateway's ASGI app with the status page at /ui."""
-    return with_status_page(GatewayApp(state), gateway_status_board(state))
+    """The gateway's ASGI app with the status page at /ui (showing every worker's counts
+    when there are several)."""
+    shared = state.shared_metrics
+    totals = (
+        None
+        if shared is None
+        else SharedTotals(shared.folder, shared.worker, state.metrics.registry)
+    )
+    return with_status_page(GatewayApp(state), gateway_status_board(state, totals=totals))
 
 
 def uvicorn_config(

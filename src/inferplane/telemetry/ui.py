@@ -2,14 +2,16 @@
 
 `StatusBoard` builds the page's JSON (`/ui/status.json`) from the replica registry and a ring
 buffer of samples it takes from a Prometheus registry (counter and histogram deltas between
-samples, so the numbers match what Prometheus would compute). `StatusPage` is a plain ASGI
-app serving the static files in ui/ (no build step, no CDN) and that JSON; `with_status_page`
-wraps any ASGI app so /ui goes to the page and everything else to the app, and samples once a
-second while the app runs.
+samples, so the numbers match what Prometheus would compute); a gateway with several workers
+gives it every worker's totals instead of its own (telemetry/worker_totals.py).
+`StatusPage` is a plain ASGI app serving the static files in ui/ (no build step, no CDN) and
+that JSON; `with_status_page` wraps any ASGI app so /ui goes to the page and everything else
+to the app, and samples once a second while the app runs.
 """
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 from collections import deque
@@ -70,6 +72,9 @@ class Point:
     cost_per_hour: float
 
 
+TotalsSource = Callable[[float], Totals]  # the totals at a monotonic time
+
+
 def read_totals(registry: CollectorRegistry, at: float) -> Totals:
     requests = cost = 0.0
     buckets: dict[float, float] = {}
@@ -103,7 +108,10 @@ def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float |
 
 def _delta(now: Totals, then: Totals) -> tuple[tuple[float, float], ...]:
     before = dict(then.ttft_buckets)
-    return tuple((bound, count - before.get(bound, 0.0)) for bound, count in now.ttft_buckets)
+    # clamped: a restarted worker's counts start again from zero (telemetry/worker_totals.py)
+    return tuple(
+        (bound, max(count - before.get(bound, 0.0), 0.0)) for bound, count in now.ttft_buckets
+    )
 
 
 class StatusBoard:
@@ -118,10 +126,13 @@ class StatusBoard:
         wall: Clock = time.time,
         interval_s: float = 1.0,
         capacity: int = 300,
+        *,
+        totals: TotalsSource | None = None,
     ) -> None:
         self.replicas = replicas
         self.pool_models = dict(pool_models)
         self.registry = registry
+        self.totals: TotalsSource = totals or functools.partial(read_totals, registry)
         self.clock = clock
         self.wall = wall
         self.interval_s = interval_s
@@ -133,7 +144,7 @@ class StatusBoard:
         now = self.clock()
         if self._last is not None and now - self._last.at < self.interval_s:
             return
-        totals = read_totals(self.registry, now)
+        totals = self.totals(now)
         if self._last is not None:
             self.points.append(self._point(totals, self._last))
         self._last = totals
@@ -163,6 +174,7 @@ class StatusBoard:
                 "pools": len(pools),
                 "replicas": sum(len(p["replicas"]) for p in pools),
                 "ready": sum(p["ready"] for p in pools),
+                "requests": None if self._last is None else self._last.requests,
                 "latest": latest,
             },
             "pools": pools,
@@ -212,15 +224,22 @@ class GatewayLike(Protocol):
     def metrics(self) -> _Metrics: ...
 
 
-def gateway_status_board(state: GatewayLike, interval_s: float = 1.0) -> StatusBoard:
-    """A board over a running gateway's replica registry and metrics."""
+def gateway_status_board(
+    state: GatewayLike, interval_s: float = 1.0, totals: TotalsSource | None = None
+) -> StatusBoard:
+    """A board over a running gateway's replica registry and metrics (`totals`: where the
+    counts come from when not from this process's metrics alone)."""
     registry = state.registry
 
     def replicas() -> dict[str, Sequence[ReplicaView]]:
         return {pool: registry.replicas(pool) for pool in registry.pools()}
 
     return StatusBoard(
-        replicas, registry.pool_models, state.metrics.registry, interval_s=interval_s
+        replicas,
+        registry.pool_models,
+        state.metrics.registry,
+        interval_s=interval_s,
+        totals=totals,
     )
 
 

@@ -44,6 +44,7 @@ class SharedMetrics:
 
     def __init__(self, folder: Path, worker: int, registry: CollectorRegistry) -> None:
         self.folder = folder
+        self.worker = worker
         self.registry = registry
         self.path = folder / f"worker-{worker}{_SUFFIX}"
         self.scraped = folder / "scraped"  # touched by every scrape, whichever worker answers

@@ -83,7 +83,8 @@ function poolSection(pool) {
 function render(status) {
   const t = status.totals;
   document.getElementById("summary").textContent =
-    t.pools + " pools · " + t.replicas + " replicas · " + t.ready + " ready";
+    t.pools + " pools · " + t.replicas + " replicas · " + t.ready + " ready" +
+    (t.requests === null ? "" : " · " + Math.round(t.requests).toLocaleString() + " requests");
   document.getElementById("updated").textContent =
     "updated " + new Date(status.generated_at * 1000).toLocaleTimeString();
   document.getElementById("pools").replaceChildren(...status.pools.map(poolSection));
