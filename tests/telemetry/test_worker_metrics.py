@@ -91,3 +91,28 @@ def test_snapshots_are_written_only_while_someone_scrapes(tmp_path: Path) -> Non
 
 def test_merge_of_nothing_is_empty() -> None:
     assert merge([]) == b""
+
+
+def test_drift_scores_are_the_workers_mean(tmp_path: Path) -> None:
+    """Each worker scores drift on its own share of the prompts: one estimate each, averaged
+    (the largest of them would turn sampling noise into drift alerts)."""
+    workers = [Worker(tmp_path, index) for index in range(3)]
+    drift = [
+        Gauge(
+            "inference_input_drift_score",
+            "Drift.",
+            ["model", "model_version", "signal"],
+            registry=worker.registry,
+        )
+        for worker in workers
+    ]
+    for gauge, score in zip(drift, (0.1, 0.3, 0.2), strict=True):
+        gauge.labels("chat", "v1", "length").set(score)
+    drift[0].labels("chat", "v1", "embedding").set(0.4)  # the only worker scoring it yet
+    for worker in workers[1:]:
+        worker.shared.publish()
+    scrape = workers[0].shared.render()
+    labels = {"model": "chat", "model_version": "v1"}
+    length = _value(scrape, "inference_input_drift_score", signal="length", **labels)
+    assert abs(length - 0.2) < 1e-12
+    assert _value(scrape, "inference_input_drift_score", signal="embedding", **labels) == 0.4

@@ -11,8 +11,11 @@ while no one looks). The worker a scrape reaches merges every worker's latest fi
 
 - counters, histograms and summaries are summed;
 - gauges are the largest value (most gauges here are the same in every worker: replicas
-  ready, SLAs, drift scores), except SUMMED_GAUGES, which each worker counts for its own
-  requests (requests queued in the gateway); `_created` timestamps keep the earliest.
+  ready, SLAs), except SUMMED_GAUGES, which each worker counts for its own requests
+  (requests queued in the gateway), and AVERAGED_GAUGES, which each worker estimates from
+  its own share of the traffic (drift scores: each worker samples the prompts it served, a
+  random split of the same stream, so each score is one noisy estimate of the same drift and
+  the largest of N would raise false drift alerts); `_created` timestamps keep the earliest.
 
 Each file only moves forward and the answering worker refreshes its own before reading, so a
 counter never goes down from one scrape to the next; other workers' share is at most
@@ -35,6 +38,7 @@ from prometheus_client.samples import Sample
 SNAPSHOT_S = 5.0
 SCRAPED_S = 120.0  # snapshots are written while a scrape came this recently
 SUMMED_GAUGES = frozenset({"inference_gateway_queued"})
+AVERAGED_GAUGES = frozenset({"inference_input_drift_score"})
 _SUFFIX = ".prom"
 _Key = tuple[str, tuple[tuple[str, str], ...]]  # a sample's name and sorted labels
 
@@ -81,6 +85,7 @@ def merge(texts: Iterable[str]) -> bytes:
     """Expositions of several workers as one (see the module's rules)."""
     families: dict[str, Metric] = {}
     values: dict[str, dict[_Key, float]] = {}
+    seen: dict[_Key, int] = {}  # how many workers gave each averaged sample
     for text in texts:
         for family in text_string_to_metric_families(text):
             kept = families.setdefault(family.name, family)
@@ -90,13 +95,17 @@ def merge(texts: Iterable[str]) -> bytes:
                 key = (sample.name, tuple(sorted(sample.labels.items())))
                 earlier = samples.get(key)
                 samples[key] = sample.value if earlier is None else combine(earlier, sample.value)
+                if family.name in AVERAGED_GAUGES:
+                    seen[key] = seen.get(key, 0) + 1
+    for name in AVERAGED_GAUGES & values.keys():
+        values[name] = {key: total / seen[key] for key, total in values[name].items()}
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Merged(families, values))
     return generate_latest(registry)
 
 
 def _combiner(family: Metric) -> Callable[[float, float], float]:
-    if family.type != "gauge" or family.name in SUMMED_GAUGES:
+    if family.type != "gauge" or family.name in SUMMED_GAUGES | AVERAGED_GAUGES:
         return operator.add
     return min if family.name.endswith("_created") else max
 
