@@ -36,6 +36,7 @@ async def test_invalid_json_is_400(client: httpx.AsyncClient) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
+    assert response.json()["error"]["param"] is None  # not the position of the bad character
 
 
 async def test_unknown_route_and_method_use_the_error_body(client: httpx.AsyncClient) -> None:

@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 from inferplane.engine.front.async_engine import AsyncLLMEngine
 from inferplane.server.app import create_app
@@ -9,6 +10,8 @@ from inferplane.server.state import ServerSettings, ServerState
 from tests.server.conftest import tiny_engine
 
 HELLO = [{"role": "user", "content": "hello there"}]
+_TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+_IMAGE = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
 
 
 def _events(text: str) -> list[dict[str, object]]:
@@ -113,3 +116,43 @@ async def test_queue_full_is_429_with_retry_after(tiny_model_dir: Path) -> None:
     assert response.status_code == 429
     assert response.headers["retry-after"] == "1"
     assert response.json()["error"]["type"] == "rate_limit_error"
+
+
+@pytest.mark.parametrize(
+    ("extra", "param", "says"),
+    [
+        ({"response_format": {"type": "json_object"}}, "response_format.type", "JSON"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
+            "response_format.type",
+            "'json_schema' is not supported",
+        ),
+        ({"tools": [_TOOL], "tool_choice": "auto"}, "tool_choice", "tool calling"),
+        ({"tool_choice": {"type": "function", "function": {"name": "f"}}}, "tool_choice", "tool"),
+        (
+            {"messages": [{"role": "user", "content": [_IMAGE]}]},
+            "messages[0].content",
+            "not 'image_url' parts",
+        ),
+    ],
+)
+async def test_what_the_server_cannot_do_is_refused_not_ignored(
+    client: httpx.AsyncClient, extra: dict[str, object], param: str, says: str
+) -> None:
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    response = await client.post("/v1/chat/completions", json={**body, **extra})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param and says in error["message"]
+    assert error["type"] == "invalid_request_error"
+
+
+async def test_plain_text_format_and_unused_tools_are_served(client: httpx.AsyncClient) -> None:
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    for extra in (
+        {"response_format": {"type": "text"}},
+        {"tools": [_TOOL]},  # as vLLM does without a tool parser: no tool_choice, no calls
+        {"tools": [_TOOL], "tool_choice": "none"},
+    ):
+        response = await client.post("/v1/chat/completions", json={**body, **extra})
+        assert response.status_code == 200, response.text

@@ -79,7 +79,8 @@ async def _on_api_error(_: Request, error: Exception) -> JSONResponse:
 async def _on_validation(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     first = error.errors()[0] if error.errors() else {}
-    param = param_of(first.get("loc", ()))
+    # an invalid body's loc is a character position, not a field
+    param = None if first.get("type") == "json_invalid" else param_of(first.get("loc", ()))
     message = _validation_message(first, param)
     return error_response(APIError(400, message, param=param, code="invalid_value"))
 

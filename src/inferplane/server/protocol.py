@@ -2,12 +2,17 @@
 
 Strict on types (a string where a number belongs is a 400 naming the field), lenient on
 unknown keys: OpenAI clients send fields this server does not use, and those are ignored.
+Two asks are refused rather than ignored, because ignoring them hands back something the client
+did not ask for: output constrained to JSON (`response_format` other than text) and tool calls
+(`tool_choice` other than "none"; tools sent without it are ignored, as vLLM does). Content
+parts other than text (images, audio) are refused naming the part's type.
 Responses are plain dicts built in the route modules, shaped as OpenAI returns them.
 """
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 
 class _Lenient(BaseModel):
@@ -19,13 +24,24 @@ class StreamOptions(_Lenient):
 
 
 class TextPart(_Lenient):
-    type: Literal["text"]
-    text: str
+    type: str
+    text: str = ""
+
+    @field_validator("type")
+    @classmethod
+    def _text_only(cls, kind: str) -> str:
+        if kind != "text":
+            raise PydanticCustomError(
+                "unsupported_part",
+                "this server takes text content only, not '{kind}' parts",
+                {"kind": kind},
+            )
+        return kind
 
 
 class ChatMessage(_Lenient):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
+    content: list[TextPart] | str | None = None
     name: str | None = None
 
     def text(self) -> str:
@@ -70,11 +86,39 @@ class SamplingFields(_Lenient):
         return self.stream_options is not None and self.stream_options.include_usage
 
 
+class ResponseFormat(_Lenient):
+    type: str
+
+    @field_validator("type")
+    @classmethod
+    def _text_only(cls, kind: str) -> str:
+        if kind != "text":
+            raise PydanticCustomError(
+                "unsupported_format",
+                "'{kind}' is not supported: this server does not constrain its output to JSON",
+                {"kind": kind},
+            )
+        return kind
+
+
+def _no_tool_calls(choice: object) -> object:
+    if choice not in (None, "none"):
+        raise PydanticCustomError(
+            "unsupported_tools",
+            "tool calling is not supported by this server: send tool_choice 'none' or no tools",
+        )
+    return choice
+
+
 class ChatCompletionRequest(SamplingFields):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     max_completion_tokens: PositiveInt | None = None
     logprobs: bool = False
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    response_format: ResponseFormat | None = None
+    tool_choice: Any = None
+
+    _tool_choice = field_validator("tool_choice")(_no_tool_calls)
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
