@@ -1,6 +1,7 @@
 """The weight-streaming linear (linear.c) against F.linear in bfloat16 and float32, and the
-float32 column linear for decode batches (linear_cols.c), once per build target this CPU can
-run (see conftest.py), and the layer that dispatches to them by the number of rows."""
+column linear for decode batches (linear_cols.c: float32, and bfloat16 on AVX512_BF16 builds),
+once per build target this CPU can run (see conftest.py), and the layer that dispatches to them
+by the number of rows."""
 
 import copy
 
@@ -12,6 +13,7 @@ from inferplane.engine.compute.cpu_kernels import CpuKernels
 from inferplane.engine.compute.cpu_kernels.ops import COLS_MAX_ROWS
 from inferplane.engine.compute.models.layers import (
     COLS_ROWS,
+    NO_COLS,
     STREAM_ROWS,
     Linear,
     PackedLinear,
@@ -84,40 +86,62 @@ def test_stream_linear_streams_few_rows_and_hands_on_the_rest(
     layer = StreamLinear(w, bias, kernels=kernels)
     packs = PackedLinear.supported(CPU, dtype)
     assert type(layer.large) is (PackedLinear if packs else Linear)
-    assert layer.max_rows == STREAM_ROWS[dtype, packs]
-    assert layer.max_cols_rows == COLS_ROWS.get((dtype, kernels.isa), 0)
+    cols_from, cols_to = COLS_ROWS.get((dtype, kernels.isa), (NO_COLS, 0))
+    assert layer.stream_rows == min(STREAM_ROWS[dtype, packs], cols_from - 1)
+    assert layer.max_rows == max(layer.stream_rows, cols_to)
     x = torch.randn(rows, 64).to(dtype)
     got = layer(x)
-    if rows <= layer.max_rows:
+    if rows <= layer.stream_rows:
         assert torch.equal(got, kernels.linear(x, w, bias))
-    elif rows <= layer.max_cols_rows:
+    elif rows <= layer.max_rows:
         assert torch.equal(got, kernels.linear_cols(x, w, bias))
     else:
         assert torch.equal(got, layer.large(x))
     _close_to_f_linear(got, x, w, bias)
 
 
-@pytest.mark.parametrize("rows", [1, 2, 5, 8, 15, 16])
+def _cols_built(kernels: CpuKernels, dtype: torch.dtype) -> None:
+    if dtype == BF16 and kernels.isa != "avx512bf16":
+        pytest.skip(f"the bfloat16 column linear needs an AVX512_BF16 build, not {kernels.isa}")
+
+
+@pytest.mark.parametrize("dtype", [F32, BF16])
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 8, 9, 15, 16])
 @pytest.mark.parametrize(("n", "k"), [(96, 576), (37, 100), (5, 64), (64, 1536), (1, 3)])
-def test_linear_cols_matches_f_linear(kernels: CpuKernels, rows: int, n: int, k: int) -> None:
-    """float32 decode batches: row counts that fill the 16 lanes and that do not, weight row
-    counts that are and are not a multiple of the 8 read side by side, odd widths."""
+def test_linear_cols_matches_f_linear(
+    kernels: CpuKernels, dtype: torch.dtype, rows: int, n: int, k: int
+) -> None:
+    """Decode batches: row counts that fill the lanes and that do not (bfloat16 packs 4, 8 or
+    16 rows a vector), weight row counts that are and are not a multiple of the 8 read side
+    by side, widths with a tail past the vector loop's chunks."""
+    _cols_built(kernels, dtype)
     generator = torch.Generator().manual_seed(rows * 1000 + n)
-    x = torch.randn(rows, k, generator=generator)
-    w = torch.randn(n, k, generator=generator)
-    bias = torch.randn(n, generator=generator)
+    x = torch.randn(rows, k, generator=generator).to(dtype)
+    w = torch.randn(n, k, generator=generator).to(dtype)
+    bias = torch.randn(n, generator=generator).to(dtype)
     _close_to_f_linear(kernels.linear_cols(x, w, None), x, w, None)
     _close_to_f_linear(kernels.linear_cols(x, w, bias), x, w, bias)
 
 
-def test_linear_cols_refuses_more_rows_than_lanes(kernels: CpuKernels) -> None:
-    x, w = torch.randn(COLS_MAX_ROWS + 1, 32), torch.randn(8, 32)
+@pytest.mark.parametrize("dtype", [F32, BF16])
+def test_linear_cols_refuses_more_rows_than_lanes(kernels: CpuKernels, dtype: torch.dtype) -> None:
+    x, w = torch.randn(COLS_MAX_ROWS + 1, 32).to(dtype), torch.randn(8, 32).to(dtype)
     with pytest.raises(ValueError, match="1 to 16"):
         kernels.linear_cols(x, w, None)
 
 
-def test_linear_cols_uses_every_thread_it_is_given(kernels: CpuKernels) -> None:
-    x, w = torch.randn(16, 256), torch.randn(301, 256)
+def test_linear_cols_in_bfloat16_is_refused_without_avx512_bf16(kernels: CpuKernels) -> None:
+    if kernels.isa == "avx512bf16":
+        pytest.skip("this build has the bfloat16 column linear")
+    x, w = torch.randn(4, 32).to(BF16), torch.randn(8, 32).to(BF16)
+    with pytest.raises(ValueError, match="1 to 16"):
+        kernels.linear_cols(x, w, None)
+
+
+@pytest.mark.parametrize("dtype", [F32, BF16])
+def test_linear_cols_uses_every_thread_it_is_given(kernels: CpuKernels, dtype: torch.dtype) -> None:
+    _cols_built(kernels, dtype)
+    x, w = torch.randn(16, 256).to(dtype), torch.randn(301, 256).to(dtype)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)

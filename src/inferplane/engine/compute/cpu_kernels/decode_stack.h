@@ -7,8 +7,9 @@
  * each from Python on SmolLM2's small rows, where the kernel itself takes one or two.
  *
  * Included by kernels.c once per dtype, after small_ops.h's copy and with the same parameters
- * (T, NAME, LOAD, STORE, ROUND, LOAD8, LOAD16) and LINEAR_DENSE, the dtype's streaming linear
- * (an int expression: 0, or -1 where it failed); all undefined at the end for the next copy.
+ * (T, NAME, LOAD, STORE, ROUND, LOAD8, LOAD16) and LINEAR_DENSE(cols, x, w, bias, out, m, n,
+ * k, threads), the dtype's streaming linear, or its column linear where cols is true (an int
+ * expression: 0, or -1 where it failed); all undefined at the end for the next copy.
  */
 
 #ifndef IP_DECODE_ARGS
@@ -43,6 +44,7 @@ typedef struct {
   void* work;
   float* scratch;
   int threads;
+  int64_t cols_from; /* from this many rows on, the dense products take the column kernel */
 } ip_step_args;
 
 int ip_linear_i8_f32(const float* x, const int8_t* w, const float* scale, const float* bias,
@@ -83,12 +85,13 @@ static void NAME(swiglu)(const T* gate_up, T* out, int64_t rows, int64_t inter) 
 }
 
 static int NAME(stack_linear)(const ip_linear_args* a, const T* x, T* out, int64_t rows,
-                              int threads) {
+                              int threads, int cols) {
   if (a->scale) /* int8 weights: float32 activations (the caller checks) */
     return ip_linear_i8_f32((const float*)(const void*)x, (const int8_t*)a->weight, a->scale,
                             (const float*)a->bias, (float*)(void*)out, rows, a->n, a->k,
                             threads);
-  return LINEAR_DENSE(x, (const T*)a->weight, (const T*)a->bias, out, rows, a->n, a->k, threads);
+  return LINEAR_DENSE(cols, x, (const T*)a->weight, (const T*)a->bias, out, rows, a->n, a->k,
+                      threads);
 }
 
 /* One layer: h (its input, then its MLP output) and residual (updated) as in DecoderLayer */
@@ -103,23 +106,23 @@ static int NAME(stack_layer)(const ip_layer_args* a, const ip_step_args* s, T* k
   T* o = att + rows * s->heads * s->dim;
   T* gu = o + rows * s->hidden;
   T* act = gu + rows * 2 * s->inter;
-  const int th = s->threads;
+  const int th = s->threads, cols = rows >= s->cols_from;
   if (first) {
     memcpy(residual, h, (size_t)(rows * s->hidden) * sizeof(T));
     NAME(ip_rms_norm)(h, (const T*)a->input_norm, x, rows, s->hidden, s->eps, th);
   } else {
     NAME(ip_add_rms_norm)(h, residual, (const T*)a->input_norm, x, rows, s->hidden, s->eps, th);
   }
-  if (NAME(stack_linear)(&a->qkv, x, qkv, rows, th)) return -1;
+  if (NAME(stack_linear)(&a->qkv, x, qkv, rows, th, cols)) return -1;
   NAME(ip_rope_cache)(qkv, (const T*)s->cos, (const T*)s->sin, s->slot_mapping, q, kv,
                       kv + kv_size, rows, s->heads, s->kv_heads, s->dim, th);
   NAME(ip_decode_attention)(q, kv, kv + kv_size, s->slots, s->lengths, att, rows, s->heads,
                             s->kv_heads, s->dim, s->max_len, s->scale, s->scratch, th);
-  if (NAME(stack_linear)(&a->o, att, o, rows, th)) return -1;
+  if (NAME(stack_linear)(&a->o, att, o, rows, th, cols)) return -1;
   NAME(ip_add_rms_norm)(o, residual, (const T*)a->post_norm, x, rows, s->hidden, s->eps, th);
-  if (NAME(stack_linear)(&a->gate_up, x, gu, rows, th)) return -1;
+  if (NAME(stack_linear)(&a->gate_up, x, gu, rows, th, cols)) return -1;
   NAME(swiglu)(gu, act, rows, s->inter);
-  return NAME(stack_linear)(&a->down, act, h, rows, th);
+  return NAME(stack_linear)(&a->down, act, h, rows, th, cols);
 }
 
 /* Every layer in turn: h [rows, hidden] comes in as the embedding and leaves as the last

@@ -146,6 +146,10 @@ void ip_linear_f32(const float* x, const float* w, const float* bias, float* out
                    int64_t n, int64_t k, int threads);
 int ip_linear_f16(const f16* x, const f16* w, const f16* bias, f16* out, int64_t m, int64_t n,
                   int64_t k, int threads);
+int ip_linear_cols_bf16(const bf16* x, const bf16* w, const bf16* bias, bf16* out, int64_t m,
+                        int64_t n, int64_t k, int threads);
+int ip_linear_cols_f32(const float* x, const float* w, const float* bias, float* out, int64_t m,
+                       int64_t n, int64_t k, int threads);
 
 #define PASTE(a, b) a##b
 #define SUFFIXED(f, s) PASTE(f, s)
@@ -158,7 +162,8 @@ int ip_linear_f16(const f16* x, const f16* w, const f16* bias, f16* out, int64_t
 #define LOAD8 bf16_load8
 #define LOAD16 bf16_load16
 #include "small_ops.h"
-#define LINEAR_DENSE(...) (ip_linear_bf16(__VA_ARGS__), 0)
+#define LINEAR_DENSE(cols, ...) \
+  ((cols) ? ip_linear_cols_bf16(__VA_ARGS__) : (ip_linear_bf16(__VA_ARGS__), 0))
 #include "decode_stack.h"
 
 #define T f16
@@ -169,7 +174,7 @@ int ip_linear_f16(const f16* x, const f16* w, const f16* bias, f16* out, int64_t
 #define LOAD8 f16_load8
 #define LOAD16 f16_load16
 #include "small_ops.h"
-#define LINEAR_DENSE(...) ip_linear_f16(__VA_ARGS__)
+#define LINEAR_DENSE(cols, ...) ip_linear_f16(__VA_ARGS__)
 #include "decode_stack.h"
 
 #define T float
@@ -180,5 +185,6 @@ int ip_linear_f16(const f16* x, const f16* w, const f16* bias, f16* out, int64_t
 #define LOAD8(p) _mm256_loadu_ps(p)
 #define LOAD16(p) _mm512_loadu_ps(p)
 #include "small_ops.h"
-#define LINEAR_DENSE(...) (ip_linear_f32(__VA_ARGS__), 0)
+#define LINEAR_DENSE(cols, ...) \
+  ((cols) ? ip_linear_cols_f32(__VA_ARGS__) : (ip_linear_f32(__VA_ARGS__), 0))
 #include "decode_stack.h"

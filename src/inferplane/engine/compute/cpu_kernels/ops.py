@@ -61,8 +61,14 @@ class CpuKernels:
             dtype: _bind(getattr(library, f"ip_linear_{suffix}"), [_P, _P, _P, _P, _I, _I, _I, _T])
             for dtype, suffix in DTYPES.items()
         }
-        self._linear_cols = _bind(library.ip_linear_cols_f32, [_P, _P, _P, _P, _I, _I, _I, _T])
-        self._linear_cols.restype = ctypes.c_int
+        self._linear_cols = {
+            dtype: _bind(
+                getattr(library, f"ip_linear_cols_{DTYPES[dtype]}"), [_P] * 4 + [_I] * 3 + [_T]
+            )
+            for dtype in (torch.float32, torch.bfloat16)
+        }
+        for function in self._linear_cols.values():
+            function.restype = ctypes.c_int  # -1: rows out of range (or no bf16 kernel built)
         self._linear_i8 = _bind(library.ip_linear_i8_f32, [_P, _P, _P, _P, _P, _I, _I, _I, _T])
         self._linear_i8.restype = ctypes.c_int  # -1: no memory for its scratch
         self._i8_quantizes = _bind(library.ip_linear_i8_quantizes_input, [_I])
@@ -236,12 +242,13 @@ class CpuKernels:
     def linear_cols(
         self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     ) -> torch.Tensor:
-        """linear() for float32 decode batches of up to COLS_MAX_ROWS rows: the input rows lie
-        across the vector lanes (linear_cols.c), so no lane sums and one weight read."""
-        out, failed = _run_linear(self._linear_cols, x, weight, bias)
+        """linear() for float32 or bfloat16 decode batches of up to COLS_MAX_ROWS rows: the
+        input rows lie across the vector lanes (linear_cols.c), so no lane sums and one weight
+        read. bfloat16 needs an AVX512_BF16 build (isa "avx512bf16")."""
+        out, failed = _run_linear(self._linear_cols[x.dtype], x, weight, bias)
         if failed:
-            rows = x.shape[0]
-            raise ValueError(f"linear_cols takes 1 to {COLS_MAX_ROWS} float32 rows, got {rows}")
+            rows, isa = x.shape[0], self.isa
+            raise ValueError(f"linear_cols ({isa}) takes 1 to {COLS_MAX_ROWS} rows, got {rows}")
         return out
 
 

@@ -47,6 +47,7 @@ class StepArgs(ctypes.Structure):
         ("work", _P),
         ("scratch", _P),
         ("threads", ctypes.c_int),
+        ("cols_from", _I),
     )
 
 
@@ -98,18 +99,21 @@ class StackShape:
 
 
 class CompiledStack:
-    """Runs decode_stack.h over the layers given (their tensors must outlive it)."""
+    """Runs decode_stack.h over the layers given (their tensors must outlive it). The dense
+    products of a step of `cols_from` rows or more take the column kernel (linear_cols.c)."""
 
     def __init__(
         self,
         function: "ctypes._CFuncPtr",  # type: ignore[name-defined]
         layers: Sequence[StackLayer],
         shape: StackShape,
+        cols_from: int,
     ) -> None:
         self._function = function
         self._layers = (LayerArgs * len(layers))(*(layer.args() for layer in layers))
         self._count = len(layers)
         self.shape = shape
+        self.cols_from = cols_from
 
     def run(  # noqa: PLR0917 (the step's operands)
         self,
@@ -149,6 +153,7 @@ class CompiledStack:
             work.data_ptr(),
             scratch.data_ptr(),
             threads,
+            self.cols_from,
         )
         layers, pointer = self._layers, ctypes.byref(step)
         if self._function(layers, self._count, pointer, h.data_ptr(), residual.data_ptr()):

@@ -2,10 +2,12 @@
 
 A decode-only step of a few sequences on CPU runs every layer's ops in C (cpu_kernels/
 decode_stack.h) where each layer's products all stream through the compiled kernels anyway:
-dense StreamLinear layers in the model's dtype, or int8 layers on the compiled int8 path in
-float32. Measured on SmolLM2-135M, one thread, a decode step spent about a fifth of its time
-in Python and ctypes between some 240 kernel calls and 300 torch ops; the results are the
-layer-by-layer path's, but for SwiGLU's exp (a vectorized one where the build has AVX-512).
+dense StreamLinear layers in the model's dtype (the streaming kernel for few rows, the column
+kernel from its StreamLinear's cols_from on, 16 rows at most), or int8 layers on the compiled
+int8 path in float32. Measured on SmolLM2-135M, one thread, a decode step spent about a fifth
+of its time in Python and ctypes between some 240 kernel calls and 300 torch ops; the results
+are the layer-by-layer path's, but for SwiGLU's exp (a vectorized one where the build has
+AVX-512).
 Models with a norm on each query and key head (Qwen3), and steps with prefill rows or more
 rows than every product streams, take the layers one by one.
 """
@@ -25,7 +27,7 @@ from inferplane.engine.compute.cpu_kernels.stack import (
     StackLinear,
     StackShape,
 )
-from inferplane.engine.compute.models.layers import RMSNorm, StreamLinear
+from inferplane.engine.compute.models.layers import NO_COLS, RMSNorm, StreamLinear
 from inferplane.engine.compute.quant import INT8_STREAM_ROWS, Int8Linear
 
 
@@ -77,7 +79,7 @@ class DecodeStack:
         first = parts[0]
         hidden, inter = first.input_norm.weight.shape[0], layers[0].gate_up.weight.shape[0] // 2
         shape = StackShape(hidden, *heads, inter, first.input_norm.eps)
-        compiled = CompiledStack(kernels.decode_stack(dtype), layers, shape)
+        compiled = CompiledStack(kernels.decode_stack(dtype), layers, shape, _cols_from(parts))
         return cls(compiled, max_rows, (tuple(parts), kernels, dtype, heads))
 
     def takes(self, rows: int, meta: AttentionMetadata) -> bool:
@@ -98,6 +100,13 @@ class DecodeStack:
         return self._stack.run(
             h, cos, sin, meta.slot_mapping, decode.context_slots, decode.lengths, kv_cache
         )
+
+
+def _cols_from(parts: Sequence[LayerParts]) -> int:
+    """From how many rows the dense products take the column kernel (the same for every
+    StreamLinear of a model: one dtype, one build)."""
+    dense = [m for part in parts for m in part.products if isinstance(m, StreamLinear)]
+    return min((m.cols_from for m in dense), default=NO_COLS)
 
 
 def _stack_linear(module: nn.Module, dtype: torch.dtype) -> tuple[StackLinear, int] | None:

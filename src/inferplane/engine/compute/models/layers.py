@@ -117,14 +117,15 @@ class StreamLinear(nn.Module):
         self.kernels = kernels
         packs = pack and PackedLinear.supported(weight.device, weight.dtype)
         self.large = _large_linear(weight, bias, packs)
-        self.max_rows = STREAM_ROWS[weight.dtype, packs]
-        self.max_cols_rows = COLS_ROWS.get((weight.dtype, kernels.isa), 0)
+        self.cols_from, cols_to = COLS_ROWS.get((weight.dtype, kernels.isa), (NO_COLS, 0))
+        self.stream_rows = min(STREAM_ROWS[weight.dtype, packs], self.cols_from - 1)
+        self.max_rows = max(self.stream_rows, cols_to)  # what the compiled kernels take
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.shape[0]
-        if x.dim() == 2 and rows <= self.max_rows:
+        if x.dim() == 2 and rows <= self.stream_rows:
             return self.kernels.linear(x.contiguous(), self.weight, self.bias)
-        if x.dim() == 2 and rows <= self.max_cols_rows:
+        if x.dim() == 2 and rows <= self.max_rows:
             return self.kernels.linear_cols(x.contiguous(), self.weight, self.bias)
         out: torch.Tensor = self.large(x)
         return out
@@ -158,17 +159,22 @@ STREAM_ROWS = {
     (torch.float16, False): 16,
 }
 
-# Past STREAM_ROWS, up to how many rows the float32 column kernel (linear_cols.c: the rows
-# across the vector lanes) takes over, by (dtype, the kernels' ISA), where it was measured
-# faster than F.linear: SmolLM2-135M's 121 products on one Zen 4 thread, AVX-512 build,
-# 58-67 ms at 6 to 16 rows against F.linear's 80-104 (best of 5); at 4 rows and fewer the
-# streaming kernel leads. Built for AVX2 it lost to F.linear at 16 rows (MKL held to AVX2:
-# 122 against 103 ms), and in bfloat16 a vdpbf16ps version only drew level with oneDNN's
-# packed weight at 16 rows (36 against 34 ms) and lost below: neither is used.
+# From how many input rows to how many the column kernels (linear_cols.c: the rows across the
+# vector lanes) take over from the streaming kernel, by (dtype, the kernels' ISA), where they
+# were measured faster than the alternative; SmolLM2-135M's 121 products on one Zen 4 thread.
+# float32, AVX-512 builds: 58-67 ms at 6 to 16 rows against F.linear's 80-104 (best of 5); at
+# 4 rows and fewer the streaming kernel leads; built for AVX2 it lost to F.linear at 16 rows
+# (MKL held to AVX2: 122 against 103 ms). bfloat16, AVX512_BF16 builds (medians of 7, load
+# 0.5): against the streaming kernel 16.0 / 18.8 ms at 3 rows, 17.0 / 22.3 at 4, 20.1 / 36.6
+# at 8; against oneDNN's packed weight 1.20x at 4 rows, 1.06-1.08x at 5-6, 1.28x at 8, 0.87x
+# at 12 and 0.97x at 16 (34.1 / 35.1 ms): taken up to 16 all the same, so that a decode step
+# of up to 16 sequences runs in the compiled layer stack (models/decode_stack.py).
 COLS_ROWS = {
-    (torch.float32, "avx512bf16"): COLS_MAX_ROWS,
-    (torch.float32, "avx512"): COLS_MAX_ROWS,
+    (torch.float32, "avx512bf16"): (STREAM_ROWS[torch.float32, False] + 1, COLS_MAX_ROWS),
+    (torch.float32, "avx512"): (STREAM_ROWS[torch.float32, False] + 1, COLS_MAX_ROWS),
+    (torch.bfloat16, "avx512bf16"): (3, COLS_MAX_ROWS),
 }
+NO_COLS = 1 << 30  # cols_from where no column kernel applies
 
 
 class TransposedLinear(nn.Module):
