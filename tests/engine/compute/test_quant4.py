@@ -1,0 +1,99 @@
+"""4-bit weight-only quantization (quant4.py): llama.cpp's Q4_0 bits, and the layer's decode
+(compiled) and prefill (dequantized tiles) paths against the float product."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from gguf import GGMLQuantizationType
+from gguf.quants import quantize
+
+from inferplane.engine.compute.cpu_kernels.ops_q4 import Q4Kernels, q4_kernels
+from inferplane.engine.compute.quant import weight_bytes
+from inferplane.engine.compute.quant4 import Q4Linear, dequantize_q4, quantize_q4_0
+
+
+@pytest.fixture(scope="module")
+def q4() -> Q4Kernels:
+    built = q4_kernels()
+    if built is None:
+        pytest.skip("no C compiler on this machine")
+    return built
+
+
+def _gguf_q4_0(weight: torch.Tensor) -> np.ndarray:
+    """gguf's reference Q4_0 blocks (2 bytes of float16 scale, then 16 bytes of codes)."""
+    n, k = weight.shape
+    return quantize(weight.numpy(), GGMLQuantizationType.Q4_0).reshape(n, k // 32, 18)
+
+
+def test_quantize_q4_0_makes_the_reference_bits() -> None:
+    """The same scales and codes as the reference quantizer (llama.cpp's rounding, which the
+    gguf package mirrors), including an all-zero block, ties for the largest magnitude, and
+    values exactly between two codes."""
+    weight = torch.randn(64, 256, generator=torch.Generator().manual_seed(0))
+    weight[0, :32] = 0
+    weight[1, :32] = torch.tensor([1.0, -1.0] * 16)
+    weight[2, :32] = torch.arange(32) / 4 - 4
+    reference = _gguf_q4_0(weight)
+    ours = quantize_q4_0(weight)
+    scale = reference[..., :2].copy().view(np.float16)[..., 0]
+    assert np.array_equal(ours.scale.numpy().view(np.uint16), scale.view(np.uint16))
+    assert np.array_equal(ours.codes.numpy(), reference[..., 2:].reshape(64, 128))
+    assert ours.min is None
+
+
+def test_quantize_q4_0_refuses_a_width_of_partial_blocks() -> None:
+    with pytest.raises(ValueError, match="multiple of 32"):
+        quantize_q4_0(torch.randn(4, 40))
+
+
+def test_q4_0_error_is_within_a_step() -> None:
+    """Codes reach -8 steps on the largest value's side and only 7 on the other: a value
+    there moves by up to one step |d|, every other by at most half (plus the float16 scale's
+    rounding, under 2^-10 of the block's largest value)."""
+    weight = torch.randn(32, 128, generator=torch.Generator().manual_seed(1))
+    w = quantize_q4_0(weight)
+    step = w.scale.float().abs().repeat_interleave(32, dim=1)
+    error = (dequantize_q4(w) - weight).abs()
+    largest = weight.abs().reshape(32, 4, 32).amax(-1).repeat_interleave(32, dim=1)
+    assert bool((error <= step + largest * 2**-10).all())
+    inside = weight.abs() <= largest * 7 / 8
+    assert bool((error[inside] <= (step / 2 + largest * 2**-10)[inside]).all())
+
+
+def test_q4_linear_holds_the_blocks_only() -> None:
+    """4.5 bits a weight (codes and float16 scales) and the bias: no float copy."""
+    layer = Q4Linear.from_float(torch.randn(96, 576), torch.zeros(96), kernels=None)
+    assert weight_bytes(layer) == 96 * 576 // 2 + 96 * 18 * 2 + 96 * 4
+
+
+@pytest.mark.parametrize("rows", [1, 4, 16, 17, 40])
+def test_q4_linear_decode_and_prefill_agree_with_the_float_product(
+    q4: Q4Kernels, rows: int
+) -> None:
+    """Up to 16 rows the compiled kernel (the input rounded per block), past it dequantized
+    tiles and F.linear (exact up to summation order); a bfloat16 input too."""
+    weight = torch.randn(200, 320, generator=torch.Generator().manual_seed(rows))
+    bias = torch.randn(200)
+    layer = Q4Linear.from_float(weight, bias, kernels=q4)
+    plain = Q4Linear.from_float(weight, bias, kernels=None)
+    x = torch.randn(rows, 320, generator=torch.Generator().manual_seed(7))
+    expected = F.linear(x, dequantize_q4(layer.blocks), bias)
+    torch.testing.assert_close(plain(x), expected, rtol=1e-5, atol=1e-4)
+    got = layer(x)
+    if rows > 16:
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
+    assert F.cosine_similarity(got.flatten(), expected.flatten(), dim=0) > 0.9999
+    half = layer(x.to(torch.bfloat16)[None])  # a leading batch dimension, bfloat16 in and out
+    assert half.dtype == torch.bfloat16 and half.shape == (1, rows, 200)
+
+
+def test_q4_linear_tiles_a_large_weight(q4: Q4Kernels, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prefill dequantizes a tile of rows at a time: the same result as one tile."""
+    weight = torch.randn(100, 64, generator=torch.Generator().manual_seed(3))
+    layer = Q4Linear.from_float(weight, None, kernels=q4)
+    x = torch.randn(20, 64)
+    whole = layer(x)
+    monkeypatch.setattr("inferplane.engine.compute.quant.DEQUANT_TILE_ELEMENTS", 64 * 7)
+    torch.testing.assert_close(layer(x), whole)
