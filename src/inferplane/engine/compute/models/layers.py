@@ -164,11 +164,11 @@ STREAM_ROWS = {
 # were measured faster than the alternative; SmolLM2-135M's 121 products on one Zen 4 thread.
 # float32, AVX-512 builds: 58-67 ms at 6 to 16 rows against F.linear's 80-104 (best of 5); at
 # 4 rows and fewer the streaming kernel leads; built for AVX2 it lost to F.linear at 16 rows
-# (MKL held to AVX2: 122 against 103 ms). bfloat16, AVX512_BF16 builds (medians of 7, load
-# 0.5): against the streaming kernel 16.0 / 18.8 ms at 3 rows, 17.0 / 22.3 at 4, 20.1 / 36.6
-# at 8; against oneDNN's packed weight 1.20x at 4 rows, 1.06-1.08x at 5-6, 1.28x at 8, 0.87x
-# at 12 and 0.97x at 16 (34.1 / 35.1 ms): taken up to 16 all the same, so that a decode step
-# of up to 16 sequences runs in the compiled layer stack (models/decode_stack.py).
+# (MKL held to AVX2: 122 against 103 ms). bfloat16, AVX512_BF16 builds (interleaved, medians
+# of 9, load 1.1-1.4): 14.8 ms at 3 rows against the streaming kernel's 18.8-19.5; against
+# oneDNN's packed weight 1.27x at 3 rows, 1.33x at 4, 1.41x at 8, 1.23x at 12 and 1.21x at 16
+# (26.5 against 31.9 ms); so a decode step of up to 16 sequences also runs in the compiled
+# layer stack (models/decode_stack.py).
 COLS_ROWS = {
     (torch.float32, "avx512bf16"): (STREAM_ROWS[torch.float32, False] + 1, COLS_MAX_ROWS),
     (torch.float32, "avx512"): (STREAM_ROWS[torch.float32, False] + 1, COLS_MAX_ROWS),
