@@ -121,7 +121,7 @@ def generate(  # noqa: PLR0917 (a typer command: one parameter per flag)
     system: Annotated[str | None, typer.Option(help="A system message (with --chat).")] = None,
     ignore_eos: Annotated[bool, typer.Option(help="Keep going past end-of-sequence.")] = False,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
-    quantization: Annotated[str, typer.Option(help="none or int8 (weight-only).")] = "none",
+    quantization: Annotated[str, typer.Option(help="none, int8 or q4_0 (weight-only).")] = "none",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:

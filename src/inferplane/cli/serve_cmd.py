@@ -82,7 +82,7 @@ def serve(  # noqa: PLR0917 (a typer command: one parameter per flag)
             "gateway's)."
         ),
     ] = 60.0,
-    quantization: Annotated[str, typer.Option(help="none or int8.")] = "none",
+    quantization: Annotated[str, typer.Option(help="none, int8 or q4_0 (4-bit weights).")] = "none",
     task: Annotated[
         str, typer.Option(help="generate, embed or auto (BERT-family -> embed).")
     ] = "auto",

@@ -14,7 +14,7 @@ from inferplane.config.durations import Duration
 Task = Literal["generate", "embed"]
 RequestTask = Literal["chat", "completion", "embedding"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
-Quantization = Literal["none", "int8"]
+Quantization = Literal["none", "int8", "q4_0"]
 Capacity = Literal["reserved", "on-demand", "spot"]
 ScaleMetric = Literal["waiting_per_replica", "in_flight_per_replica", "ttft_p95", "kv_usage"]
 PolicyName = Literal[

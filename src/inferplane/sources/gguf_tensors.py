@@ -18,10 +18,17 @@ ratio to it and rounded, which adds at most half a step of the row scale (the er
 engine's own int8 quantization makes). The weights never pass through the model's float
 dtype. Projections the engine fuses (q/k/v, gate/up) take this path only when every part is
 Q8_0; otherwise they are dequantized like the other types.
+
+The import always holds Q4_0 and Q4_1 dequantized (the default load runs them in float). Where
+4-bit weights are asked (`quantization: q4_0`), the loader reads those projections' blocks
+from the GGUF file itself (stored_q4_weights): codes and float16 scales (and Q4_1's mins) as
+stored, no requantization, for fused groups whose every part is Q4_0 or Q4_1.
 """
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,13 +36,14 @@ from gguf import GGMLQuantizationType, ReaderTensor
 from gguf.quants import dequantize
 
 from inferplane.sources.errors import SourceError
-from inferplane.sources.gguf_meta import LlamaShape
+from inferplane.sources.gguf_meta import GgufFile, LlamaShape, llama_shape
 
 Q = GGMLQuantizationType
 FLOAT_TYPES = {Q.F32: torch.float32, Q.F16: torch.float16, Q.BF16: torch.bfloat16}
 DEQUANTIZED_TYPES = (Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K)
 SUPPORTED_TYPES = (*FLOAT_TYPES, *DEQUANTIZED_TYPES)
 Q8_BLOCK = 32
+Q4_TYPES = (Q.Q4_0, Q.Q4_1)  # kept as blocks where 4-bit weights are asked (stored_q4_weights)
 CONFIG_TENSORS = ("rope_freqs.weight",)  # Llama 3 rotary factors: rope_scaling in config.json
 
 _GLOBAL = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
@@ -160,3 +168,60 @@ def _row_order(part: str, shape: LlamaShape) -> torch.Tensor | None:
 
 def _reorder(values: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
     return values if order is None else values[order].contiguous()
+
+
+def q4_tensors(tensors: Iterable[ReaderTensor]) -> set[str]:
+    """The GGUF names of projection weights whose fused group (see _FUSED) is all Q4_0 / Q4_1:
+    what `quantization: q4_0` keeps as 4-bit blocks (stored_q4_weights)."""
+    types = {tensor.name: tensor.tensor_type for tensor in tensors}
+    layers = {GgufName.parse(name).layer for name in types} - {None}
+    chosen: set[str] = set()
+    for layer in layers:
+        for group in _FUSED:
+            names = [f"blk.{layer}.{part}.weight" for part in group]
+            if all(types.get(name) in Q4_TYPES for name in names):
+                chosen.update(names)
+    return chosen
+
+
+def q4_blocks(tensor: ReaderTensor, shape: LlamaShape) -> Iterator[tuple[str, torch.Tensor]]:
+    """A Q4_0 / Q4_1 weight as the engine's 4-bit layout (quant4.py), its bits as stored: the
+    codes [rows, cols / 2] uint8 as `weight`, the float16 block scales [rows, cols / 32] as
+    `weight_scale` and, for Q4_1, the float16 mins as `weight_min`; q and k rows in halves
+    order."""
+    name = GgufName.parse(tensor.name)
+    target, order = name.hf(tensor.name), _row_order(name.part, shape)
+    cols = int(tensor.shape[0])  # GGUF lists the innermost dimension first
+    head = 4 if tensor.tensor_type == Q.Q4_1 else 2  # the float16 scale (and min) of a block
+    blocks = np.asarray(tensor.data).reshape(-1, cols // Q8_BLOCK, head + Q8_BLOCK // 2)
+    codes = np.ascontiguousarray(blocks[..., head:]).reshape(-1, cols // 2)
+    yield target, _reorder(torch.from_numpy(codes), order)
+    fields = [("weight_scale", 0), ("weight_min", 2)][: head // 2]
+    for suffix, at in fields:
+        values = np.ascontiguousarray(blocks[..., at : at + 2]).view(np.float16)[..., 0]
+        yield f"{target.removesuffix('weight')}{suffix}", _reorder(torch.from_numpy(values), order)
+
+
+def stored_q4_weights(directory: Path) -> dict[str, torch.Tensor]:
+    """For a directory imported from a GGUF file (its import.json names the file), the file's
+    4-bit projections (q4_tensors) as their blocks (q4_blocks), read from the file itself: the
+    import holds them dequantized. Empty for any other directory, or where the file is gone
+    or has changed since (the import's values then stand, quantized at load)."""
+    record_path = directory / "import.json"
+    if not record_path.is_file():
+        return {}
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    source = Path(record["source"])
+    try:
+        stat = source.stat()
+    except OSError:
+        return {}
+    if (stat.st_size, stat.st_mtime_ns) != (record["size"], record["mtime_ns"]):
+        return {}
+    gguf = GgufFile.open(source)
+    shape, chosen = llama_shape(gguf), q4_tensors(gguf.tensors)
+    weights: dict[str, torch.Tensor] = {}
+    for tensor in gguf.tensors:
+        if tensor.name in chosen:
+            weights.update(q4_blocks(tensor, shape))
+    return weights

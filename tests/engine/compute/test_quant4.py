@@ -1,6 +1,8 @@
 """4-bit weight-only quantization (quant4.py): llama.cpp's Q4_0 bits, and the layer's decode
 (compiled) and prefill (dequantized tiles) paths against the float product."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -8,9 +10,15 @@ import torch.nn.functional as F
 from gguf import GGMLQuantizationType
 from gguf.quants import quantize
 
+from inferplane.engine.compute.cpu_kernels.build import DISABLE_ENV
 from inferplane.engine.compute.cpu_kernels.ops_q4 import Q4Kernels, q4_kernels
-from inferplane.engine.compute.quant import weight_bytes
+from inferplane.engine.compute.models.llama import DecoderLayer
+from inferplane.engine.compute.quant import Int8Linear, weight_bytes
 from inferplane.engine.compute.quant4 import Q4Linear, dequantize_q4, quantize_q4_0
+from inferplane.engine.compute.runner import TorchModelRunner
+from inferplane.engine.core.batch import StepBatch
+from inferplane.engine.core.config import EngineConfig
+from tests.engine.reference import fp32_runner, prefill_then_decode
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +105,32 @@ def test_q4_linear_tiles_a_large_weight(q4: Q4Kernels, monkeypatch: pytest.Monke
     whole = layer(x)
     monkeypatch.setattr("inferplane.engine.compute.quant.DEQUANT_TILE_ELEMENTS", 64 * 7)
     torch.testing.assert_close(layer(x), whole)
+
+
+def test_q4_0_model_is_smaller_and_its_kernels_agree(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """demo:tiny with q4_0: its projections as Q4_0 blocks (down_proj, 688 columns wide, no
+    multiple of 32: int8), the head int8; about a seventh of float32's layer bytes. The
+    compiled decode path gives the logits the kernels-off model (every product through the
+    dequantized weight) gives, to the input's rounding; both stay near float32's (demo:tiny's
+    random weights make 4-bit error add up across its layers more than a trained model's)."""
+    dense = fp32_runner(tiny_model_dir, kv_bytes=1 << 20)
+    config = EngineConfig(
+        model=str(tiny_model_dir), dtype="float32", quantization="q4_0", kv_cache_bytes=1 << 20
+    )
+    quant = TorchModelRunner.from_config(config)
+    layer = quant.model.layers[0]
+    assert isinstance(layer, DecoderLayer)
+    assert isinstance(layer.attn.qkv, Q4Linear) and isinstance(layer.mlp.gate_up, Q4Linear)
+    assert isinstance(layer.mlp.down, Int8Linear) and isinstance(quant.model.lm_head, Int8Linear)
+    assert layer.attn.qkv.kernels is not None  # the compiled decode path on this CPU
+    assert weight_bytes(layer.attn) < 0.15 * weight_bytes(dense.model.layers[0].attn)
+    monkeypatch.setenv(DISABLE_ENV, "0")
+    plain = TorchModelRunner.from_config(config)
+    for step in prefill_then_decode():
+        batch = StepBatch(step)
+        got, exact = quant.forward_logits(batch), plain.forward_logits(batch)
+        assert float(F.cosine_similarity(got, exact, dim=-1).min()) > 0.99
+        want = dense.forward_logits(batch)
+        assert float(F.cosine_similarity(got, want, dim=-1).mean()) > 0.7

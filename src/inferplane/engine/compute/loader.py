@@ -4,7 +4,8 @@ Reads config.json (llama, qwen2, qwen3 and mistral model types), resolves the so
 `inferplane.sources`, opens the safetensors shards memory-mapped, and refuses pickle
 checkpoints, which can run code when loaded. The model itself is built in `models/`.
 GGUF files reach this module already imported into this layout by `inferplane.sources`; their
-Q8_0 projections arrive as int8 `weight` tensors with a float `weight_scale` per row.
+Q8_0 projections arrive as int8 `weight` tensors with a float `weight_scale` per row, and
+where 4-bit weights are asked their Q4_0 / Q4_1 projections come as blocks (q4_block_weights).
 """
 
 import json
@@ -169,3 +170,15 @@ def iter_tensors(directory: Path) -> Iterator[tuple[str, torch.Tensor]]:
         with safe_open(str(shard), framework="pt") as handle:
             for name in handle.keys():  # noqa: SIM118 - safe_open is not a Mapping
                 yield name, handle.get_tensor(name)
+
+
+def q4_block_weights(directory: Path) -> dict[str, torch.Tensor]:
+    """For a GGUF import, its Q4_0 / Q4_1 projections as 4-bit blocks read from the file (uint8
+    `weight` codes, float16 `weight_scale` and `weight_min`; sources/gguf_tensors.py), which
+    replace the import's dequantized values; empty for any other directory."""
+    if not (directory / "import.json").is_file():
+        return {}
+    # loaded on use: the GGUF reader is not needed for other directories
+    from inferplane.sources.gguf_tensors import stored_q4_weights  # noqa: PLC0415
+
+    return stored_q4_weights(directory)

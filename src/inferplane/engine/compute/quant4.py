@@ -21,11 +21,20 @@ On CPU the product takes, by input rows:
 Without the kernels (an accelerator, or kernels off) the tiles are dequantized in torch.
 """
 
+from collections.abc import Callable, Mapping
+
 import torch
 from torch import nn
 
-from inferplane.engine.compute.cpu_kernels.ops_q4 import Q4_BLOCK, Q4_MAX_ROWS, Q4Blocks, Q4Kernels
-from inferplane.engine.compute.quant import tiled_linear
+from inferplane.engine.compute.cpu_kernels import CpuKernels
+from inferplane.engine.compute.cpu_kernels.ops_q4 import (
+    Q4_BLOCK,
+    Q4_MAX_ROWS,
+    Q4Blocks,
+    Q4Kernels,
+    q4_kernels,
+)
+from inferplane.engine.compute.quant import Int8Linear, tiled_linear
 
 Q4_STREAM_ROWS = Q4_MAX_ROWS
 
@@ -107,3 +116,44 @@ class Q4Linear(nn.Module):
         if self.kernels is not None and x.device.type == "cpu":
             return self.kernels.dequantize(w).to(x.dtype)
         return dequantize_q4(w, x.dtype)
+
+
+def q4_factory(
+    kernels: CpuKernels | None,
+) -> Callable[[torch.Tensor, torch.Tensor | None], nn.Module]:
+    """What `quantization: q4_0` builds a dense projection into: Q4_0 blocks, quantized at
+    load; a width of partial blocks (no multiple of 32) goes to the int8 path instead. With
+    `kernels` (CPU) the decode product runs compiled."""
+    q4 = q4_kernels() if kernels is not None else None
+
+    def make(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+        if weight.shape[1] % Q4_BLOCK:
+            return Int8Linear.from_float(weight, bias, kernels=kernels)
+        return Q4Linear.from_float(weight, bias, kernels=q4)
+
+    return make
+
+
+def stored_q4_layer(
+    weights: Mapping[str, torch.Tensor],
+    names: list[str],
+    bias: torch.Tensor | None,
+    kernels: CpuKernels | None,
+) -> Q4Linear:
+    """One layer over projections stored as 4-bit blocks (`weight` codes, `weight_scale`, and
+    `weight_min` for Q4_1; sources/gguf_tensors.py), stacked by rows. A Q4_0 part beside Q4_1
+    ones takes the min -8 * scale, its values unchanged."""
+    codes = [weights[f"{name}.weight"] for name in names]
+    if any(part.dtype != torch.uint8 for part in codes):
+        raise ValueError(f"{', '.join(names)}: 4-bit and other weights cannot share one layer")
+    scales = [weights[f"{name}.weight_scale"] for name in names]
+    mins = [weights.get(f"{name}.weight_min") for name in names]
+    low = None
+    if any(part is not None for part in mins):
+        filled = [
+            part if part is not None else (scale.float() * -8).to(torch.float16)
+            for part, scale in zip(mins, scales, strict=True)
+        ]
+        low = torch.cat(filled)
+    blocks = Q4Blocks(torch.cat(codes), torch.cat(scales), low)
+    return Q4Linear(blocks, bias, kernels=q4_kernels() if kernels is not None else None)

@@ -19,6 +19,7 @@ from inferplane.engine.compute.host_memory import available_bytes
 from inferplane.engine.compute.loader import (
     ModelConfig,
     iter_tensors,
+    q4_block_weights,
     read_eos_token_ids,
     read_model_config,
     resolve_dtype,
@@ -31,6 +32,7 @@ from inferplane.engine.compute.models.layers import (
 )
 from inferplane.engine.compute.models.llama import LinearFactory, LlamaModel
 from inferplane.engine.compute.quant import Int8Linear
+from inferplane.engine.compute.quant4 import q4_factory
 from inferplane.engine.compute.sampler import Sampler
 from inferplane.engine.core.batch import SampledToken, SequenceChunk, StepBatch
 from inferplane.engine.core.config import EngineConfig
@@ -66,11 +68,15 @@ def load_model(
     dense = dense_linear(device, dtype, kernels, pack)
     int8 = functools.partial(Int8Linear.from_float, kernels=kernels)
     make = int8 if quantization == "int8" else dense
+    head: LinearFactory = make
+    if quantization == "q4_0":  # 4-bit layers, the head int8 (quant4.py says why)
+        weights |= q4_block_weights(directory)
+        make, head = q4_factory(kernels), int8
     # int8 quantizes the LM head too (for a tied one, a copy of the embedding: the lookup
     # keeps reading the dense rows): SmolLM2-135M's float32 head was 113 MB of every token's
     # reads, the int8 one 28 MB
     return LlamaModel(
-        config, weights, max_len, dtype, make_linear=make, make_head=make, kernels=kernels
+        config, weights, max_len, dtype, make_linear=make, make_head=head, kernels=kernels
     )
 
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 DTypeName = Literal["auto", "float32", "bfloat16", "float16"]
-QuantName = Literal["none", "int8"]
+QuantName = Literal["none", "int8", "q4_0"]
 SchedulingPolicy = Literal["fcfs", "priority"]
 
 

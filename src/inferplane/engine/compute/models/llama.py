@@ -3,7 +3,8 @@
 One class covers Llama 2/3, Mistral, Qwen2 (biases on q/k/v) and Qwen3 (RMSNorm on each
 query and key head): the differences are which tensors the checkpoint carries. q/k/v and
 gate/up are concatenated at load so each layer runs four matrix products. Projections a
-checkpoint stores as int8 with per-row scales are built on the int8 path as they are.
+checkpoint stores as int8 with per-row scales are built on the int8 path as they are, and
+4-bit blocks (uint8 codes) on the 4-bit path (quant4.py).
 
 The residual stream is carried beside the hidden states (as vLLM does) so each norm can take
 the residual add with it: one fused call per norm where compiled CPU kernels apply.
@@ -21,6 +22,7 @@ from inferplane.engine.compute.loader import ModelConfig
 from inferplane.engine.compute.models.decode_stack import DecodeStack, LayerParts
 from inferplane.engine.compute.models.layers import Linear, RMSNorm, Rotary
 from inferplane.engine.compute.quant import Int8Linear
+from inferplane.engine.compute.quant4 import stored_q4_layer
 
 # Builds a linear layer from a weight [out, in] and optional bias: dense or quantized.
 LinearFactory = Callable[[torch.Tensor, torch.Tensor | None], nn.Module]
@@ -207,6 +209,8 @@ def _linear(
     `weight_scale` per row (Q8_0 GGUF imports) go to the int8 path whatever `make` is (with
     `kernels`, the compiled int8 linear for float32 decode)."""
     stored = [weights[f"{name}.weight"].dtype for name in names]
+    if torch.uint8 in stored:  # 4-bit blocks: a GGUF's Q4_0 / Q4_1 where q4_0 is asked
+        return stored_q4_layer(weights, names, _cat_bias(weights, names), kernels)
     if torch.int8 not in stored:
         return make(_cat_weights(weights, names, ".weight"), _cat_bias(weights, names))
     if any(dtype != torch.int8 for dtype in stored):
