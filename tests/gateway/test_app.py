@@ -110,6 +110,7 @@ async def test_body_too_large_is_413_and_paths_and_probes() -> None:
     assert big.status_code == 413
     assert (missing.status_code, wrong_method.status_code) == (404, 405)
     assert [m["id"] for m in models.json()["data"]] == ["chat"]
+    assert models.json()["data"][0]["created"] > 1_700_000_000  # a unix time, as OpenAI's
     assert (health.status_code, ready.status_code) == (200, 200)
 
 

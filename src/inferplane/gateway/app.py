@@ -12,6 +12,7 @@ it is on or the client sent a traceparent.
 import itertools
 import logging
 import secrets
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,7 +58,7 @@ FEEDBACK_BODY_BYTES = 16 << 10
 class GatewayApp:
     def __init__(self, state: GatewayState) -> None:
         self.state = state
-        self._models_body = _models_body(state.models)
+        self._models_body = _models_body(state.models, int(time.time()))
         # Request ids: a random prefix per app and a counter; unique without a syscall.
         self._id_prefix = secrets.token_hex(6)
         self._ids = itertools.count(1)
@@ -338,8 +339,10 @@ class _Request:
         return self._usage if isinstance(self._usage, Usage) else None
 
 
-def _models_body(models: list[str]) -> bytes:
+def _models_body(models: list[str], created: int) -> bytes:
+    """`/v1/models`; `created`: when this gateway started (OpenAI gives a unix time there)."""
     data: list[dict[str, Any]] = [
-        {"id": name, "object": "model", "created": 0, "owned_by": "inferplane"} for name in models
+        {"id": name, "object": "model", "created": created, "owned_by": "inferplane"}
+        for name in models
     ]
     return orjson.dumps({"object": "list", "data": data})
