@@ -134,3 +134,19 @@ def test_q4_0_model_is_smaller_and_its_kernels_agree(
         assert float(F.cosine_similarity(got, exact, dim=-1).min()) > 0.99
         want = dense.forward_logits(batch)
         assert float(F.cosine_similarity(got, want, dim=-1).mean()) > 0.7
+
+
+def test_q4_0_decode_runs_in_the_compiled_stack(tiny_model_dir: Path) -> None:
+    """The 4-bit layers (and demo:tiny's int8 down_proj beside them) take the compiled layer
+    stack for decode rows, with the logits the layers give one by one (but for SwiGLU's exp)."""
+    config = EngineConfig(
+        model=str(tiny_model_dir), dtype="float32", quantization="q4_0", kv_cache_bytes=1 << 20
+    )
+    runner = TorchModelRunner.from_config(config)
+    stack = runner.model.stack
+    assert stack is not None
+    prefill, decode = (StepBatch(step) for step in prefill_then_decode())
+    runner.forward_logits(prefill)
+    stacked = runner.forward_logits(decode)
+    runner.model.stack = None
+    torch.testing.assert_close(runner.forward_logits(decode), stacked, rtol=1e-4, atol=1e-4)

@@ -14,13 +14,16 @@
 
 #ifndef IP_DECODE_ARGS
 #define IP_DECODE_ARGS
-/* One linear: weight [n, k] in the dtype, or int8 with one float32 scale per row (float32
+/* One linear: weight [n, k] in the dtype, or int8 with one float32 scale per row, or 4-bit
+ * codes with float16 block scales (and Q4_1's mins; linear_q4.c) (these two with float32
  * activations only); bias [n] or NULL */
 typedef struct {
   const void* weight;
   const float* scale;
   const void* bias;
   int64_t n, k;
+  const uint16_t* block_scale; /* non-NULL: 4-bit weights */
+  const uint16_t* block_min;
 } ip_linear_args;
 
 typedef struct {
@@ -49,6 +52,9 @@ typedef struct {
 
 int ip_linear_i8_f32(const float* x, const int8_t* w, const float* scale, const float* bias,
                      float* out, int64_t m, int64_t n, int64_t k, int threads);
+int ip_linear_q4_f32(const float* x, const uint8_t* codes, const uint16_t* d,
+                     const uint16_t* mins, const float* bias, float* out, int64_t m, int64_t n,
+                     int64_t k, int threads);
 
 /* e^-|x| for 16 values (exp16 where built: its inputs must be <= 0), then silu from it */
 static inline void silu16(const float* x, float* out) {
@@ -86,6 +92,10 @@ static void NAME(swiglu)(const T* gate_up, T* out, int64_t rows, int64_t inter) 
 
 static int NAME(stack_linear)(const ip_linear_args* a, const T* x, T* out, int64_t rows,
                               int threads, int cols) {
+  if (a->block_scale) /* 4-bit weights: float32 activations (the caller checks) */
+    return ip_linear_q4_f32((const float*)(const void*)x, (const uint8_t*)a->weight,
+                            a->block_scale, a->block_min, (const float*)a->bias,
+                            (float*)(void*)out, rows, a->n, a->k, threads);
   if (a->scale) /* int8 weights: float32 activations (the caller checks) */
     return ip_linear_i8_f32((const float*)(const void*)x, (const int8_t*)a->weight, a->scale,
                             (const float*)a->bias, (float*)(void*)out, rows, a->n, a->k,

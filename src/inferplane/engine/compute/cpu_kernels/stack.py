@@ -17,7 +17,10 @@ _F = ctypes.c_float
 
 
 class LinearArgs(ctypes.Structure):
-    _fields_ = (("weight", _P), ("scale", _P), ("bias", _P), ("n", _I), ("k", _I))
+    _fields_ = (
+        *(("weight", _P), ("scale", _P), ("bias", _P), ("n", _I), ("k", _I)),
+        *(("block_scale", _P), ("block_min", _P)),
+    )
 
 
 class LayerArgs(ctypes.Structure):
@@ -54,17 +57,24 @@ class StepArgs(ctypes.Structure):
 @dataclass(frozen=True)
 class StackLinear:
     """One product of a layer: weight [n, k] in the model's dtype, or int8 with a float32
-    scale per row (float32 models only); bias [n] or None. The tensors stay contiguous."""
+    scale per row, or 4-bit codes [n, k / 2] with `blocks` (float16 block scales, and mins
+    or None; quant4.py) (these two in float32 models only); bias [n] or None. The tensors
+    stay contiguous."""
 
     weight: torch.Tensor
     scale: torch.Tensor | None
     bias: torch.Tensor | None
+    blocks: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
     def args(self) -> LinearArgs:
         n, k = self.weight.shape
         scale = None if self.scale is None else self.scale.data_ptr()
         bias = None if self.bias is None else self.bias.data_ptr()
-        return LinearArgs(self.weight.data_ptr(), scale, bias, n, k)
+        if self.blocks is None:
+            return LinearArgs(self.weight.data_ptr(), scale, bias, n, k)
+        block_scale, block_min = self.blocks
+        low = None if block_min is None else block_min.data_ptr()
+        return LinearArgs(self.weight.data_ptr(), None, bias, n, 2 * k, block_scale.data_ptr(), low)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from inferplane.engine.compute.cpu_kernels.stack import (
 )
 from inferplane.engine.compute.models.layers import NO_COLS, RMSNorm, StreamLinear
 from inferplane.engine.compute.quant import INT8_STREAM_ROWS, Int8Linear
+from inferplane.engine.compute.quant4 import Q4_STREAM_ROWS, Q4Linear
 
 
 @dataclass(frozen=True)
@@ -122,4 +123,12 @@ def _stack_linear(module: nn.Module, dtype: torch.dtype) -> tuple[StackLinear, i
         and module.weight.is_contiguous()
     ):
         return StackLinear(module.weight, module.scale, module.bias), INT8_STREAM_ROWS
+    if (
+        isinstance(module, Q4Linear)
+        and module.kernels is not None
+        and dtype == torch.float32
+        and (module.bias is None or module.bias.dtype == torch.float32)
+    ):
+        blocks = (module.scale, module.min)
+        return StackLinear(module.weight, None, module.bias, blocks), Q4_STREAM_ROWS
     return None
