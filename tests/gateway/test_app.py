@@ -2,6 +2,8 @@
 on uvicorn, driven over HTTP."""
 
 import asyncio
+import json
+from typing import Any
 
 import httpx
 import pytest
@@ -169,6 +171,36 @@ async def test_stream_without_first_byte_fails_over() -> None:
             *(client.post("/v1/chat/completions", json={**BODY, "stream": True}) for _ in range(4))
         )
     assert all(r.status_code == 200 and r.text.endswith("[DONE]\n\n") for r in results)
+
+
+def _last_event(text: str) -> dict[str, Any]:
+    events = [e.removeprefix("data: ") for e in text.split("\n\n") if e.startswith("data: ")]
+    assert "[DONE]" not in events  # a cut answer is never passed off as a whole one
+    last: dict[str, Any] = json.loads(events[-1])
+    return last
+
+
+async def test_a_stream_the_replica_breaks_ends_with_an_error_event() -> None:
+    behaviour = Behaviour(chunks=10, cut_after=3)
+    async with fake_replica(behaviour) as url, running_gateway([url]) as (client, _):
+        response = await client.post("/v1/chat/completions", json={**BODY, "stream": True})
+        metrics = (await client.get("/metrics")).text
+    assert response.status_code == 200  # committed at the first byte: never replayed
+    assert response.text.count('{"n": ') == 3
+    error = _last_event(response.text)["error"]
+    assert error["code"] == "upstream_stream_broken" and error["type"] == "upstream_error"
+    assert 'status="502"' in metrics
+
+
+async def test_a_stream_past_the_total_timeout_ends_with_an_error_event() -> None:
+    settings = GatewaySettings(proxy=ProxyConfig(total_timeout_s=0.5))
+    behaviour = Behaviour(chunks=100, chunk_delay_s=0.05)
+    async with fake_replica(behaviour) as url, running_gateway([url], settings) as (client, _):
+        response = await client.post("/v1/chat/completions", json={**BODY, "stream": True})
+    assert response.status_code == 200
+    assert 2 <= response.text.count('{"n": ') < 100
+    error = _last_event(response.text)["error"]
+    assert error["code"] == "upstream_timeout" and "0.5s" in error["message"]
 
 
 async def test_keys_401_403_429(tmp_path) -> None:  # type: ignore[no-untyped-def]

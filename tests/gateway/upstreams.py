@@ -35,6 +35,7 @@ class Behaviour:
     ready: int = 200
     hits: int = 0
     broken: int = 0  # streams whose reader went away before the end
+    cut_after: int | None = None  # a stream's chunks before the replica drops the connection
     bodies: list[bytes] = field(default_factory=list)
 
 
@@ -54,6 +55,9 @@ def fake_replica_app(behaviour: Behaviour, name: str) -> web.Application:
         await response.prepare(request)
         try:
             for index in range(behaviour.chunks):
+                if index == behaviour.cut_after and request.transport is not None:
+                    request.transport.abort()  # as a replica killed mid-stream
+                    return response
                 await response.write(b'data: {"n": %d}\n\n' % index)
                 await asyncio.sleep(behaviour.chunk_delay_s)
             await response.write(b"data: [DONE]\n\n")

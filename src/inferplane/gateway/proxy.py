@@ -4,7 +4,9 @@ The client's body bytes go upstream untouched and the replica's bytes come back 
 A failure before anything reached the client (connection error, 5xx, 429, a stream without
 its first byte in time) is retried on another replica while attempts and the retry budget
 last. Once a stream's first byte is sent the replica is committed: a later error ends the
-stream, it is never replayed elsewhere, so no token is duplicated.
+stream, it is never replayed elsewhere, so no token is duplicated. The stream then ends with
+an OpenAI error event (`data: {"error": ...}`, no `[DONE]`), as vLLM ends a stream its engine
+fails, so a client (the openai library raises on it) never takes a cut answer for a whole one.
 """
 
 import asyncio
@@ -12,6 +14,9 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+import orjson
+
+from inferplane.errors import error_body
 from inferplane.gateway import errors
 from inferplane.gateway.books.metrics import GatewayMetrics
 from inferplane.gateway.gate import Gate
@@ -67,6 +72,7 @@ class Call:
     ttft_s: float | None = None
     admitted: float = 0.0  # when the overload gate let it in (after any wait in its queue)
     committed: bool = False  # the response has started: no retry, no error body now
+    ends_event: bool = True  # what reached the client so far ends with a whole stream event
 
 
 @dataclass
@@ -162,7 +168,7 @@ class Proxy:
         except asyncio.CancelledError:
             if not timer.expired_here():
                 raise
-            outcome = await _timed_out(call, send)
+            outcome = await _timed_out(call, send, self.config.total_timeout_s)
         finally:
             timer.cancel()
             replica.in_flight -= 1
@@ -282,28 +288,43 @@ class _Deadline:
         self._handle.cancel()
 
 
-async def _timed_out(call: Call, send: Send) -> int | Failed:
+async def _timed_out(call: Call, send: Send, limit_s: float) -> int | Failed:
     if not call.committed:
         return Failed("total timeout", timeout=True)
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    message = f"the answer was not complete within {limit_s:g}s"
+    await send(_last_event(stream_error(504, message, "upstream_timeout"), call.ends_event))
     return 504
 
 
 async def _pump(conn: Connection, replica: Replica, call: Call, send: Send) -> int:
     """Chunks through as they come; a client hang-up closes the upstream connection too."""
     watcher = asyncio.create_task(_wait_disconnect(call.receive, conn))
-    status = 200
+    status, tail = 200, b""
     try:
         while chunk := await conn.read_chunk():
+            call.ends_event = chunk.endswith(b"\n\n")
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     except UpstreamClosed as error:
         status = CLIENT_CLOSED if watcher.done() else STREAM_BROKEN
         if status == STREAM_BROKEN:
             log.warning("stream from %s broke after its first byte: %s", replica.id, error)
+            message = "the replica's stream broke before its end; retry the request"
+            tail = stream_error(502, message, "upstream_stream_broken")
     finally:
         watcher.cancel()
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    await send(_last_event(tail, call.ends_event))
     return status
+
+
+def stream_error(status: int, message: str, code: str) -> bytes:
+    """An OpenAI error as a stream's last event."""
+    return b"data: " + orjson.dumps(error_body(status, message, code=code)) + b"\n\n"
+
+
+def _last_event(event: bytes, after_whole_event: bool) -> dict[str, object]:
+    # a cut event is ended first, so the error is an event of its own
+    body = event if not event or after_whole_event else b"\n\n" + event
+    return {"type": "http.response.body", "body": body, "more_body": False}
 
 
 def _headers(raw: Headers, replica: Replica, call: Call, length: int | None) -> Headers:
