@@ -1,4 +1,5 @@
-"""Int8 weight-only quantization against the dense model: memory, quality and decode speed.
+"""Int8 (and 4-bit) weight-only quantization against the dense model: memory, quality and
+decode speed.
 
 Quality on real text with real weights: SmolLM2-135M-Instruct (imported from its GGUF file)
 reads an English passage it has never seen (tests/engine/data/passage.txt, 1,013 tokens);
@@ -12,16 +13,26 @@ median batch-1 decode step after a 32-token prompt, for the dense dtype, float32
 Other models work too (--model demo:small: random weights, so only the gap between dense and
 int8 means anything, not the perplexities themselves).
 
+--q4 adds the 4-bit path (quantization q4_0, float32 activations) twice: "q4 (GGUF blocks)",
+the GGUF file's own Q4_0 / Q4_1 blocks as stored, and "q4_0 (at load)", the dense float32
+weights quantized to Q4_0 at load (what llama-quantize makes of the same float32 weights);
+--dtype float32 then compares all of them on float32 activations. --decode-tokens N also
+scores the first N tokens one decode step at a time, so the decode kernels (which round
+each input row to int8 per block of 32 on the int8 and 4-bit paths) are measured too: the
+prompt's logits above run the wide products exactly.
+
 On a machine shared with other work, timings with two threads suffer from each thread
 waiting for the other at every op; one thread is steadier. The JSON records the load average.
 
-Writes bench/results/quant.json and bench/results/quant.png.
+Writes bench/results/quant.json and bench/results/quant.png (--name picks another stem).
 """
 
 import argparse
 import json
 import os
+import shutil
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -95,7 +106,31 @@ def quality(logits: dict[str, torch.Tensor], dtype: str, ids: list[int]) -> dict
     }
     if dtype != "float32":
         result["dense_vs_float32"] = agreement(logits["float32"], logits[dtype])
+    for name in logits.keys() - {dtype, "int8", "float32"}:
+        result[f"{name}_vs_dense"] = agreement(logits[dtype], logits[name])
+        result[f"{name}_perplexity_change"] = perplexities[name] / perplexities[dtype] - 1
     return result
+
+
+def decode_logits(runner: TorchModelRunner, ids: list[int]) -> torch.Tensor:
+    """The logits after each token, fed one decode step at a time (after the first token)."""
+    blocks = list(range(-(-len(ids) // BLOCK)))
+    rows = []
+    for at in range(len(ids)):
+        chunk = SequenceChunk("s", ids[at : at + 1], at, blocks, True, GREEDY)
+        rows.append(runner.forward_logits(StepBatch([chunk]))[0])
+    return torch.stack(rows)
+
+
+def without_gguf_blocks(model: str) -> Path:
+    """A copy of the model's directory (links to its files) without the GGUF import record:
+    q4_0 then quantizes its float weights at load instead of reading the file's blocks."""
+    source = resolve_source(model)
+    directory = Path(tempfile.mkdtemp(prefix="bench-quant-"))
+    for path in source.iterdir():
+        if path.name != "import.json":
+            (directory / path.name).symlink_to(path)
+    return directory
 
 
 def decode_seconds(runner: TorchModelRunner, steps: int) -> float:
@@ -126,19 +161,32 @@ def speed(runner: TorchModelRunner, name: str, steps: int) -> dict[str, Any]:
     }
 
 
-def run(model: str, dtype: str, steps: int, text_tokens: int) -> dict[str, Any]:
+def run(  # noqa: PLR0917 (the command line's choices)
+    model: str, dtype: str, steps: int, text_tokens: int, q4: bool, decode_tokens: int
+) -> dict[str, Any]:
     ids = text_ids(model, text_tokens)
     load_before = os.getloadavg()[0]
-    variants = {dtype: (dtype, "none"), "int8": (dtype, "int8"), "float32": ("float32", "none")}
-    logits, speeds, layer_bytes = {}, [], {}
-    for name, (variant_dtype, quantization) in variants.items():
-        runner = build(model, variant_dtype, quantization)
+    variants = {dtype: (model, dtype, "none"), "int8": (model, dtype, "int8")}
+    variants["float32"] = (model, "float32", "none")
+    requantized = without_gguf_blocks(model) if q4 else None
+    if requantized is not None:
+        variants["q4 (GGUF blocks)"] = (model, "float32", "q4_0")
+        variants["q4_0 (at load)"] = (str(requantized), "float32", "q4_0")
+    logits, speeds, layer_bytes, decoded = {}, [], {}, {}
+    for name, (source, variant_dtype, quantization) in variants.items():
+        runner = build(source, variant_dtype, quantization)
         logits[name] = prompt_logits(runner, ids)
+        if decode_tokens:
+            decoded[name] = perplexity(
+                decode_logits(runner, ids[:decode_tokens]), ids[:decode_tokens]
+            )
         layer_bytes[name] = weight_bytes(runner.model.layers)
         label = f"int8 ({dtype})" if name == "int8" else name
         speeds.append(speed(runner, label, steps))
         del runner
-    return {
+    if requantized is not None:
+        shutil.rmtree(requantized)
+    result = {
         "model": model,
         "dtype": dtype,
         "threads": torch.get_num_threads(),
@@ -147,6 +195,9 @@ def run(model: str, dtype: str, steps: int, text_tokens: int) -> dict[str, Any]:
         "layer_bytes": layer_bytes,
         "speed": speeds,
     }
+    if decoded:
+        result["decode_perplexity"] = {"tokens": min(decode_tokens, len(ids)), **decoded}
+    return result
 
 
 def chart(result: dict[str, Any], path: Path) -> None:
@@ -176,13 +227,19 @@ def main() -> None:
     parser.add_argument("--decode-steps", type=int, default=12)
     parser.add_argument("--text-tokens", type=int, default=0, help="0: the whole passage")
     parser.add_argument("--threads", type=int, default=0, help="0: torch's default")
+    parser.add_argument("--q4", action="store_true", help="add the 4-bit path (q4_0)")
+    parser.add_argument("--decode-tokens", type=int, default=0, help="score N decode steps")
+    parser.add_argument("--name", default="quant", help="the results' file stem")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = run(args.model, args.dtype, args.decode_steps, args.text_tokens)
+    result = run(
+        args.model, args.dtype, args.decode_steps, args.text_tokens, args.q4, args.decode_tokens
+    )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "quant.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    chart(result, RESULTS / "quant.png")
+    text = json.dumps(result, indent=2) + "\n"
+    (RESULTS / f"{args.name}.json").write_text(text, encoding="utf-8")
+    chart(result, RESULTS / f"{args.name}.png")
     print(json.dumps(result, indent=2))
 
 
