@@ -63,3 +63,21 @@ def _aim_at_served_models(case: Any) -> None:
     bodies reach validation, the engine and the embedder."""
     if isinstance(case.body, dict) and isinstance(case.body.get("model"), str):
         case.body["model"] = "minilm" if case.path.endswith("embeddings") else "tiny"
+    _bound_generation(case)
+
+
+MOST_TOKENS = 32
+
+
+def _bound_generation(case: Any) -> None:
+    """A body without a token limit generates to the end of the context (seconds on a busy
+    CPU): the limit is capped, but a value of the wrong type is left for validation."""
+    body = case.body
+    if not isinstance(body, dict) or case.path.endswith(("embeddings", "predict")):
+        return
+    for field in ("max_tokens", "max_completion_tokens"):
+        value = body.get(field)
+        if isinstance(value, int) and not isinstance(value, bool) and value > MOST_TOKENS:
+            body[field] = MOST_TOKENS
+    if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+        body["max_tokens"] = MOST_TOKENS

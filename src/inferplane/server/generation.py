@@ -79,7 +79,13 @@ def sampling_params(
     except InvalidParameterError as error:
         raise APIError(400, str(error), param=error.param, code="invalid_value") from error
     except EngineShutdownError as error:
-        raise APIError(503, "the engine is shutting down", code="shutting_down") from error
+        raise engine_stopped(error) from error
+
+
+def engine_stopped(error: EngineShutdownError) -> APIError:
+    """503 naming why: shut down on purpose, or its process died (then a supervisor restarts
+    the server; the client may retry, on another replica behind a gateway)."""
+    return APIError(503, f"the engine stopped: {error}", code="shutting_down")
 
 
 def _or(value: float | None, default: float) -> float:
@@ -137,7 +143,7 @@ async def _one(engine: EngineClient, job: Job) -> AsyncGenerator[tuple[int, Requ
     except InvalidParameterError as error:
         raise APIError(400, str(error), param=error.param, code="invalid_value") from error
     except EngineShutdownError as error:
-        raise APIError(503, "the engine is shutting down", code="shutting_down") from error
+        raise engine_stopped(error) from error
     finally:
         if not finished:
             with anyio.CancelScope(shield=True):  # the client may be gone: abort anyway
