@@ -110,6 +110,8 @@ def test_a_dead_engine_process_stops_the_server(tiny_model_dir: Path, tmp_path: 
                 pass
         assert server.wait_exit(timeout_s=15) == 1  # a supervisor restarts the replica
     assert "engine process exited unexpectedly" in server.log()
+    completed = [line for line in server.log().splitlines() if '"request completed"' in line]
+    assert '"status": 503' in completed[-1]  # the cut stream, not the 200 its start sent
 
 
 def _engine_processes(pid: int) -> list[int]:

@@ -162,7 +162,7 @@ async def _stream(
                     yield reply.chunk(index, {}, choice.finish_reason)
     except Exception as error:
         log.exception("stream %s failed", reply.rid)
-        yield error_event(error)
+        yield error_event(error, request)
         return
     timer.finish()
     if reply.body.include_usage():

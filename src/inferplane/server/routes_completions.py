@@ -201,7 +201,7 @@ async def _stream(
                     yield reply.chunk(choice, out.text, out.new_tokens, finish)
     except Exception as error:
         log.exception("stream %s failed", reply.rid)
-        yield error_event(error)
+        yield error_event(error, request)
         return
     timer.finish()
     if reply.body.include_usage():

@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import orjson
+from fastapi import Request
 from fastapi.responses import StreamingResponse
 from starlette.types import Send
 
@@ -54,10 +55,17 @@ class ChunkTemplate:
         return self._prefix + orjson.dumps(choice) + self._suffix
 
 
-def error_event(error: Exception) -> bytes:
-    """A failure after the headers went out can only be told inside the stream."""
+STREAM_STATUS = "stream_status"  # scope state: the status a stream failed with after its 200
+
+
+def error_event(error: Exception, request: Request) -> bytes:
+    """A failure after the headers went out can only be told inside the stream; the request's
+    log line and metrics count it with the error's status, not the 200 already sent."""
     if isinstance(error, APIError):
-        body = error_body(error.status, error.message, error.param, error.code)
+        status = error.status
+        body = error_body(status, error.message, error.param, error.code)
     else:
-        body = error_body(500, "generation failed: the engine raised an error", code="internal")
+        status = 500
+        body = error_body(status, "generation failed: the engine raised an error", code="internal")
+    request.scope.setdefault("state", {})[STREAM_STATUS] = status
     return sse_event(body) + DONE

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inferplane.server.drain import GUARDED_PREFIXES
 from inferplane.server.metrics import ServerMetrics
+from inferplane.server.streaming import STREAM_STATUS
 from inferplane.telemetry.logging import request_scope
 from inferplane.telemetry.tracing import RequestAttributes, Tracing, record
 
@@ -114,6 +115,7 @@ class RequestTelemetryMiddleware:
         return status
 
     def _completed(self, state: dict[str, Any], status: int, duration_s: float) -> None:
+        status = state.get(STREAM_STATUS, status)  # a stream that failed after its 200
         model = str(state.get("model_label", "unknown"))[:64]
         self.metrics.count_request(model, status)
         if not log.isEnabledFor(logging.INFO):
