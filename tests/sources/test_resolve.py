@@ -68,6 +68,14 @@ def test_bad_sources_say_why(source: str, message: str) -> None:
         resolve_source(source)
 
 
+def test_a_hub_id_is_told_to_download_first() -> None:
+    with pytest.raises(SourceError, match=r"downloads nothing.*huggingface-cli download org/x"):
+        resolve_source("org/x")
+    with pytest.raises(SourceError) as absolute:
+        resolve_source("/org/x")
+    assert "downloads nothing" not in str(absolute.value)  # a path, not an id
+
+
 def test_a_bare_gguf_path_points_at_the_gguf_source(tmp_path: Path) -> None:
     (tmp_path / "m.gguf").write_bytes(b"GGUF")
     with pytest.raises(SourceError, match=r"use the source gguf:"):

@@ -107,7 +107,18 @@ def _local_dir(path: Path) -> Path:
     if path.is_file() and path.suffix == ".gguf":
         raise SourceError(f"{path} is a GGUF file: use the source gguf:{path}")
     if not path.is_dir():
-        raise SourceError(f"model directory {path} does not exist")
+        raise SourceError(f"model directory {path} does not exist{_hub_hint(path)}")
     if not (path / "config.json").is_file():
         raise SourceError(f"{path} has no config.json: is it a Hugging Face model directory?")
     return path
+
+
+def _hub_hint(path: Path) -> str:
+    """What a model hub id (`org/name`, as vLLM takes) needs here: nothing is downloaded."""
+    parts = path.parts
+    if path.is_absolute() or len(parts) != 2 or path.exists():  # org/name
+        return ""
+    return (
+        f"; inferplane downloads nothing: if {path} is a model hub id, download it first"
+        f" (for example `huggingface-cli download {path} --local-dir DIR`) and pass DIR"
+    )
