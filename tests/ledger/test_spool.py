@@ -6,6 +6,7 @@ import pytest
 
 from inferplane.ledger.spool import SpoolAppender, decode, is_final, segments
 from inferplane.ledger.usage import ROW_FIELDS, UsageRecord
+from tests.full_disk import files_limited_to
 from tests.ledger.conftest import RecordFactory
 
 
@@ -78,3 +79,19 @@ def test_a_line_holding_one_record_reads_as_one_row(make_record: RecordFactory) 
 def test_a_line_that_is_not_records_is_refused(line: bytes) -> None:
     with pytest.raises(ValueError):
         decode(line)
+
+
+def test_a_write_the_disk_refuses_leaves_only_whole_lines(
+    tmp_path: Path, make_record: RecordFactory
+) -> None:
+    spool = SpoolAppender(tmp_path, "gateway-0")
+    spool.open()
+    assert spool.path is not None
+    spool.append([make_record("kept").to_row()])
+    size = spool.path.stat().st_size
+    with files_limited_to(size + 40), pytest.raises(OSError, match="too large"):
+        spool.append([make_record(f"cut-{i}").to_row() for i in range(3)])  # 40 bytes fit
+    assert spool.path.stat().st_size == size  # the part that fitted is taken back
+    spool.append([make_record("after").to_row()])  # room again
+    assert [row[1] for row in _rows(spool.path)] == ["kept", "after"]
+    spool.close()

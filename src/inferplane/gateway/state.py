@@ -9,6 +9,7 @@ accountant: usage records, costs, budgets), swept in the background.
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -34,6 +35,8 @@ from inferplane.ledger.store import UsageStore
 from inferplane.telemetry.sla import PoolSlaCollector, pool_slas
 from inferplane.telemetry.tracing import Tracing, setup_tracing
 from inferplane.telemetry.worker_metrics import SNAPSHOT_S, SharedMetrics
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
@@ -141,8 +144,11 @@ class GatewayState:
     async def _sweep_loop(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_S)
-            self.accountant.sweep()
-            self.count_regenerations()
+            try:
+                self.accountant.sweep()
+                self.count_regenerations()
+            except Exception:  # one bad sweep must not end accounting until a restart
+                log.exception("the accounting sweep failed; the next one runs in %gs", SWEEP_S)
 
     async def render_metrics(self) -> bytes:
         """The /metrics body: this process's, or every worker's merged (tens of ms of parsing,

@@ -86,14 +86,20 @@ class SpoolAppender:
 
     def append(self, rows: Sequence[Row]) -> None:
         """Append rows (in `columns` order) as one line in one write() call; a new segment
-        follows once this one is full."""
+        follows once this one is full. A write that fails (a full disk) raises OSError and
+        leaves the segment as it was: a part of the line written would run into the next."""
         if not rows:
             return
         data = encode(rows, self.columns)
         fd = self._require_fd()
-        written = os.write(fd, data)
-        while written < len(data):  # a regular file takes it all at once; this is a fallback
-            written += os.write(fd, data[written:])
+        try:
+            written = os.write(fd, data)
+            while written < len(data):  # a regular file takes it all at once, unless full
+                written += os.write(fd, data[written:])
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, self._size)  # the segment's complete lines only
+            raise
         self._size += len(data)
         if self._size >= self.max_bytes:
             self._roll()

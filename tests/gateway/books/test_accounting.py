@@ -7,6 +7,7 @@ from inferplane.gateway.books.metrics import GatewayMetrics
 from inferplane.gateway.books.tap import Usage
 from inferplane.ledger.spool import SpoolAppender, decode, segments
 from inferplane.ledger.usage import ROW_FIELDS, UsageRecord, hash_user
+from tests.full_disk import files_limited_to
 
 FLEET = FleetConfig.model_validate(
     {
@@ -86,3 +87,26 @@ def test_a_sweep_spools_priced_records_and_counts_the_cost(tmp_path: Path) -> No
     assert a.cost_micro_usd + b.cost_micro_usd == 3_000_000
     labels = {"model": "chat", "team": "research"}
     assert metrics.registry.get_sample_value("inference_cost_dollars_total", labels) == 3.0
+
+
+def test_records_a_full_disk_refused_are_spooled_once_there_is_room(tmp_path: Path) -> None:
+    clocks, metrics = Clocks(), GatewayMetrics()
+    spool = SpoolAppender(tmp_path, "gateway-0")
+    accountant = Accountant(FLEET, (), metrics.cost, spool, clocks.monotonic, clocks.wall, "s")
+    accountant.start()
+    accountant.begin("a", 100.0)
+    accountant.finish(_finished("a", 100.0, 101.0))
+    clocks.now = 102.0
+    with files_limited_to(10):  # the disk is full
+        assert accountant.sweep() == 1  # priced and counted all the same
+    assert _records(tmp_path) == []
+    accountant.begin("b", 102.0)
+    accountant.finish(_finished("b", 102.0, 103.0))
+    clocks.now = 104.0
+    with files_limited_to(10):
+        assert accountant.sweep() == 1
+    assert accountant.sweep() == 0  # room again: what waited goes out, oldest first
+    accountant.close()
+    assert [record.request_id for record in _records(tmp_path)] == ["a", "b"]
+    labels = {"model": "chat", "team": "research"}
+    assert metrics.registry.get_sample_value("inference_cost_dollars_total", labels) == 2.0

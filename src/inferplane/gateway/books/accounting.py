@@ -5,7 +5,8 @@ The request path only notes a finished request (a tuple and an append); a backgr
 (every SWEEP_S, and at shutdown) shares each replica's busy time among its requests, prices
 it, settles budgets, counts the cost (one metric update per model and team a sweep) and
 appends the records to the spool in one write(). The gateway never touches the database:
-the ledger writer, a process of its own (ledger/writer_process.py), stores the spool. Costs
+the ledger writer, a process of its own (ledger/writer_process.py), stores the spool (a write
+that fails, as on a full disk, keeps its rows for the next sweep's write). Costs
 are the gateway's view (request spans, gateway/books/gpu_time.py) priced from the fleet's catalog:
 a replica on a pool without a GPU, or one the catalog has no price for, costs nothing.
 """
@@ -31,6 +32,7 @@ from inferplane.ledger.usage import MICRO, hash_user
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 SWEEP_S = 0.5
+UNSPOOLED_ROWS = 100_000  # rows kept while the spool cannot be written (about 50 MB)
 CPU = "cpu"
 
 
@@ -106,6 +108,7 @@ class Accountant:
         self._timelines: dict[tuple[str, str], ReplicaTimeline] = {}
         self._estimate: dict[str, int] = {}  # pool -> recent cost of a request, micro-$
         self._cost: dict[tuple[str, str], Any] = {}  # (model, team) -> its counter child
+        self._unspooled: list[tuple[Any, ...]] = []  # rows a failed spool write kept
 
     def start(self, store: UsageStore | None = None) -> None:
         """Open the spool, and start each budget's period from what the ledger holds."""
@@ -156,6 +159,7 @@ class Accountant:
         cut = now if final or not self._in_flight else min(self._in_flight.values())
         shares = [s for timeline in self._timelines.values() for s in timeline.sweep(cut)]
         if not shares:
+            self._spool_rows([])  # what a failed write kept, if anything
             return 0
         finished = [self._finished.pop(share.span.request_id) for share in shares]
         costs: Counter[tuple[str, str]] = Counter()
@@ -167,8 +171,30 @@ class Accountant:
         if self.spool is not None:  # one spool write per sweep, not one per request
             offset = self.wall() - now  # the gateway's clock -> Unix time
             rows = [self.row(d, s, offset) for d, s in zip(finished, shares, strict=True)]
-            self.spool.append(rows)
+            self._spool_rows(rows)
         return len(shares)
+
+    def _spool_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """One spool write for `rows` and whatever an earlier failed write kept (a full disk):
+        those go first, and at most UNSPOOLED_ROWS wait; the oldest beyond are lost."""
+        if self.spool is None or not (rows or self._unspooled):
+            return
+        waiting = self._unspooled + rows
+        try:
+            self.spool.append(waiting)
+        except OSError as error:
+            self._unspooled = waiting[-UNSPOOLED_ROWS:]
+            lost = len(waiting) - len(self._unspooled)
+            log.warning(
+                "usage records could not be spooled (%s): %d wait for the next sweep%s",
+                error,
+                len(self._unspooled),
+                f", {lost} oldest lost" if lost else "",
+            )
+            return
+        if self._unspooled:
+            log.info("the %d usage records that waited are spooled", len(self._unspooled))
+        self._unspooled = []
 
     def _timeline(self, pool: str, replica: str) -> ReplicaTimeline:
         timeline = self._timelines.get((pool, replica))
