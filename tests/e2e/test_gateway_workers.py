@@ -107,7 +107,15 @@ async def _requests_counted(url: str) -> float:
     )
 
 
-async def test_every_scrape_counts_both_workers_requests(tmp_path: Path) -> None:
+async def _requests_on_the_page(url: str) -> float | None:
+    """The status page's request total, as one poll on a new connection sees it."""
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        response = await client.get("/ui/status.json", headers={"Connection": "close"})
+    total: float | None = response.json()["totals"]["requests"]
+    return total
+
+
+async def test_every_scrape_and_status_page_counts_both_workers_requests(tmp_path: Path) -> None:
     sent = 8
     async with fake_replica(Behaviour()) as replica:
         fleet = _fleet(tmp_path, replica, per_minute=None)
@@ -117,34 +125,13 @@ async def test_every_scrape_counts_both_workers_requests(tmp_path: Path) -> None
             await asyncio.sleep(2)  # the second worker listens too
             statuses = await _statuses(gateway.url, sent)
             await _requests_counted(gateway.url)  # Prometheus scrapes all along
-            await asyncio.sleep(SNAPSHOT_S + 1)  # every worker has written a snapshot since
+            # every worker has written a metrics snapshot since, and shared its page totals
+            # (each samples them every second)
+            await asyncio.sleep(SNAPSHOT_S + 1)
             counted = [await _requests_counted(gateway.url) for _ in range(6)]
-        finally:
-            await asyncio.to_thread(gateway.stop)
-    assert statuses == [200] * sent, gateway.log()
-    assert counted == [sent] * 6  # not one worker's share, whichever answered
-
-
-async def _requests_on_the_page(url: str) -> float | None:
-    """The status page's request total, as one poll on a new connection sees it."""
-    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        response = await client.get("/ui/status.json", headers={"Connection": "close"})
-    total: float | None = response.json()["totals"]["requests"]
-    return total
-
-
-async def test_the_status_page_counts_both_workers_requests(tmp_path: Path) -> None:
-    sent = 8
-    async with fake_replica(Behaviour()) as replica:
-        fleet = _fleet(tmp_path, replica, per_minute=None)
-        gateway = GatewayProcess(fleet, ["--workers", "2"], tmp_path / "gateway.log")
-        try:
-            await asyncio.to_thread(gateway.wait_up)
-            await asyncio.sleep(2)  # the second worker listens too
-            statuses = await _statuses(gateway.url, sent)
-            await asyncio.sleep(2.5)  # each worker samples (and shares) its totals every second
             shown = [await _requests_on_the_page(gateway.url) for _ in range(6)]
         finally:
             await asyncio.to_thread(gateway.stop)
     assert statuses == [200] * sent, gateway.log()
-    assert shown == [sent] * 6  # not one worker's share, whichever answered
+    assert counted == [sent] * 6  # not one worker's share, whichever answered
+    assert shown == [sent] * 6

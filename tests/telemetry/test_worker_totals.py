@@ -63,19 +63,32 @@ def test_summed_keeps_one_bucket_per_bound() -> None:
     assert [bound for bound, _ in both.ttft_buckets] == [bound for bound, _ in one.ttft_buckets]
 
 
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _board_of_two(
+    folder: Path,
+) -> tuple[StatusBoard, _Clock, _Metrics, tuple[SharedTotals, _Metrics]]:
+    """Worker 0's board on shared totals, its clock and metrics, and worker 1's side."""
+    mine, my_metrics = _worker(folder, 0)
+    clock = _Clock()
+    board = StatusBoard(dict, {}, mine.registry, clock=clock, wall=clock, totals=mine)
+    return board, clock, my_metrics, _worker(folder, 1)
+
+
 def test_a_board_on_shared_totals_charts_every_workers_requests(tmp_path: Path) -> None:
-    mine, my_metrics = _worker(tmp_path, 0)
-    other, other_metrics = _worker(tmp_path, 1)
-    now = [0.0]
-    board = StatusBoard(
-        dict, {}, mine.registry, clock=lambda: now[0], wall=lambda: now[0], totals=mine
-    )
+    board, clock, my_metrics, (other, other_metrics) = _board_of_two(tmp_path)
     other(0.0)
     board.sample()
     my_metrics.serve(2, 0.03, 0.0)
     other_metrics.serve(6, 0.03, 0.0)
     other(0.5)
-    now[0] = 2.0
+    clock.now = 2.0
     board.sample()
     (point,) = board.points
     assert point.requests_per_s == 4.0  # 8 requests in 2 s, not this worker's 2
@@ -83,19 +96,14 @@ def test_a_board_on_shared_totals_charts_every_workers_requests(tmp_path: Path) 
 
 
 def test_a_restarted_worker_does_not_bend_the_ttft_median(tmp_path: Path) -> None:
-    mine, my_metrics = _worker(tmp_path, 0)
-    other, other_metrics = _worker(tmp_path, 1)
-    now = [0.0]
-    board = StatusBoard(
-        dict, {}, mine.registry, clock=lambda: now[0], wall=lambda: now[0], totals=mine
-    )
+    board, clock, my_metrics, (other, other_metrics) = _board_of_two(tmp_path)
     other_metrics.serve(9, 0.03, 0.0)
     other(0.0)
     board.sample()
     restarted, _ = _worker(tmp_path, 1)  # worker 1 again, its counters empty
     restarted(0.5)
     my_metrics.serve(10, 0.3, 0.0)
-    now[0] = 1.0
+    clock.now = 1.0
     board.sample()
     (point,) = board.points
     # the other worker's 9 earlier requests (lower buckets) must not bend this interval's

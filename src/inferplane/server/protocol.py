@@ -23,20 +23,23 @@ class StreamOptions(_Lenient):
     include_usage: bool = False
 
 
+def _text_only(refusal: str) -> Any:
+    """A validator for a `type` field that only "text" passes; `refusal` says why, with
+    {kind} for the type sent."""
+
+    def check(kind: str) -> str:
+        if kind != "text":
+            raise PydanticCustomError("unsupported_value", refusal, {"kind": kind})
+        return kind
+
+    return field_validator("type")(check)
+
+
 class TextPart(_Lenient):
     type: str
     text: str = ""
 
-    @field_validator("type")
-    @classmethod
-    def _text_only(cls, kind: str) -> str:
-        if kind != "text":
-            raise PydanticCustomError(
-                "unsupported_part",
-                "this server takes text content only, not '{kind}' parts",
-                {"kind": kind},
-            )
-        return kind
+    _text = _text_only("this server takes text content only, not '{kind}' parts")
 
 
 class ChatMessage(_Lenient):
@@ -89,16 +92,9 @@ class SamplingFields(_Lenient):
 class ResponseFormat(_Lenient):
     type: str
 
-    @field_validator("type")
-    @classmethod
-    def _text_only(cls, kind: str) -> str:
-        if kind != "text":
-            raise PydanticCustomError(
-                "unsupported_format",
-                "'{kind}' is not supported: this server does not constrain its output to JSON",
-                {"kind": kind},
-            )
-        return kind
+    _text = _text_only(
+        "'{kind}' is not supported: this server does not constrain its output to JSON"
+    )
 
 
 def _no_tool_calls(choice: object) -> object:
