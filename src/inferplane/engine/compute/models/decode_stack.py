@@ -51,6 +51,11 @@ class DecodeStack:
         self.max_rows = max_rows
         self._built_from = built_from  # build's arguments, for __deepcopy__
 
+    def rebuilt(self) -> "DecodeStack | None":
+        """The stack over the same layers' weights as they are now (after they moved)."""
+        parts, kernels, dtype, heads = self._built_from
+        return DecodeStack.build(parts, kernels, dtype, heads)  # type: ignore[arg-type]
+
     def __deepcopy__(self, memo: dict[int, object]) -> "DecodeStack | None":
         parts, kernels, dtype, heads = self._built_from
         copied = copy.deepcopy(parts, memo)  # the copy's own layers, through the memo
