@@ -116,3 +116,19 @@ def test_the_writer_leaves_when_its_parent_is_killed(tmp_path: Path) -> None:
     parent.wait(10)
     _wait(lambda: _gone(writer_pid))
     assert _count(url) == 1  # it stored what was spooled before it left
+
+
+def test_a_group_wide_sigterm_stops_the_writer_without_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A supervisor's SIGTERM to the whole process group reaches the writer before the
+    gateway's own stop(): that is a stop, not a crash to restart and report."""
+    writer = WriterProcess(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path / "spool")
+    writer.start()
+    pid = writer.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    time.sleep(0.7)  # it leaves, and the watcher (polling every 0.5 s) sees it; then stop()
+    writer.stop()
+    assert writer.restarts == 0 and writer.pid == pid
+    assert "restarting" not in caplog.text

@@ -118,8 +118,11 @@ class WriterProcess:
             process.join(0.5)
             if process.is_alive() or self._stopping.is_set():
                 continue
-            log.warning("the ledger writer exited (%s); restarting it", process.exitcode)
+            # A supervisor stopping the whole process group (systemd, `kill -TERM -PGID`)
+            # stops the writer first: within the delay the gateway's stop() comes too, and
+            # then nothing restarts and nothing is said.
             if self._stopping.wait(RESTART_DELAY_S):
                 return
+            log.warning("the ledger writer exited (%s); restarting it", process.exitcode)
             self.restarts += 1
             self._spawn()
