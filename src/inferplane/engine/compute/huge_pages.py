@@ -43,20 +43,26 @@ def into_huge_pages(model: nn.Module, skip: tuple[type[nn.Module], ...] = ()) ->
     modules) into one huge-page mapping; returns the bytes moved (0 where none can be)."""
     if not huge_pages_available():
         return 0
-    owners = _large_buffers(model, skip)
-    unique = {_key(tensor): tensor for _, _, tensor in owners}
-    if not unique:
+    groups: dict[tuple[int, tuple[int, ...], torch.dtype], list[tuple[nn.Module, str]]] = {}
+    sizes = {}
+    for module, name, tensor in _large_buffers(model, skip):
+        groups.setdefault(_key(tensor), []).append((module, name))
+        sizes[_key(tensor)] = -(-tensor.numel() * tensor.element_size() // _ALIGN) * _ALIGN
+    total = sum(sizes.values())
+    if not total:
         return 0
-    offsets, total = {}, 0
-    for key, tensor in unique.items():
-        offsets[key] = total
-        total += -(-tensor.numel() * tensor.element_size() // _ALIGN) * _ALIGN
     arena = mmap.mmap(-1, total, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     arena.madvise(mmap.MADV_HUGEPAGE)
     flat = torch.frombuffer(arena, dtype=torch.uint8)  # the tensors keep the mapping alive
-    copies = {key: _copy_into(flat, offsets[key], tensor) for key, tensor in unique.items()}
-    for module, name, tensor in owners:
-        module._buffers[name] = copies[_key(tensor)]
+    offset = 0
+    for key, owners in groups.items():
+        # every holder of one buffer at once, so the original is freed before the next copy:
+        # the load's peak is the model plus one buffer, not two models
+        first, name = owners[0]
+        copy = _copy_into(flat, offset, first._buffers[name])  # type: ignore[arg-type]
+        for module, held in owners:
+            module._buffers[held] = copy
+        offset += sizes[key]
     return total
 
 
