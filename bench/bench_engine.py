@@ -244,6 +244,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, a smoke check")
     parser.add_argument("--parts", default="abc", help="which of a, b, c to run")
+    parser.add_argument("--name", default=None, help="results file name (default: engine)")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     started, load_before = time.perf_counter(), os.getloadavg()
@@ -258,7 +259,7 @@ def main() -> None:
         "seconds": round(time.perf_counter() - started, 1),
     }
     data = {**meta, **results}
-    name = "engine_quick" if args.quick else "engine"
+    name = args.name or ("engine_quick" if args.quick else "engine")
     print("wrote", common.write_json(name, data), "and", common.plot(name, data))
 
 
