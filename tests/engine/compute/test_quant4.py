@@ -130,7 +130,9 @@ def test_q4_0_model_is_smaller_and_its_kernels_agree(
     assert isinstance(layer.attn.qkv, Q4Linear) and isinstance(layer.mlp.gate_up, Q4Linear)
     assert isinstance(layer.mlp.down, Int8Linear) and isinstance(quant.model.lm_head, Int8Linear)
     assert layer.attn.qkv.kernels is not None  # the compiled decode path on this CPU
-    assert weight_bytes(layer.attn) < 0.15 * weight_bytes(dense.model.layers[0].attn)
+    dense_layer = dense.model.layers[0]
+    assert isinstance(dense_layer, DecoderLayer)
+    assert weight_bytes(layer.attn) < 0.15 * weight_bytes(dense_layer.attn)
     monkeypatch.setenv(DISABLE_ENV, "0")
     plain = TorchModelRunner.from_config(config)
     for step in prefill_then_decode():
