@@ -215,7 +215,10 @@ static int q4_linear(const float* x, const uint8_t* codes, const f16* d, const f
     for (int64_t m0 = 0; m0 < m; m0 += M_TILE) {
       const int m_rows = tile_rows(m, m0);
       const QInput tile = {in.xq + m0 * k, in.xs + m0 * nb, in.t + m0 * nb};
-      q4_tile(tile, wr, dr, mr, sums, m_rows, nb);
+      if (m_rows == 1) /* batch-1 decode: its own inlined copy, no call a row */
+        q4_row(tile, wr, dr, mr, sums, 1, nb);
+      else
+        q4_tile(tile, wr, dr, mr, sums, m_rows, nb);
       for (int r = 0; r < m_rows; ++r) out[(m0 + r) * n + row] = sums[r] + b;
     }
   }
