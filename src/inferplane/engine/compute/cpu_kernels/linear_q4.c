@@ -18,9 +18,10 @@
  * Each input value moves by at most half its block's step: the tests bound that error exactly.
  * Output rows are split over OpenMP threads, `threads` at most. Measured over SmolLM2-135M's
  * 120 layer products at one row, one Zen 4 thread, interleaved with linear_int8.c (VNNI):
- * 5.7-5.8 ms against int8's 6.3-7.0 for 57% of its bytes: this loop is bound by its
- * instructions (about 10 GB/s), not by memory; at 4 rows 12.4 against 13.4 ms. A first
- * version that loaded a per-lane scale and sum for every step took 10.4 ms.
+ * 5.7-5.8 ms against int8's 6.3-7.0 for 57% of its bytes, then 5.5-5.7 with one-row inputs
+ * inlined: this loop is bound by its instructions (about 10 GB/s on 576-wide rows, 18 GB/s on
+ * 4096-wide ones), not by memory; at 4 rows 12.4 against 13.4 ms. A first version that loaded
+ * a per-lane scale and sum for every step took 10.4 ms.
  */
 #include <math.h>
 #include <stdint.h>
