@@ -80,7 +80,7 @@ def load_model(
         config, weights, max_len, dtype, make_linear=make, make_head=head, kernels=kernels
     )
     weights.clear()  # the model holds what it uses: each weight moved below is then freed
-    if device.type == "cpu" and quantization != "q4_0":
+    if device.type == "cpu":
         _weights_into_huge_pages(model)
     return model
 
