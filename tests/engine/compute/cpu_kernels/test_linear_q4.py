@@ -80,6 +80,8 @@ def test_q4_linear_adds_the_bias_and_takes_every_code(q4: Q4Kernels) -> None:
     assert_within_input_rounding(got, x, w, bias)
     w1 = Q4Blocks(codes, scale.to(torch.float16), -scale.to(torch.float16) / 3)
     assert_within_input_rounding(q4.linear(x, w1, bias), x, w1, bias)
+    one = x[:1]  # one row: 16 weight rows a pass on the VNNI build
+    assert_within_input_rounding(q4.linear(one, w1, bias), one, w1, bias)
 
 
 def test_q4_linear_is_exact_when_the_input_is_already_on_its_int8_grid(q4: Q4Kernels) -> None:
@@ -97,16 +99,17 @@ def test_q4_linear_is_exact_when_the_input_is_already_on_its_int8_grid(q4: Q4Ker
 def test_q4_linear_uses_every_thread_it_is_given(q4: Q4Kernels) -> None:
     """The same result with one thread and with two (output rows split between them)."""
     w = _blocks("q4_1", 301, 256, seed=5)
-    x = torch.randn(3, 256, generator=torch.Generator().manual_seed(5))
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = q4.linear(x, w, None)
-        torch.set_num_threads(2)
-        two = q4.linear(x, w, None)
-    finally:
-        torch.set_num_threads(before)
-    assert torch.equal(one, two)
+    for rows in (1, 3):
+        x = torch.randn(rows, 256, generator=torch.Generator().manual_seed(5))
+        before = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)
+            one = q4.linear(x, w, None)
+            torch.set_num_threads(2)
+            two = q4.linear(x, w, None)
+        finally:
+            torch.set_num_threads(before)
+        assert torch.equal(one, two)
 
 
 @pytest.mark.parametrize("kind", ["q4_0", "q4_1"])
