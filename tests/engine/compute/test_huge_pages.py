@@ -76,8 +76,8 @@ def test_an_empty_huge_page_tensor_reads_as_zeros() -> None:
 def test_the_runner_streams_moved_weights_through_a_rebuilt_stack(
     tiny_model_dir: Path, dtype: DTypeName
 ) -> None:
-    """The embedding (and in float32 gate_up) cross MIN_BYTES in demo:tiny: the stack must
-    read them where they are now, and give the same logits as the layers one by one."""
+    """demo:tiny's products and embedding cross MIN_BYTES: the stack must read them where
+    they are now, and give the same logits as the layers one by one."""
     config = EngineConfig(model=str(tiny_model_dir), dtype=dtype, kv_cache_bytes=4 << 20)
     runner = TorchModelRunner.from_config(config)
     assert runner.model.stack is not None

@@ -19,7 +19,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-MIN_BYTES = 1 << 20  # smaller buffers (norms, biases) are not worth a page of their own
+# Smaller buffers (norms, biases) stay where they are. At 1 MiB SmolLM2's output projections
+# (0.66 MB each in bfloat16, a tenth of the layers' bytes) stayed in 4 KiB pages: moving them
+# too took the batch-1 step 11.80 -> 11.55 ms (1.02x, twelve interleaved rounds, load 1.7).
+MIN_BYTES = 64 << 10
 _ALIGN = 64  # each copy starts on a cache line, as the kernels' loads expect
 _THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
