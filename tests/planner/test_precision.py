@@ -1,6 +1,11 @@
 import pytest
 
-from inferplane.planner.precision import get_precision, lighter_precisions, precisions
+from inferplane.planner.precision import (
+    get_precision,
+    lighter_precisions,
+    precisions,
+    served_format,
+)
 
 
 def test_aliases_and_unknown_names() -> None:
@@ -21,3 +26,13 @@ def test_lighter_precisions() -> None:
     assert lighter_precisions("fp32") == ["bf16", "fp8", "int4"]
     assert lighter_precisions("int8") == ["int4"]
     assert lighter_precisions("int4") == []
+
+
+def test_q4_0_is_gguf_blocks_and_what_a_fleet_serves_is_planned_as_such() -> None:
+    q4 = get_precision("q4_0")
+    assert q4.linear_bytes == pytest.approx(0.5625)  # 4 bits + an fp16 scale per 32
+    assert lighter_precisions("q4_0") == []
+    assert served_format("auto", "none") == "bf16"
+    assert served_format("float32", "none") == "float32"
+    assert served_format("bfloat16", "int8") == "int8"
+    assert served_format("float32", "q4_0") == "q4_0"

@@ -3,7 +3,7 @@
 A replica of a pool whose model is served at `dtype` with a `max_model_len` context needs,
 per GPU, the planner's weights + KV cache (context x batch) + activations + overhead, split
 over `resources.count` GPUs (tensor parallel). `dtype: auto` is planned as bf16 and
-`quantization: int8` as int8 weights. The model's shape comes from its source: a planner
+`quantization: int8` or `q4_0` as those weights. The model's shape comes from its source: a planner
 preset name (llama-3-8b, ... : for planning only), demo:tiny / demo:small, package:NAME or a
 Hugging Face directory (its config.json). External pools and pools without a GPU need none.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from inferplane.config.schema import FleetConfig, ModelSpec, PoolSpec
-from inferplane.planner.precision import get_precision
+from inferplane.planner.precision import get_precision, served_format
 from inferplane.planner.shapes import ModelShape, preset_shapes, shape_from_config
 from inferplane.planner.vram import ServedModel, memory_breakdown
 
@@ -52,9 +52,7 @@ def model_shape(name: str, source: str) -> ModelShape:
 
 def served_model(name: str, spec: ModelSpec) -> ServedModel:
     shape = model_shape(name, spec.source)
-    dtype: str = "bf16" if spec.dtype == "auto" else spec.dtype
-    if spec.quantization == "int8":
-        dtype = "int8"
+    dtype = served_format(spec.dtype, spec.quantization)
     context = spec.max_model_len or min(_DEFAULT_CONTEXT, shape.max_context)
     return ServedModel(shape, get_precision(dtype), context)
 

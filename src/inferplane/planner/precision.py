@@ -10,6 +10,8 @@
     int4        0.5 byte per weight plus one fp16 scale and one packed int4 zero point per group
                 of 128 weights (GPTQ / AWQ style): 0.5 + 2.5 / 128 bytes; 16-bit KV cache and
                 16-bit math after dequantization.
+    q4_0        0.5 byte per weight plus one fp16 scale per block of 32 (GGUF's Q4_0, what
+                inferplane's `--quantization q4_0` holds): 0.5 + 2 / 32 bytes; as int4 otherwise.
 
 Quantization applies to the linear layers only: embeddings, the lm_head, norm scales and biases
 stay at 16 bits (32 for fp32), as the usual GPTQ / AWQ / fp8 checkpoints keep them.
@@ -20,6 +22,7 @@ from typing import Literal
 
 ComputePath = Literal["tf32", "bf16", "fp8", "int8"]
 _INT4_GROUP = 128
+_Q4_0_BLOCK = 32
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ def precisions() -> dict[str, Precision]:
         Precision("fp8", 1.0, 2, 1, "fp8"),
         Precision("int8", 1.0, 2, 2, "int8"),
         Precision("int4", 0.5 + 2.5 / _INT4_GROUP, 2, 2, "bf16"),
+        Precision("q4_0", 0.5 + 2 / _Q4_0_BLOCK, 2, 2, "bf16"),
     ]
     return {precision.name: precision for precision in table}
 
@@ -66,5 +70,13 @@ def lighter_precisions(name: str) -> list[str]:
     """Formats that store weights in fewer bytes than `name`, heaviest first."""
     # int8 stores as many bytes as fp8, so it is never the lighter step after fp8.
     order = ["fp32", "bf16", "fp8", "int4"]
-    start = order.index({"fp16": "bf16", "int8": "fp8"}.get(name, name))
+    start = order.index({"fp16": "bf16", "int8": "fp8", "q4_0": "int4"}.get(name, name))
     return order[start + 1 :]
+
+
+def served_format(dtype: str, quantization: str) -> str:
+    """The planner's name for what a fleet model's weights are served as: its quantization
+    (int8, q4_0) where it has one, else its dtype (`auto` planned as bf16)."""
+    if quantization in {"int8", "q4_0"}:
+        return quantization
+    return "bf16" if dtype == "auto" else dtype

@@ -18,7 +18,7 @@ from inferplane.engine.core.config import EngineConfig
 from inferplane.gateway.routing.balancer import Policy
 from inferplane.planner.efficiency import Efficiency
 from inferplane.planner.gpus import GpuSpec
-from inferplane.planner.precision import get_precision
+from inferplane.planner.precision import get_precision, served_format
 from inferplane.planner.shapes import preset_shapes
 from inferplane.planner.vram import ServedModel
 from inferplane.sim.events import EventLoop
@@ -88,8 +88,7 @@ def served(fleet: FleetConfig, spec: PoolSpec, shape: str | None) -> ServedModel
     if shape.lower() not in presets:
         raise ValueError(f"unknown model shape {shape!r}: use one of {', '.join(presets)}")
     found = presets[shape.lower()]
-    dtype = "int8" if model.quantization == "int8" else model.dtype
-    precision = get_precision("bf16" if dtype == "auto" else dtype)
+    precision = get_precision(served_format(model.dtype, model.quantization))
     return ServedModel(found, precision, model.max_model_len or min(4096, found.max_context))
 
 
