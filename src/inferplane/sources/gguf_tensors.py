@@ -26,7 +26,7 @@ stored, no requantization, for fused groups whose every part is Q4_0 or Q4_1.
 """
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,13 +98,18 @@ def check_types(tensors: Iterable[ReaderTensor]) -> None:
 
 def int8_tensors(tensors: Iterable[ReaderTensor]) -> set[str]:
     """The GGUF names of Q8_0 projection weights that go to the int8 path as they are."""
+    return _whole_groups(tensors, {Q.Q8_0})
+
+
+def _whole_groups(tensors: Iterable[ReaderTensor], kinds: Container[object]) -> set[str]:
+    """The names of projection weights whose fused group (see _FUSED) is all of `kinds`."""
     types = {tensor.name: tensor.tensor_type for tensor in tensors}
     layers = {GgufName.parse(name).layer for name in types} - {None}
     chosen: set[str] = set()
     for layer in layers:
         for group in _FUSED:
             names = [f"blk.{layer}.{part}.weight" for part in group]
-            if all(types.get(name) == Q.Q8_0 for name in names):
+            if all(types.get(name) in kinds for name in names):
                 chosen.update(names)
     return chosen
 
@@ -173,15 +178,7 @@ def _reorder(values: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
 def q4_tensors(tensors: Iterable[ReaderTensor]) -> set[str]:
     """The GGUF names of projection weights whose fused group (see _FUSED) is all Q4_0 / Q4_1:
     what `quantization: q4_0` keeps as 4-bit blocks (stored_q4_weights)."""
-    types = {tensor.name: tensor.tensor_type for tensor in tensors}
-    layers = {GgufName.parse(name).layer for name in types} - {None}
-    chosen: set[str] = set()
-    for layer in layers:
-        for group in _FUSED:
-            names = [f"blk.{layer}.{part}.weight" for part in group]
-            if all(types.get(name) in Q4_TYPES for name in names):
-                chosen.update(names)
-    return chosen
+    return _whole_groups(tensors, Q4_TYPES)
 
 
 def q4_blocks(tensor: ReaderTensor, shape: LlamaShape) -> Iterator[tuple[str, torch.Tensor]]:
