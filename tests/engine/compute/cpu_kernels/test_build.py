@@ -13,7 +13,8 @@ from inferplane.engine.compute.cpu_features import (
     CpuFeatures,
     host_features,
 )
-from inferplane.engine.compute.cpu_kernels import cpu_kernels, ops
+from inferplane.engine.compute.cpu_kernels import build as build_module
+from inferplane.engine.compute.cpu_kernels import cpu_kernels
 from inferplane.engine.compute.cpu_kernels.build import (
     BF16_TARGET_FLAGS,
     DISABLE_ENV,
@@ -112,7 +113,7 @@ def test_a_compiler_without_avx512_bf16_falls_back_to_the_level_below(
         return None if "-mavx512bf16" in target.flags else load_library(target)
 
     monkeypatch.delenv(OVERRIDE_ENV, raising=False)
-    monkeypatch.setattr(ops, "load_library", old_compiler)
+    monkeypatch.setattr(build_module, "load_library", old_compiler)
     kernels = cpu_kernels()
     if kernels is None:
         pytest.skip("no C compiler on this machine")

@@ -19,6 +19,7 @@ from inferplane.engine.compute.models.layers import (
     PackedLinear,
     StreamLinear,
 )
+from tests.engine.compute.cpu_kernels.threads import same_on_one_and_two_threads
 
 BF16, F32 = torch.bfloat16, torch.float32
 CPU = torch.device("cpu")
@@ -66,15 +67,7 @@ def test_linear_adds_the_bias(kernels: CpuKernels, dtype: torch.dtype) -> None:
 def test_linear_uses_every_thread_it_is_given(kernels: CpuKernels, dtype: torch.dtype) -> None:
     """The same result with one thread and with two (rows split between them)."""
     x, w = torch.randn(3, 256).to(dtype), torch.randn(301, 256).to(dtype)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = kernels.linear(x, w, None)
-        torch.set_num_threads(2)
-        two = kernels.linear(x, w, None)
-    finally:
-        torch.set_num_threads(before)
-    assert torch.equal(one, two)
+    assert same_on_one_and_two_threads(lambda: kernels.linear(x, w, None))
 
 
 @pytest.mark.parametrize("dtype", [BF16, F32])
@@ -142,15 +135,7 @@ def test_linear_cols_in_bfloat16_is_refused_without_avx512_bf16(kernels: CpuKern
 def test_linear_cols_uses_every_thread_it_is_given(kernels: CpuKernels, dtype: torch.dtype) -> None:
     _cols_built(kernels, dtype)
     x, w = torch.randn(16, 256).to(dtype), torch.randn(301, 256).to(dtype)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = kernels.linear_cols(x, w, None)
-        torch.set_num_threads(2)
-        two = kernels.linear_cols(x, w, None)
-    finally:
-        torch.set_num_threads(before)
-    assert torch.equal(one, two)
+    assert same_on_one_and_two_threads(lambda: kernels.linear_cols(x, w, None))
 
 
 def test_stream_linear_is_for_the_kernels_dtypes_on_cpu() -> None:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from inferplane.engine.compute.cpu_kernels import CpuKernels
 from inferplane.engine.compute.cpu_kernels.build import BuildTarget
 from inferplane.engine.compute.quant import dequantize, quantize_per_channel
+from tests.engine.compute.cpu_kernels.threads import same_on_one_and_two_threads
 
 
 def _operands(
@@ -69,15 +70,7 @@ def test_int8_linear_adds_the_bias_and_handles_extreme_weights(kernels: CpuKerne
 def test_int8_linear_uses_every_thread_it_is_given(kernels: CpuKernels) -> None:
     """The same result with one thread and with two (rows split between them)."""
     x, q, scale = _operands(3, 301, 256, seed=5)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = kernels.linear_int8(x, q, scale, None)
-        torch.set_num_threads(2)
-        two = kernels.linear_int8(x, q, scale, None)
-    finally:
-        torch.set_num_threads(before)
-    assert torch.equal(one, two)
+    assert same_on_one_and_two_threads(lambda: kernels.linear_int8(x, q, scale, None))
 
 
 def test_int8_linear_quantizes_the_input_where_the_build_has_the_instructions(

@@ -12,6 +12,7 @@ from gguf.quants import dequantize, quantize
 from inferplane.engine.compute.cpu_kernels.build import BuildTarget
 from inferplane.engine.compute.cpu_kernels.ops_q4 import Q4Blocks, Q4Kernels, q4_kernels
 from inferplane.engine.compute.quant4 import dequantize_q4, quantize_q4_0
+from tests.engine.compute.cpu_kernels.threads import same_on_one_and_two_threads
 
 
 @pytest.fixture(scope="module")
@@ -101,15 +102,7 @@ def test_q4_linear_uses_every_thread_it_is_given(q4: Q4Kernels) -> None:
     w = _blocks("q4_1", 301, 256, seed=5)
     for rows in (1, 3):
         x = torch.randn(rows, 256, generator=torch.Generator().manual_seed(5))
-        before = torch.get_num_threads()
-        try:
-            torch.set_num_threads(1)
-            one = q4.linear(x, w, None)
-            torch.set_num_threads(2)
-            two = q4.linear(x, w, None)
-        finally:
-            torch.set_num_threads(before)
-        assert torch.equal(one, two)
+        assert same_on_one_and_two_threads(lambda x=x: q4.linear(x, w, None))
 
 
 @pytest.mark.parametrize("kind", ["q4_0", "q4_1"])

@@ -14,6 +14,7 @@ from tests.engine.compute.cpu_kernels.kernel_cases import (
     logits_with_and_without_kernels,
     rope_cache_case,
 )
+from tests.engine.compute.cpu_kernels.threads import same_on_one_and_two_threads
 
 F32 = torch.float32
 
@@ -106,15 +107,7 @@ def test_decode_attention_is_the_same_split_over_threads(
     q = _randn(2, 1, heads, dim).to(dtype)
     k_cache, v_cache = k_cache.to(dtype), v_cache.to(dtype)
     args = (q, k_cache, v_cache, group.context_slots, group.lengths, dim**-0.5)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = kernels.decode_attention(*args)
-        torch.set_num_threads(2)
-        two = kernels.decode_attention(*args)
-    finally:
-        torch.set_num_threads(before)
-    assert torch.equal(one, two)
+    assert same_on_one_and_two_threads(lambda: kernels.decode_attention(*args))
 
 
 def _agree_with_and_without_kernels(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:

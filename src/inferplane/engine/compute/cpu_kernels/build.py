@@ -167,3 +167,16 @@ def _cpu_flags() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+def kernel_library(target: BuildTarget | None = None) -> ctypes.CDLL | None:
+    """The library this machine's kernels come from: built for `target`, else for the best
+    target the host runs that the compiler builds; None where the kernels are off or cannot
+    be built."""
+    if not enabled():
+        return None
+    for candidate in [target] if target is not None else host_targets():
+        library = load_library(candidate)
+        if library is not None:
+            return library
+    return None

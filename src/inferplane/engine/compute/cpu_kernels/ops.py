@@ -16,9 +16,7 @@ import torch
 
 from inferplane.engine.compute.cpu_kernels.build import (
     BuildTarget,
-    enabled,
-    host_targets,
-    load_library,
+    kernel_library,
 )
 
 _P = ctypes.c_void_p
@@ -280,13 +278,8 @@ def _run_linear(
 def cpu_kernels(target: BuildTarget | None = None) -> CpuKernels | None:
     """The kernels for this machine (built for `target`, else for the best target the host
     runs that the compiler builds), or None where they are off or cannot be built."""
-    if not enabled():
-        return None
-    for candidate in [target] if target is not None else host_targets():
-        library = load_library(candidate)
-        if library is not None:
-            return _wrap(library)
-    return None
+    library = kernel_library(target)
+    return None if library is None else _wrap(library)
 
 
 @functools.cache  # one wrapper per library, which load_library itself builds once

@@ -13,9 +13,7 @@ import torch
 
 from inferplane.engine.compute.cpu_kernels.build import (
     BuildTarget,
-    enabled,
-    host_targets,
-    load_library,
+    kernel_library,
 )
 
 _P = ctypes.c_void_p
@@ -93,13 +91,8 @@ class Q4Kernels:
 def q4_kernels(target: BuildTarget | None = None) -> Q4Kernels | None:
     """The 4-bit kernels of the library cpu_kernels(target) uses, or None where the kernels
     are off or cannot be built."""
-    if not enabled():
-        return None
-    for candidate in [target] if target is not None else host_targets():
-        library = load_library(candidate)
-        if library is not None:
-            return _wrap(library)
-    return None
+    library = kernel_library(target)
+    return None if library is None else _wrap(library)
 
 
 @functools.cache  # one wrapper per library, which load_library itself builds once
