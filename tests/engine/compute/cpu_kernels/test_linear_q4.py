@@ -2,6 +2,8 @@
 once per build target this CPU can run (see conftest.py): within the bound the input's
 rounding to int8 (per block of 32) sets, for Q4_0 and Q4_1, at every row count it takes."""
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -102,7 +104,7 @@ def test_q4_linear_uses_every_thread_it_is_given(q4: Q4Kernels) -> None:
     w = _blocks("q4_1", 301, 256, seed=5)
     for rows in (1, 3):
         x = torch.randn(rows, 256, generator=torch.Generator().manual_seed(5))
-        assert same_on_one_and_two_threads(lambda x=x: q4.linear(x, w, None))
+        assert same_on_one_and_two_threads(functools.partial(q4.linear, x, w, None))
 
 
 @pytest.mark.parametrize("kind", ["q4_0", "q4_1"])
