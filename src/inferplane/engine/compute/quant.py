@@ -74,6 +74,8 @@ class Int8Linear(nn.Module):
         self.register_buffer("weight", q)
         self.register_buffer("scale", scale)
         self.register_buffer("bias", bias)
+        # float32 prefill in bfloat16 where oneDNN computes it natively (the module's doc)
+        self.prefill_bf16 = kernels is not None and onednn_bf16()
 
     @classmethod
     def from_float(
@@ -102,6 +104,9 @@ class Int8Linear(nn.Module):
         if rows <= INT8_PACK_ROWS.get(x.dtype, 0):
             out = torch._weight_int8pack_mm(x, q, scale)
             return out if bias is None else out + bias
+        if self.prefill_bf16 and x.dtype == torch.float32:
+            out = dequantized_linear(x.to(torch.bfloat16), q, scale, None).float()
+            return out if bias is None else out + bias.float()
         return dequantized_linear(x, q, scale, bias)
 
     def _streams(self, x: torch.Tensor) -> bool:
@@ -149,6 +154,14 @@ def _dequantized(q: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> to
     """q * scale[:, None] in `dtype`: one pass where the scale is already in it."""
     w = torch.mul(q, scale[:, None])
     return w if w.dtype == dtype else w.to(dtype)
+
+
+def onednn_bf16() -> bool:
+    """Whether oneDNN computes bfloat16 natively on this CPU (PackedLinear's test)."""
+    # loaded on use: models/ imports this module
+    from inferplane.engine.compute.models.layers import PackedLinear  # noqa: PLC0415
+
+    return PackedLinear.supported(torch.device("cpu"), torch.bfloat16)
 
 
 def weight_bytes(module: nn.Module) -> int:

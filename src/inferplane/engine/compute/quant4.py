@@ -37,7 +37,7 @@ from inferplane.engine.compute.cpu_kernels.ops_q4 import (
     Q4Kernels,
     q4_kernels,
 )
-from inferplane.engine.compute.quant import Int8Linear, tiled_linear
+from inferplane.engine.compute.quant import Int8Linear, onednn_bf16, tiled_linear
 
 Q4_STREAM_ROWS = Q4_MAX_ROWS
 
@@ -90,7 +90,7 @@ class Q4Linear(nn.Module):
         self.register_buffer("min", None if w.min is None else w.min.contiguous())
         self.register_buffer("bias", bias)
         # float32 prefill in bfloat16 where oneDNN computes it natively (the module's doc)
-        self.prefill_bf16 = kernels is not None and _onednn_bf16()
+        self.prefill_bf16 = kernels is not None and onednn_bf16()
 
     @classmethod
     def from_float(
@@ -127,14 +127,6 @@ class Q4Linear(nn.Module):
         if self.kernels is not None and x.device.type == "cpu":
             return self.kernels.dequantize(w).to(x.dtype)
         return dequantize_q4(w, x.dtype)
-
-
-def _onednn_bf16() -> bool:
-    """Whether oneDNN computes bfloat16 natively on this CPU (PackedLinear's test)."""
-    # loaded on use: models/ imports this module
-    from inferplane.engine.compute.models.layers import PackedLinear  # noqa: PLC0415
-
-    return PackedLinear.supported(torch.device("cpu"), torch.bfloat16)
 
 
 def q4_factory(
