@@ -77,6 +77,7 @@ class Outcome:
         self.body = b""
         self.answered_s = 0.0  # from sending to the status line
         self.first_at = 0.0  # monotonic time of the first body byte
+        self.done_at = 0.0  # monotonic time of the last
 
 
 async def _stream(
@@ -94,6 +95,7 @@ async def _stream(
             if not outcome.body:
                 outcome.first_at = time.monotonic()
             outcome.body += chunk
+    outcome.done_at = time.monotonic()
     return outcome
 
 
@@ -137,15 +139,33 @@ async def test_past_capacity_the_rest_is_refused_at_once(gateway: GatewayProcess
     assert counted >= len(refused)
 
 
+async def _wait_queued(client: httpx.AsyncClient, count: int) -> None:
+    """Until the gateway's queue holds `count` requests (its gauge, not a sleep: how fast the
+    blockers run depends on the host)."""
+    deadline = time.monotonic() + 20
+    while True:
+        text = (await client.get("/metrics")).text
+        found = re.search(r'^inference_gateway_queued\{pool="main"\} (\S+)$', text, re.MULTILINE)
+        if found and float(found.group(1)) >= count:
+            return
+        assert time.monotonic() < deadline, f"the queue never held {count}"
+        await asyncio.sleep(0.02)
+
+
 async def test_premium_requests_queued_go_before_free_ones(gateway: GatewayProcess) -> None:
-    async with _client(gateway) as client:
-        blockers = [asyncio.create_task(_stream(client, "cheap", 80)) for _ in range(2 * SLOTS)]
+    async with _client(gateway) as client, _client(gateway) as watcher:
+        blockers = [asyncio.create_task(_stream(client, "cheap", 200)) for _ in range(2 * SLOTS)]
         await asyncio.sleep(0.3)  # every slot taken
         free = [asyncio.create_task(_stream(client, "cheap", 8)) for _ in range(3)]
-        await asyncio.sleep(0.2)  # queued first
+        await _wait_queued(watcher, 3)  # queued first
         gold = [asyncio.create_task(_stream(client, "gold", 8)) for _ in range(3)]
+        await _wait_queued(watcher, 6)
+        queued_all = time.monotonic()
         done = await asyncio.gather(*blockers, *free, *gold)
     assert all(o.status == 200 for o in done)
+    assert all(o.first_at > 0 for o in done)
+    # the test means something only if every slot was still held once all six waited
+    assert not any(blocker.done_at < queued_all for blocker in done[: 2 * SLOTS])
     free_started = [o.first_at for o in done[2 * SLOTS : 2 * SLOTS + 3]]
     gold_started = [o.first_at for o in done[2 * SLOTS + 3 :]]
     # Slots that free together go to a premium and a free request at once, so the order holds

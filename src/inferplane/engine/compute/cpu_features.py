@@ -152,3 +152,20 @@ def _cpuinfo_flags(cpuinfo: Path) -> set[str] | None:
         if key.strip() in {"flags", "Features"}:
             return set(value.split())
     return None
+
+
+def onednn_computes_bf16() -> bool:
+    """Whether oneDNN computes bfloat16 natively here: the host's features (as pretended, see
+    OVERRIDE_ENV) and torch's own oneDNN check, which also sees ONEDNN_MAX_CPU_ISA."""
+    return cpu_features().onednn_bf16 and _onednn_packs_bf16()
+
+
+def _onednn_packs_bf16() -> bool:
+    mkldnn = torch.ops.mkldnn
+    if not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
+        return False
+    if not hasattr(mkldnn, "_reorder_linear_weight"):
+        return False
+    return not hasattr(mkldnn, "_is_mkldnn_bf16_supported") or bool(
+        mkldnn._is_mkldnn_bf16_supported()
+    )

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inferplane.engine.compute.cpu_features import onednn_computes_bf16
 from inferplane.engine.compute.cpu_kernels import CpuKernels
 
 INT8_MAX = 127
@@ -77,7 +78,7 @@ class Int8Linear(nn.Module):
         self.register_buffer("scale", scale)
         self.register_buffer("bias", bias)
         # float32 prefill in bfloat16 where oneDNN computes it natively (the module's doc)
-        self.prefill_bf16 = kernels is not None and onednn_bf16()
+        self.prefill_bf16 = kernels is not None and onednn_computes_bf16()
 
     @classmethod
     def from_float(
@@ -156,14 +157,6 @@ def _dequantized(q: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> to
     """q * scale[:, None] in `dtype`: one pass where the scale is already in it."""
     w = torch.mul(q, scale[:, None])
     return w if w.dtype == dtype else w.to(dtype)
-
-
-def onednn_bf16() -> bool:
-    """Whether oneDNN computes bfloat16 natively on this CPU (PackedLinear's test)."""
-    # loaded on use: models/ imports this module
-    from inferplane.engine.compute.models.layers import PackedLinear  # noqa: PLC0415
-
-    return PackedLinear.supported(torch.device("cpu"), torch.bfloat16)
 
 
 def weight_bytes(module: nn.Module) -> int:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
+from inferplane.engine.compute.cpu_features import onednn_computes_bf16
 from inferplane.engine.compute.cpu_kernels import CpuKernels
 from inferplane.engine.compute.cpu_kernels.ops_q4 import (
     Q4_BLOCK,
@@ -37,7 +38,7 @@ from inferplane.engine.compute.cpu_kernels.ops_q4 import (
     Q4Kernels,
     q4_kernels,
 )
-from inferplane.engine.compute.quant import Int8Linear, onednn_bf16, tiled_linear
+from inferplane.engine.compute.quant import Int8Linear, tiled_linear
 
 Q4_STREAM_ROWS = Q4_MAX_ROWS
 
@@ -90,7 +91,7 @@ class Q4Linear(nn.Module):
         self.register_buffer("min", None if w.min is None else w.min.contiguous())
         self.register_buffer("bias", bias)
         # float32 prefill in bfloat16 where oneDNN computes it natively (the module's doc)
-        self.prefill_bf16 = kernels is not None and onednn_bf16()
+        self.prefill_bf16 = kernels is not None and onednn_computes_bf16()
 
     @classmethod
     def from_float(

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inferplane.engine.compute.cpu_features import cpu_features
+from inferplane.engine.compute.cpu_features import onednn_computes_bf16
 from inferplane.engine.compute.cpu_kernels import CpuKernels
 from inferplane.engine.compute.cpu_kernels.ops import COLS_MAX_ROWS
 from inferplane.engine.compute.loader import RopeConfig
@@ -55,24 +55,7 @@ class PackedLinear(nn.Module):
 
     @staticmethod
     def supported(device: torch.device, dtype: torch.dtype) -> bool:
-        return (
-            device.type == "cpu"
-            and dtype == torch.bfloat16
-            and cpu_features().onednn_bf16
-            and _onednn_packs_bf16()
-        )
-
-
-def _onednn_packs_bf16() -> bool:
-    """torch's own oneDNN check as well: it also sees ONEDNN_MAX_CPU_ISA, which ours does not."""
-    mkldnn = torch.ops.mkldnn
-    if not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
-        return False
-    if not hasattr(mkldnn, "_reorder_linear_weight"):
-        return False
-    return not hasattr(mkldnn, "_is_mkldnn_bf16_supported") or bool(
-        mkldnn._is_mkldnn_bf16_supported()
-    )
+        return device.type == "cpu" and dtype == torch.bfloat16 and onednn_computes_bf16()
 
 
 class WidenedLinear(Linear):
