@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from inferplane.engine.compute.huge_pages import (
+    DISABLE_ENV,
     MIN_BYTES,
     empty_in_huge_pages,
     huge_pages_available,
@@ -90,3 +91,23 @@ def test_the_runner_streams_moved_weights_through_a_rebuilt_stack(
     expected = layers.forward_logits(StepBatch(decode))
     torch.testing.assert_close(stacked, expected, atol=0.1, rtol=0.1)
     assert torch.equal(stacked.argmax(-1), expected.argmax(-1))
+
+
+def test_switched_off_nothing_moves_and_the_runner_gives_the_same_logits(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path a host without THP takes (INFERPLANE_HUGE_PAGES=0 here): weights and the KV
+    cache stay where torch put them, and the logits are those of a runner that moved them."""
+    config = EngineConfig(model=str(tiny_model_dir), dtype="float32", kv_cache_bytes=4 << 20)
+    moved = TorchModelRunner.from_config(config)
+    monkeypatch.setenv(DISABLE_ENV, "0")
+    assert not huge_pages_available()
+    assert into_huge_pages(nn.Linear(1024, 1024)) == 0
+    assert empty_in_huge_pages((4, 2, 1024, 64), torch.float32) is None
+    staying = TorchModelRunner.from_config(config)
+    prefill, decode = prefill_then_decode()
+    for runner in (moved, staying):
+        runner.forward_logits(StepBatch(prefill))
+    torch.testing.assert_close(
+        staying.forward_logits(StepBatch(decode)), moved.forward_logits(StepBatch(decode))
+    )

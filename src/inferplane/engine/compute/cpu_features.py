@@ -169,3 +169,8 @@ def _onednn_packs_bf16() -> bool:
     return not hasattr(mkldnn, "_is_mkldnn_bf16_supported") or bool(
         mkldnn._is_mkldnn_bf16_supported()
     )
+
+
+def switched_off(variable: str) -> bool:
+    """Whether the environment turns a CPU fast path off (`0`, `false`, `no` or `off`)."""
+    return os.environ.get(variable, "1").strip().lower() in ("0", "false", "no", "off")

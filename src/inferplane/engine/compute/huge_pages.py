@@ -10,7 +10,8 @@ rounds, load 1.4): bfloat16 21.4 -> 28.1 GB/s (1.32x), float16 17.3 -> 23.9 GB/s
 `into_huge_pages` copies a model's large CPU buffers into such a mapping and points the modules
 at the copies (tied buffers stay tied); the originals are freed as they lose their last
 reference. Anything that kept a buffer's address (a compiled layer stack) must be rebuilt.
-Where THP is off, or the platform has no MADV_HUGEPAGE, nothing moves.
+Where THP is off, or the platform has no MADV_HUGEPAGE, or INFERPLANE_HUGE_PAGES=0 (an
+operator who wants no THP for the engine), nothing moves.
 """
 
 import mmap
@@ -19,12 +20,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from inferplane.engine.compute.cpu_features import switched_off
+
 # Smaller buffers (norms, biases) stay where they are. At 1 MiB SmolLM2's output projections
 # (0.66 MB each in bfloat16, a tenth of the layers' bytes) stayed in 4 KiB pages: moving them
 # too took the batch-1 step 11.80 -> 11.55 ms (1.02x, twelve interleaved rounds, load 1.7).
 MIN_BYTES = 64 << 10
 _ALIGN = 64  # each copy starts on a cache line, as the kernels' loads expect
 _THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+DISABLE_ENV = "INFERPLANE_HUGE_PAGES"
 
 
 def thp_mode(path: Path = _THP_MODE) -> str:
@@ -38,6 +42,8 @@ def thp_mode(path: Path = _THP_MODE) -> str:
 
 
 def huge_pages_available() -> bool:
+    if switched_off(DISABLE_ENV):
+        return False
     return hasattr(mmap, "MADV_HUGEPAGE") and thp_mode() in {"always", "madvise"}
 
 

@@ -28,7 +28,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from inferplane.engine.compute.cpu_features import CpuFeatures, cpu_features
+from inferplane.engine.compute.cpu_features import CpuFeatures, cpu_features, switched_off
 from inferplane.sources.resolve import cache_dir
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class KernelBuildError(RuntimeError):
 
 
 def enabled() -> bool:
-    return os.environ.get(DISABLE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    return not switched_off(DISABLE_ENV)
 
 
 def compiler() -> str | None:
