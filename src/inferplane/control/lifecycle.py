@@ -223,9 +223,7 @@ class Lifecycle:
         for managed in draining:
             self.spawn(self.drain(managed))
         if plan.sleep is not None:
-            keep = pool.replicas[plan.sleep]
-            self.set_phase(pool, [keep], "sleeping")
-            keep.admin_call = self.spawn(self.sleep_replica(keep))
+            self.put_to_sleep(pool, pool.replicas[plan.sleep])
 
     # -- out of the balancer, asleep, awake -------------------------------------------------
 
@@ -244,6 +242,13 @@ class Lifecycle:
             await asyncio.sleep(DRAIN_POLL_S)
         log.info("draining %s", managed.handle.id)
         await self.actuator.stop(managed.handle.id, drain=True)
+
+    def put_to_sleep(self, pool: PoolRuntime, managed: Managed) -> "asyncio.Task[None]":
+        """Hot -> warm from now on (out of the balancer); the sleep call runs in the background,
+        kept as the replica's admin call, which a later wake waits for."""
+        self.set_phase(pool, [managed], "sleeping")
+        managed.admin_call = self.spawn(self.sleep_replica(managed))
+        return managed.admin_call
 
     async def sleep_replica(self, managed: Managed) -> None:
         """Hot -> warm: the process stays, the engine frees its weights and cache."""

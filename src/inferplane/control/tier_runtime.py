@@ -159,10 +159,9 @@ class TierRuntime:
             self.carry_out(self.manager.demote(pool.name, "cold", "no ready replica to sleep"))
             return
         keep, rest = up[0], up[1:] + starting
-        self.lifecycle.set_phase(pool, [keep], "sleeping")
+        sleep_call = self.lifecycle.put_to_sleep(pool, keep)
         self.lifecycle.set_phase(pool, rest, "draining")
-        keep.admin_call = self.lifecycle.spawn(self.lifecycle.sleep_replica(keep))  # a wake waits
-        self.lifecycle.spawn(self._sleep_then_finish(pool, keep.admin_call, rest))
+        self.lifecycle.spawn(self._sleep_then_finish(pool, sleep_call, rest))
 
     async def _sleep_then_finish(
         self, pool: PoolRuntime, sleep_call: "asyncio.Task[None]", rest: list[Managed]
