@@ -113,11 +113,14 @@ class Int8Linear(nn.Module):
         return dequantized_linear(x, q, scale, bias)
 
     def _streams(self, x: torch.Tensor) -> bool:
-        """Whether the compiled kernel takes x: float32 throughout, few rows."""
+        """Whether the compiled kernel takes x: few rows, in a dtype it streams."""
+        return x.shape[0] <= INT8_STREAM_ROWS and self.streams_dtype(x.dtype)
+
+    def streams_dtype(self, dtype: torch.dtype) -> bool:
+        """Whether the compiled kernel takes inputs of `dtype`: float32 throughout."""
         return (
             self.kernels is not None
-            and x.shape[0] <= INT8_STREAM_ROWS
-            and x.dtype == self.scale.dtype == torch.float32
+            and dtype == self.scale.dtype == torch.float32
             and (self.bias is None or self.bias.dtype == torch.float32)
         )
 

@@ -53,13 +53,15 @@ class DecodeStack:
 
     def rebuilt(self) -> "DecodeStack | None":
         """The stack over the same layers' weights as they are now (after they moved)."""
-        parts, kernels, dtype, heads = self._built_from
-        return DecodeStack.build(parts, kernels, dtype, heads)  # type: ignore[arg-type]
+        return self._build_over(self._built_from[0])
 
     def __deepcopy__(self, memo: dict[int, object]) -> "DecodeStack | None":
-        parts, kernels, dtype, heads = self._built_from
-        copied = copy.deepcopy(parts, memo)  # the copy's own layers, through the memo
-        return DecodeStack.build(copied, kernels, dtype, heads)  # type: ignore[arg-type]
+        # the copy's own layers, through the memo
+        return self._build_over(copy.deepcopy(self._built_from[0], memo))
+
+    def _build_over(self, parts: object) -> "DecodeStack | None":
+        _, kernels, dtype, heads = self._built_from
+        return DecodeStack.build(parts, kernels, dtype, heads)  # type: ignore[arg-type]
 
     @classmethod
     def build(
@@ -122,9 +124,7 @@ def _stack_linear(module: nn.Module, dtype: torch.dtype) -> tuple[StackLinear, i
         return StackLinear(module.weight, None, module.bias), module.max_rows
     if (
         isinstance(module, Int8Linear)
-        and module.kernels is not None
-        and dtype == module.scale.dtype == torch.float32
-        and (module.bias is None or module.bias.dtype == torch.float32)
+        and module.streams_dtype(dtype)
         and module.weight.is_contiguous()
     ):
         return StackLinear(module.weight, module.scale, module.bias), INT8_STREAM_ROWS
